@@ -1,0 +1,284 @@
+"""Stored, linked, governed messages: one EmailMessage per normalised Message-ID."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from capture.models.raw import Channel
+from crm.models import Contact, Item, Organization, TimeStamped
+
+
+class Thread(TimeStamped):
+    subject = models.TextField(blank=True)
+    subject_norm = models.CharField(max_length=255, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="owned_threads", help_text="The first capturer.",
+    )
+    first_at = models.DateTimeField(null=True, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+    private = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["subject_norm", "last_at"], name="cap_thread_subject_last")]
+
+    def __str__(self) -> str:
+        return self.subject or f"Thread {self.pk}"
+
+
+class EmailMessage(TimeStamped):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+        INTERNAL = "internal", "Internal"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        MEETING = "meeting", "Meeting"
+
+    class Stored(models.TextChoices):
+        FULL = "full", "Everything"
+        SUBJECT = "subject", "Subject and metadata"
+        METADATA = "metadata", "Metadata only"
+
+    message_id = models.CharField(max_length=995, unique=True)
+    message_id_synthesised = models.BooleanField(default=False)
+    thread = models.ForeignKey(Thread, on_delete=models.PROTECT, related_name="messages")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EMAIL)
+    subject = models.TextField(blank=True)
+    date = models.DateTimeField(db_index=True)
+    date_flag = models.CharField(max_length=10, blank=True)
+    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.UNKNOWN)
+    from_address = models.CharField(max_length=254, blank=True, db_index=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    in_reply_to = models.CharField(max_length=995, blank=True)
+    references = models.JSONField(default=list, blank=True)
+    text_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    body_truncated = models.BooleanField(default=False)
+    stored = models.CharField(max_length=10, choices=Stored.choices, default=Stored.FULL)
+    gate_reasons = models.JSONField(default=list, blank=True)
+    auto_generated = models.CharField(max_length=20, blank=True)
+    forwarded_flag = models.CharField(
+        max_length=30, blank=True,
+        help_text="Set when a forward's original could not be recovered and the wrapper was logged.",
+    )
+    size = models.PositiveBigIntegerField(default=0)
+    has_attachments = models.BooleanField(default=False)
+    defects = models.JSONField(default=list, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    first_raw = models.ForeignKey(
+        "capture.RawMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["thread", "date"], name="cap_email_thread_date")]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id
+
+
+class MessageRef(models.Model):
+    """A Message-ID this message points at (In-Reply-To or References): lets a parent that
+    arrives late find and absorb the replies that came first."""
+
+    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="refs")
+    ref = models.CharField(max_length=995, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email", "ref"], name="cap_messageref_unique")]
+
+
+class Capture(models.Model):
+    """One act of capturing a message: who, through which channel, when, from where."""
+
+    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="captures")
+    raw = models.OneToOneField("capture.RawMessage", on_delete=models.CASCADE, related_name="capture")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="captures"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    source = models.CharField(max_length=300, blank=True)
+    captured_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.channel} capture of #{self.email_id}"
+
+
+class Participant(models.Model):
+    class Role(models.TextChoices):
+        FROM = "from", "From"
+        SENDER = "sender", "Sender"
+        REPLY_TO = "reply_to", "Reply-To"
+        TO = "to", "To"
+        CC = "cc", "Cc"
+        BCC = "bcc", "Bcc"
+        ATTENDEE = "attendee", "Attendee"
+
+    class Match(models.TextChoices):
+        MATCHED = "matched", "Matched one contact"
+        CREATED = "created", "Contact created"
+        UNMATCHED = "unmatched", "No contact"
+        AMBIGUOUS = "ambiguous", "Several contacts (review)"
+        INTERNAL = "internal", "Internal"
+        INVALID = "invalid", "Invalid address"
+
+    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="participants")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    address = models.CharField(max_length=254, db_index=True)
+    name = models.CharField(max_length=300, blank=True)
+    match = models.CharField(max_length=10, choices=Match.choices, default=Match.UNMATCHED)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="participations")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="participations"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidates = models.JSONField(default=list, blank=True, help_text="Contact ids when ambiguous.")
+
+    class Meta:
+        indexes = [models.Index(fields=["match", "address"], name="cap_participant_match_addr")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.address}"
+
+
+class Blob(models.Model):
+    """Content-addressed file: identical attachments share one stored copy."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.PositiveBigIntegerField()
+    storage_path = models.CharField(max_length=300)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.sha256
+
+
+class Attachment(models.Model):
+    class Dropped(models.TextChoices):
+        KEPT = "", "Kept"
+        INLINE = "inline", "Inline part (not kept)"
+        TOO_LARGE = "too_large", "Over the size limit"
+        BLOCKED_TYPE = "blocked_type", "Blocked file type"
+        NOT_SELECTED = "not_selected", "Not selected by the user"
+        POLICY = "policy", "Not stored by policy"
+
+    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="attachments")
+    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="attachments")
+    filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    inline = models.BooleanField(default=False)
+    content_id = models.CharField(max_length=255, blank=True)
+    dropped = models.CharField(max_length=15, choices=Dropped.choices, blank=True, default=Dropped.KEPT)
+
+    def __str__(self) -> str:
+        return self.filename or self.sha256[:12]
+
+
+class Meeting(models.Model):
+    """A calendar invite (text/calendar) stored as a meeting activity, linked like mail."""
+
+    email = models.OneToOneField(EmailMessage, on_delete=models.CASCADE, related_name="meeting")
+    uid = models.CharField(max_length=255, blank=True, db_index=True)
+    method = models.CharField(max_length=20, blank=True)
+    summary = models.TextField(blank=True)
+    organizer = models.CharField(max_length=254, blank=True)
+    attendees = models.JSONField(default=list, blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    rrule = models.CharField(max_length=500, blank=True)
+    location = models.TextField(blank=True)
+    sequence = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.summary or self.uid
+
+
+class ThreadLink(TimeStamped):
+    """A thread associated with a CRM record. Every link records its source and who made it."""
+
+    class Source(models.TextChoices):
+        PARTICIPANT = "participant", "Participant match"
+        RULE = "rule", "Link rule"
+        MANUAL = "manual", "Manual"
+        INHERITED = "inherited", "Inherited from thread"
+        REFERENCE = "reference", "Reference found in mail"
+        ADDIN = "addin", "Chosen in the add-in"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="links")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links"
+    )
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email = models.ForeignKey(
+        EmailMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The message whose capture made the link.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(contact__isnull=False, organization__isnull=True, item__isnull=True)
+                    | models.Q(contact__isnull=True, organization__isnull=False, item__isnull=True)
+                    | models.Q(contact__isnull=True, organization__isnull=True, item__isnull=False)
+                ),
+                name="cap_threadlink_one_target",
+            ),
+            models.UniqueConstraint(fields=["thread", "contact"], name="cap_threadlink_contact"),
+            models.UniqueConstraint(fields=["thread", "organization"], name="cap_threadlink_org"),
+            models.UniqueConstraint(fields=["thread", "item"], name="cap_threadlink_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id} -> {self.contact or self.organization or self.item}"
+
+
+class ReviewItem(TimeStamped):
+    """Something the pipeline would not guess: an ambiguous contact match, an ambiguous link."""
+
+    class Kind(models.TextChoices):
+        AMBIGUOUS_CONTACT = "ambiguous_contact", "Several contacts share an address"
+        AMBIGUOUS_ITEM = "ambiguous_item", "Several open items could be linked"
+        REMATCH_BACKFILL = "rematch_backfill", "Earlier threads can be linked (backfill)"
+        QUARANTINE = "quarantine", "Quarantined by authentication results"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    email = models.ForeignKey(EmailMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    participant = models.ForeignKey(
+        Participant, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews"
+    )
+    candidates = models.JSONField(default=list, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "kind"], name="cap_review_status_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"

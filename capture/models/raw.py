@@ -1,0 +1,84 @@
+"""RawMessage: the exact bytes a channel received, written before it acknowledges."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from crm.models import TimeStamped
+
+
+class Channel(models.TextChoices):
+    SMTP = "smtp", "SMTP (BCC/forward address)"
+    IMAP = "imap", "IMAP mailbox sync"
+    API = "api", "REST API"
+    ADDIN = "addin", "Mail-client add-in"
+    WEBHOOK = "webhook", "ESP inbound webhook"
+    IMPORT = "import", "Import (mbox/Maildir/.eml)"
+    PIPE = "pipe", "MTA pipe (capture_mime)"
+    DEMO = "demo", "Demo data"
+
+
+class RawMessageQuerySet(models.QuerySet):
+    def stale_pending(self, older_than_seconds: int) -> RawMessageQuerySet:
+        cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+        return self.filter(status=RawMessage.Status.PENDING, updated__lt=cutoff)
+
+
+class RawMessage(TimeStamped):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+        DISCARDED = "discarded", "Discarded"
+
+    Channel = Channel
+
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveBigIntegerField()
+    storage_path = models.CharField(max_length=300, help_text="Content-addressed path under the raw store.")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    source = models.CharField(
+        max_length=300, blank=True,
+        help_text="Where it came from: mailbox/folder/UID, import file, webhook provider, client.",
+    )
+    envelope_from = models.CharField(max_length=320, blank=True)
+    envelope_to = models.JSONField(default=list, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="raw_messages", help_text="Who it was captured for.",
+    )
+    capture_address = models.ForeignKey(
+        "capture.CaptureAddress", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mailbox = models.ForeignKey(
+        "capture.MailboxConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text="Add-in choices: records to link, categories, attachments to keep.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason_code = models.CharField(max_length=60, blank=True)
+    reason_detail = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    traceback = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    email = models.ForeignKey(
+        "capture.EmailMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_messages"
+    )
+
+    objects = RawMessageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "updated"], name="cap_raw_status_updated"),
+            models.Index(fields=["channel", "received_at"], name="cap_raw_channel_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Raw #{self.pk} ({self.channel}, {self.status})"

@@ -1,0 +1,202 @@
+"""Mailwarden settings: everything comes from the environment (django-environ, optional .env).
+
+Every setting has a safe default for the embedded mode (`make run`: SQLite, tasks in-process)
+and is listed with a comment in `.env.example`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(env.str("MAILWARDEN_ENV_FILE", default=str(BASE_DIR / ".env")))
+
+VAR_DIR = Path(env.str("MAILWARDEN_VAR_DIR", default=str(BASE_DIR / "var")))
+INSECURE_SECRET = "insecure-development-secret-do-not-use-in-production"  # noqa: S105
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET)
+if not DEBUG and SECRET_KEY == INSECURE_SECRET:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_TZ = True
+USE_I18N = True
+LANGUAGE_CODE = "en-us"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "import_export",
+    "anymail",
+    "crm",
+    "governance",
+    "capture",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailwarden.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout: the SMTP listener, the web server and in-process tasks share the file.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "crm.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+MEDIA_ROOT = Path(env.str("MAILWARDEN_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Celery -------------------------------------------------------------------------------
+# Unset broker = embedded mode: tasks run in-process (eager), so `make run` needs no Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- REST API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.DefaultCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["crm.auth.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env.str("MAILWARDEN_API_RATE", default="6000/minute")},
+    "EXCEPTION_HANDLER": "crm.api.exceptions.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mailwarden API",
+    "DESCRIPTION": "Capture, link and govern a sales team's email.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+CACHES = {
+    "default": env.cache("MAILWARDEN_CACHE_URL", default="locmemcache://")
+}
+
+# --- Capture ------------------------------------------------------------------------------
+MAILWARDEN_CAPTURE_DOMAIN = env.str("MAILWARDEN_CAPTURE_DOMAIN", default="capture.localhost")
+MAILWARDEN_MAX_MESSAGE_BYTES = env.int("MAILWARDEN_MAX_MESSAGE_BYTES", default=60 * 1024 * 1024)
+MAILWARDEN_MAX_MIME_DEPTH = env.int("MAILWARDEN_MAX_MIME_DEPTH", default=20)
+MAILWARDEN_MAX_MIME_PARTS = env.int("MAILWARDEN_MAX_MIME_PARTS", default=500)
+MAILWARDEN_MAX_HEADERS = env.int("MAILWARDEN_MAX_HEADERS", default=1000)
+MAILWARDEN_MAX_BODY_CHARS = env.int("MAILWARDEN_MAX_BODY_CHARS", default=1_000_000)
+MAILWARDEN_MAX_ATTACHMENT_BYTES = env.int("MAILWARDEN_MAX_ATTACHMENT_BYTES", default=50 * 1024 * 1024)
+MAILWARDEN_BLOCKED_ATTACHMENT_TYPES = env.list(
+    "MAILWARDEN_BLOCKED_ATTACHMENT_TYPES",
+    default=[".exe", ".bat", ".cmd", ".com", ".js", ".vbs", ".scr", ".msi", ".ps1", ".jar"],
+)
+MAILWARDEN_KEEP_INLINE_PARTS = env.bool("MAILWARDEN_KEEP_INLINE_PARTS", default=False)
+MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS = env.int("MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS", default=300)
+MAILWARDEN_MAX_PROCESS_ATTEMPTS = env.int("MAILWARDEN_MAX_PROCESS_ATTEMPTS", default=5)
+MAILWARDEN_THREAD_WINDOW_DAYS = env.int("MAILWARDEN_THREAD_WINDOW_DAYS", default=30)
+MAILWARDEN_RAW_STORAGE_DIR = Path(env.str("MAILWARDEN_RAW_STORAGE_DIR", default=str(MEDIA_ROOT / "raw")))
+MAILWARDEN_BLOB_STORAGE_DIR = Path(env.str("MAILWARDEN_BLOB_STORAGE_DIR", default=str(MEDIA_ROOT / "blobs")))
+# Key for secrets at rest (mailbox passwords now, message bodies later): a Fernet key or any passphrase.
+MAILWARDEN_ENCRYPTION_KEY = env.str("MAILWARDEN_ENCRYPTION_KEY", default=SECRET_KEY)
+
+# SMTP listener
+MAILWARDEN_SMTP_HOST = env.str("MAILWARDEN_SMTP_HOST", default="127.0.0.1")
+MAILWARDEN_SMTP_PORT = env.int("MAILWARDEN_SMTP_PORT", default=2525)
+MAILWARDEN_SMTP_TLS_CERT = env.str("MAILWARDEN_SMTP_TLS_CERT", default="")
+MAILWARDEN_SMTP_TLS_KEY = env.str("MAILWARDEN_SMTP_TLS_KEY", default="")
+MAILWARDEN_SMTP_TRUST_AUTH_RESULTS = env.str("MAILWARDEN_SMTP_TRUST_AUTH_RESULTS", default="")
+MAILWARDEN_SMTP_RATE_LIMIT = env.int("MAILWARDEN_SMTP_RATE_LIMIT", default=200)
+MAILWARDEN_SMTP_RATE_WINDOW_SECONDS = env.int("MAILWARDEN_SMTP_RATE_WINDOW_SECONDS", default=3600)
+
+# IMAP sync
+MAILWARDEN_IMAP_TIMEOUT_SECONDS = env.int("MAILWARDEN_IMAP_TIMEOUT_SECONDS", default=30)
+MAILWARDEN_IMAP_BATCH_SIZE = env.int("MAILWARDEN_IMAP_BATCH_SIZE", default=200)
+MAILWARDEN_IMAP_MAX_AUTH_FAILURES = env.int("MAILWARDEN_IMAP_MAX_AUTH_FAILURES", default=3)
+
+# ESP inbound webhooks (django-anymail): each provider's secret, see .env.example
+ANYMAIL = {
+    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+    "POSTMARK_WEBHOOK_SECRET": env.str("POSTMARK_WEBHOOK_SECRET", default=""),
+    "SENDGRID_WEBHOOK_SECRET": env.str("SENDGRID_WEBHOOK_SECRET", default=""),
+    "AMAZON_SES_CLIENT_PARAMS": {},
+}
+EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="mailwarden@localhost")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("MAILWARDEN_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)

@@ -1,0 +1,200 @@
+"""The append-only, hash-chained audit log. Every app may call this module (it is a leaf).
+
+Writers insert events freely (no lock, no read of the previous row), so the capture workers
+never wait on each other. `seal_pending_events` later links unsealed rows into the chain in
+the order it seals them (`seal_seq`), each storing the previous event's hash. A row that
+commits late simply gets sealed in a later batch. `verify_chain` recomputes the chain from
+the newest `AuditAnchor` (or the start), so retention can drop old segments later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max
+
+from governance.models import AuditAnchor, AuditEvent
+
+GENESIS = "0" * 64
+_SEAL_LOCK_ID = 0x4D57_4155  # "MWAU": pg advisory lock id for the sealer
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user, an API token, or a named worker/system process."""
+
+    type: str
+    user_id: int | None = None
+    label: str = ""
+
+    @classmethod
+    def of(cls, who: Any) -> Actor:
+        from crm.models import ApiToken, User
+
+        if isinstance(who, Actor):
+            return who
+        if isinstance(who, ApiToken):
+            return cls(AuditEvent.ActorType.TOKEN, who.user_id, f"token:{who.prefix}:{who.name}")
+        if isinstance(who, User):
+            return cls(AuditEvent.ActorType.USER, who.pk, who.get_username())
+        if isinstance(who, str):
+            return cls(AuditEvent.ActorType.WORKER, None, who)
+        return cls(AuditEvent.ActorType.SYSTEM, None, "system")
+
+
+def actor_from_request(request: Any) -> Actor:
+    auth = getattr(request, "auth", None)
+    if auth is not None and auth.__class__.__name__ == "ApiToken":
+        return Actor.of(auth)
+    user = getattr(request, "user", None)
+    return Actor.of(user if user is not None and user.is_authenticated else None)
+
+
+def client_address(request: Any) -> str:
+    return (request.META.get("REMOTE_ADDR") or "")[:64] if request is not None else ""
+
+
+def _object_ref(obj: Any) -> tuple[str, str]:
+    if obj is None:
+        return "", ""
+    meta = getattr(obj, "_meta", None)
+    kind = f"{meta.app_label}.{meta.model_name}" if meta else type(obj).__name__
+    return kind, str(getattr(obj, "pk", "") or "")
+
+
+def build_event(
+    action: str,
+    *,
+    actor: Any = None,
+    obj: Any = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    channel: str = "",
+    address: str = "",
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """An unsaved event (for bulk inserts). Detail must hold no raw addresses or bodies."""
+    who = Actor.of(actor)
+    otype, oid = _object_ref(obj)
+    return AuditEvent(
+        actor_type=who.type,
+        actor_user_id=who.user_id,
+        actor_label=who.label[:200],
+        action=action,
+        object_type=object_type or otype,
+        object_id=str(object_id or oid),
+        channel=channel,
+        address=address[:64],
+        detail=dict(detail or {}),
+    )
+
+
+def record_event(action: str, **kwargs: Any) -> AuditEvent:
+    """Append one audit event (inside the caller's transaction, so it commits with the change)."""
+    event = build_event(action, **kwargs)
+    event.save(force_insert=True)
+    return event
+
+
+def record_events(events: Iterable[AuditEvent]) -> None:
+    AuditEvent.objects.bulk_create(list(events))
+
+
+def event_digest(event: AuditEvent, prev_hash: str) -> str:
+    payload = {
+        "id": event.pk,
+        "seq": event.seal_seq,
+        "created": event.created.isoformat(),
+        "actor_type": event.actor_type,
+        "actor_user": event.actor_user_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "channel": event.channel,
+        "address": event.address,
+        "detail": event.detail,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
+
+
+def seal_pending_events(batch_size: int = 5000) -> int:
+    """Link unsealed events into the chain; returns how many were sealed. Safe to run in parallel."""
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cur:
+                    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SEAL_LOCK_ID])
+                    if not cur.fetchone()[0]:
+                        return sealed  # another sealer is at work
+            pending = list(AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size])
+            if not pending:
+                return sealed
+            last = (
+                AuditEvent.objects.filter(seal_seq__isnull=False)
+                .order_by("-seal_seq")
+                .values_list("seal_seq", "hash")
+                .first()
+            )
+            seq, prev = last if last else (0, GENESIS)
+            for event in pending:
+                seq += 1
+                event.seal_seq = seq
+                event.prev_hash = prev
+                event.hash = event_digest(event, prev)
+                prev = event.hash
+            AuditEvent.objects.bulk_update(pending, ["seal_seq", "prev_hash", "hash"], batch_size=1000)
+            sealed += len(pending)
+        if len(pending) < batch_size:
+            return sealed
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    unsealed: int
+    first_broken_seq: int | None
+    first_broken_id: int | None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None
+
+
+def verify_chain(chunk: int = 5000) -> ChainReport:
+    """Recompute every hash from the newest anchor; report the first broken link."""
+    anchor = AuditAnchor.objects.order_by("-seal_seq").first()
+    start_seq, prev = (anchor.seal_seq, anchor.hash) if anchor else (0, GENESIS)
+    expected_seq = start_seq + 1
+    checked = 0
+    qs = AuditEvent.objects.filter(seal_seq__gt=start_seq).order_by("seal_seq")
+    last_seq = start_seq
+    while True:
+        rows = list(qs.filter(seal_seq__gt=last_seq)[:chunk])
+        if not rows:
+            break
+        for event in rows:
+            if event.seal_seq != expected_seq:
+                return ChainReport(checked, 0, expected_seq, event.pk, "missing event (gap in sequence)")
+            if event.prev_hash != prev:
+                return ChainReport(checked, 0, event.seal_seq, event.pk, "previous hash does not match")
+            if event_digest(event, prev) != event.hash:
+                return ChainReport(checked, 0, event.seal_seq, event.pk, "event content was altered")
+            prev = event.hash
+            expected_seq += 1
+            checked += 1
+        last_seq = rows[-1].seal_seq
+    unsealed = AuditEvent.objects.filter(seal_seq__isnull=True).count()
+    return ChainReport(checked, unsealed, None, None)
+
+
+def last_sealed_seq() -> int:
+    return AuditEvent.objects.aggregate(m=Max("seal_seq"))["m"] or 0

@@ -1,0 +1,81 @@
+"""Shared fixtures. Real services where they run; skip with a reason locally when one is
+missing, but under CI=true a missing service fails the test (never a silent skip)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.services import require_service
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    """Each test stores raw mail and blobs under its own temp dir."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MAILWARDEN_RAW_STORAGE_DIR = tmp_path / "media" / "raw"
+    settings.MAILWARDEN_BLOB_STORAGE_DIR = tmp_path / "media" / "blobs"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings):
+    """Tasks run in-process unless a test starts a real worker (tests/services.py)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = False
+    yield
+    app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def mail_fixture():
+    def load(name: str) -> bytes:
+        return (FIXTURES / "mail" / name).read_bytes()
+
+    return load
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+                continue
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)"))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("MAILWARDEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    host, port = "127.0.0.1", 6379
+    try:
+        hostport = url.split("//", 1)[1].split("/", 1)[0]
+        host, _, p = hostport.rpartition(":")
+        port = int(p)
+    except (IndexError, ValueError):
+        pass
+    try:
+        socket.create_connection((host or "127.0.0.1", port), timeout=1).close()
+    except OSError:
+        require_service(False, f"Redis at {url}")
+    return url
+
+
+@pytest.fixture
+def which():
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        require_service(path is not None, f"the '{name}' program (apt-get install it)")
+        return path  # type: ignore[return-value]
+
+    return find
