@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-router = DefaultRouter(trailing_slash=True)
+from capture.api import addresses, captures, emails, mailboxes
 
-urlpatterns = router.urls
+router = DefaultRouter(trailing_slash=True)
+extra_urls: list = []
+for module in (captures, emails, addresses, mailboxes):
+    module.register(router)
+    extra_urls += getattr(module, "urlpatterns", [])
+
+urlpatterns = [*router.urls, *extra_urls]
+__all__ = ["path", "urlpatterns"]

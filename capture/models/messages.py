@@ -94,6 +94,9 @@ class MessageRef(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["email", "ref"], name="cap_messageref_unique")]
 
+    def __str__(self) -> str:
+        return self.ref
+
 
 class Capture(models.Model):
     """One act of capturing a message: who, through which channel, when, from where."""
