@@ -1,0 +1,105 @@
+"""Shared helpers for the benchmark scripts in bench/.
+
+Convention (every script): ``python bench/NAME.py [--quick]`` prints a readable table and,
+as its LAST line, ``RESULT NAME ratio=X target=OP Y key=value ...``. ``--quick`` finishes
+within a few minutes on a small machine and still measures the ratio meaningfully.
+
+Usage::
+
+    from _common import bench_args, django_setup, result_line
+
+    args = bench_args(__doc__)
+    django_setup(args.database_url)
+    ...
+    result_line("audit", ratio, ">=0.9", with_chain_ev_s=1234, without_ev_s=1300)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The PostgreSQL the benchmarks use unless --database-url or DATABASE_URL says otherwise.
+DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/mailwarden"
+
+
+def bench_args(
+    description: str | None = None,
+    *,
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> argparse.Namespace:
+    """Parse the common benchmark options (--quick, --database-url) plus script-specific ones.
+
+    ``configure`` receives the parser so a script can add its own options.
+    """
+    parser = argparse.ArgumentParser(description=(description or "").strip() or None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller run that finishes within a few minutes and still measures the ratio",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="database to use (default: $DATABASE_URL, else the settings default)",
+    )
+    if configure is not None:
+        configure(parser)
+    return parser.parse_args(argv)
+
+
+def _format_figure(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}".rstrip("0").rstrip(".")
+    return str(value).replace(" ", "_")
+
+
+def result_line(name: str, ratio: float, target: str, **figures: object) -> str:
+    """Print (and return) the final ``RESULT`` line.
+
+    ``target`` is the comparison and threshold, e.g. ``">=0.9"`` or ``"<=1.5"``;
+    it is printed as ``target>=0.9``. Figures are printed as ``key=value`` in the given order.
+    """
+    target = target.strip()
+    if target.startswith("target"):
+        target = target[len("target") :]
+    if target and target[0].isdigit():
+        target = ">=" + target
+    parts = [f"RESULT {name}", f"ratio={ratio:.3f}", f"target{target}"]
+    parts.extend(f"{key}={_format_figure(value)}" for key, value in figures.items())
+    line = " ".join(parts)
+    print(line, flush=True)
+    return line
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a small aligned table (the human-readable part of a benchmark's output)."""
+    cells = [[str(h) for h in headers]] + [
+        [_format_figure(c) if isinstance(c, float) else str(c) for c in row] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)), flush=True)
+        if index == 0:
+            print("  ".join("-" * w for w in widths), flush=True)
+
+
+def django_setup(database_url: str | None = None) -> None:
+    """Make the repository importable, point Django at config.settings and call django.setup().
+
+    ``database_url`` (when given) overrides DATABASE_URL for this process.
+    """
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    import django
+
+    django.setup()
