@@ -170,7 +170,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
             continue
         try:
             return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown label, bad bytes, NUL in the label
             continue
     return data.decode("cp1252", "replace")
 
@@ -820,7 +820,9 @@ def _build(
         except Exception:
             ctype = "application/octet-stream"
         maintype = ctype.partition("/")[0]
-        payload_obj = part.get_payload()
+        # is_multipart() first: get_payload() without decode=True re-decodes 8-bit text
+        # (slow, and it raises on junk charset names)
+        payload_obj = part.get_payload() if part.is_multipart() else None
         if (
             maintype == "message"
             and isinstance(payload_obj, list)
