@@ -92,6 +92,12 @@ class MailboxConnection(TimeStamped):
     last_error_at = models.DateTimeField(null=True, blank=True)
     consecutive_auth_failures = models.PositiveIntegerField(default=0)
     paused_reason = models.CharField(max_length=200, blank=True)
+    consecutive_errors = models.PositiveIntegerField(
+        default=0, help_text="Failed runs in a row (any cause); sets the retry backoff."
+    )
+    # The sync lease: one worker at a time per mailbox, on SQLite and PostgreSQL alike.
+    lease_token = models.CharField(max_length=40, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return self.name or f"{self.username}@{self.host}"
@@ -107,6 +113,10 @@ class MailboxFolder(TimeStamped):
     messages_synced = models.PositiveBigIntegerField(default=0)
     skipped = models.PositiveBigIntegerField(default=0)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    skipped_log = models.JSONField(
+        default=list, blank=True,
+        help_text="The last 100 messages not captured (too large, draft): uid, size, reason, time.",
+    )
 
     class Meta:
         constraints = [
