@@ -189,7 +189,7 @@ def _split_address_list(value: str) -> list[str]:
     ("Key accounts: a@x, b@y;" and "undisclosed-recipients:;"): the group name is dropped.
     Semicolons outside a group separate too (Outlook's habit).
     """
-    chunks: list[str] = []
+    chunks: list[tuple[str, str]] = []  # (text, the separator that ended it)
     buf: list[str] = []
     quote = False
     escape = False
@@ -221,7 +221,7 @@ def _split_address_list(value: str) -> list[str]:
             elif ch == ">" and angle:
                 angle -= 1
             elif not angle and ch in ",;":
-                chunks.append("".join(buf))
+                chunks.append(("".join(buf), ch))
                 buf = []
                 continue
             elif not angle and ch == ":":
@@ -229,22 +229,23 @@ def _split_address_list(value: str) -> list[str]:
                 buf = []
                 continue
         buf.append(ch)
-    chunks.append("".join(buf))
-    chunks = [c.strip() for c in chunks]
-    chunks = [c for c in chunks if c]
+    chunks.append(("".join(buf), ""))
+    chunks = [(c.strip(), sep) for c, sep in chunks if c.strip()]
     # "Doe, John <john@x>" written without quotes: glue a bare name to the next chunk
+    # (only across a comma: Outlook separates with ";" and prints names without addresses)
     merged: list[str] = []
     i = 0
     while i < len(chunks):
-        chunk = chunks[i]
+        chunk, sep = chunks[i]
         if (
-            "@" not in chunk
+            sep == ","
+            and "@" not in chunk
             and "<" not in chunk
             and i + 1 < len(chunks)
-            and chunks[i + 1].find("<") > 0
-            and "@" not in chunks[i + 1].split("<", 1)[0]
+            and chunks[i + 1][0].find("<") > 0
+            and "@" not in chunks[i + 1][0].split("<", 1)[0]
         ):
-            merged.append(f"{chunk}, {chunks[i + 1]}")
+            merged.append(f"{chunk}, {chunks[i + 1][0]}")
             i += 2
             continue
         merged.append(chunk)
