@@ -1,0 +1,187 @@
+"""State shared by the steps while one batch of raw messages is processed.
+
+The steps look things up here instead of querying per message: every address, domain,
+Message-ID and never-log rule the batch needs is loaded in a few bulk queries, and what the
+batch itself creates (emails, threads, contacts) is added as it goes, so a reply that
+arrives in the same batch as its parent still finds it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models.functions import Lower
+
+from capture.mime import ParsedEmail
+from capture.models import (
+    Attachment,
+    Capture,
+    EmailMessage,
+    MessageRef,
+    Participant,
+    RawMessage,
+    Thread,
+    ThreadLink,
+)
+from crm.addresses import is_free_mail_domain, registrable_domain, split_address
+from crm.models import ContactEmail, OrganizationDomain, User, UserAddress
+from governance.models import AuditEvent, NeverLogRule, OrgSettings
+
+
+@dataclass
+class Work:
+    """One raw message on its way through the steps."""
+
+    raw: RawMessage
+    parsed: ParsedEmail | None = None
+    wrapper: ParsedEmail | None = None
+    forwarded_flag: str = ""
+    stored: str = EmailMessage.Stored.FULL
+    gate_reasons: list[str] = field(default_factory=list)
+    link_items: bool = True
+    email: EmailMessage | None = None
+    duplicate: bool = False
+    participants: list[Participant] = field(default_factory=list)
+    status: str = ""
+    reason_code: str = ""
+    reason_detail: str = ""
+
+
+@dataclass
+class Policy:
+    settings: OrgSettings
+    internal_domains: frozenset[str]
+    free_mail_extra: frozenset[str]
+    role_extra: frozenset[str]
+    never_log_org: frozenset[str]
+    never_log_user: dict[int, frozenset[str]]
+
+    @classmethod
+    def load(cls) -> Policy:
+        org = OrgSettings.load()
+        per_user: dict[int, set[str]] = defaultdict(set)
+        org_values: set[str] = set()
+        for user_id, value in NeverLogRule.objects.values_list("user_id", "value"):
+            (per_user[user_id] if user_id else org_values).add(value.strip().lower())
+        return cls(
+            settings=org,
+            internal_domains=frozenset(registrable_domain(d) for d in org.internal_domains or []),
+            free_mail_extra=frozenset(d.lower() for d in org.extra_free_mail_domains or []),
+            role_extra=frozenset(p.lower() for p in org.extra_role_local_parts or []),
+            never_log_org=frozenset(org_values),
+            never_log_user={k: frozenset(v) for k, v in per_user.items()},
+        )
+
+    def is_free_mail(self, domain: str) -> bool:
+        return is_free_mail_domain(domain, self.free_mail_extra)
+
+
+class BatchContext:
+    def __init__(self, works: list[Work]) -> None:
+        self.works = works
+        self.policy = Policy.load()
+        self.now: datetime | None = None
+        # address -> internal user id (login e-mails, connected addresses, aliases)
+        self.internal_users: dict[str, int] = {}
+        # address -> [(contact_id, organization_id)]
+        self.contacts_by_address: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+        # registrable domain -> organization id
+        self.org_by_domain: dict[str, int] = {}
+        # Message-ID -> EmailMessage (existing or created in this batch)
+        self.emails_by_mid: dict[str, EmailMessage] = {}
+        # referenced Message-ID -> thread ids of messages that point at it (late parents)
+        self.children_threads: dict[str, set[int]] = defaultdict(set)
+        self.threads: dict[int, Thread] = {}
+        self.thread_alias: dict[int, int] = {}
+        self.thread_addresses: dict[int, set[str]] = defaultdict(set)
+        # rows written at the end of the batch
+        self.new_participants: list[Participant] = []
+        self.new_refs: list[MessageRef] = []
+        self.new_captures: list[Capture] = []
+        self.new_links: list[ThreadLink] = []
+        self.new_attachments: list[Attachment] = []
+        self.audit: list[AuditEvent] = []
+        self.dirty_threads: set[int] = set()
+        self.extra: dict[str, Any] = {}
+
+    # --- bulk loading ---------------------------------------------------------------------
+    def preload(self) -> None:
+        """Load, in a handful of queries, everything the steps will look up."""
+        addresses: set[str] = set()
+        mids: set[str] = set()
+        for w in self.works:
+            p = w.parsed
+            if p is None:
+                continue
+            mids.add(p.message_id)
+            mids.add(p.in_reply_to)
+            mids.update(p.references)
+            for a in all_addresses(p):
+                addresses.add(a)
+        mids.discard("")
+        if addresses:
+            for addr, uid in UserAddress.objects.filter(address__in=addresses).values_list(
+                "address", "user_id"
+            ):
+                self.internal_users[addr] = uid
+            for email, uid in (
+                User.objects.annotate(e=Lower("email"))
+                .filter(e__in=addresses, is_active=True)
+                .values_list("e", "pk")
+            ):
+                self.internal_users.setdefault(email, uid)
+            for addr, cid, oid in ContactEmail.objects.filter(address__in=addresses).values_list(
+                "address", "contact_id", "contact__organization_id"
+            ):
+                self.contacts_by_address[addr].append((cid, oid))
+            domains = {registrable_domain(split_address(a)[1]) for a in addresses}
+            for dom, oid in OrganizationDomain.objects.filter(domain__in=domains).values_list(
+                "domain", "organization_id"
+            ):
+                self.org_by_domain[dom] = oid
+        if mids:
+            for email in EmailMessage.objects.filter(message_id__in=mids).only(
+                "id", "message_id", "thread_id", "date"
+            ):
+                self.emails_by_mid[email.message_id] = email
+            for ref, tid in MessageRef.objects.filter(ref__in=mids).values_list(
+                "ref", "email__thread_id"
+            ):
+                self.children_threads[ref].add(tid)
+
+    def thread(self, thread_id: int) -> Thread:
+        thread_id = self.resolve_thread_id(thread_id)
+        if thread_id not in self.threads:
+            self.threads[thread_id] = Thread.objects.get(pk=thread_id)
+        return self.threads[thread_id]
+
+    def resolve_thread_id(self, thread_id: int) -> int:
+        while thread_id in self.thread_alias:
+            thread_id = self.thread_alias[thread_id]
+        return thread_id
+
+    def is_internal(self, address: str) -> bool:
+        if address in self.internal_users:
+            return True
+        try:
+            domain = split_address(address)[1]
+        except ValueError:
+            return False
+        return registrable_domain(domain) in self.policy.internal_domains
+
+
+def all_addresses(parsed: ParsedEmail) -> list[str]:
+    out = []
+    groups = (parsed.from_, parsed.reply_to, parsed.to, parsed.cc, parsed.bcc)
+    for group in groups:
+        out.extend(a.address for a in group if a.valid and a.address)
+    if parsed.sender is not None and parsed.sender.valid and parsed.sender.address:
+        out.append(parsed.sender.address)
+    for event in parsed.calendar:
+        out.extend(a.address for a in event.attendees if a.valid and a.address)
+        if event.organizer is not None and event.organizer.valid and event.organizer.address:
+            out.append(event.organizer.address)
+    return out

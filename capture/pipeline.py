@@ -1,0 +1,384 @@
+"""Processing stored raw messages: parse → dedupe → gate → thread → resolve participants →
+link → store → audit (DESIGN.md "The capture pipeline").
+
+`ingest_raw_messages` is the one dispatcher. A batch is processed in one transaction with
+bulk lookups (capture/context.py); known bad input ends `rejected` with a reason code, an
+unexpected error rolls the batch back and each message is retried alone, so one bad message
+marks only itself `failed`. Processing is idempotent: a raw message that is no longer pending
+(or failed) is reported as it stands and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Max, Min, OuterRef, Subquery
+from django.utils import timezone
+
+from capture import storage
+from capture.context import BatchContext, Work
+from capture.errors import InputRejected
+from capture.forwarding import extract_forwarded_original
+from capture.gate import SUBMITTED_CHANNELS, gate_message
+from capture.linking import apply_link_rules
+from capture.mime import MessageRejected, ParseLimits, parse_email
+from capture.models import Attachment, Capture, EmailMessage, MessageRef, Participant, RawMessage, ReviewItem, Thread, ThreadLink
+from capture.participants import derive_direction, resolve_participants
+from capture.store import body_fields, store_attachments, store_meeting
+from capture.threads import assign_thread, touch_thread
+from crm.models import User
+from governance.audit import Actor, build_event, record_event, record_events
+
+log = logging.getLogger(__name__)
+Status = RawMessage.Status
+RETRYABLE = (Status.PENDING, Status.FAILED)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    raw_id: int
+    status: str
+    reason_code: str
+    email_id: int | None
+    duplicate: bool
+
+
+def parse_limits() -> ParseLimits:
+    return ParseLimits(
+        max_bytes=settings.MAILWARDEN_MAX_MESSAGE_BYTES,
+        max_depth=settings.MAILWARDEN_MAX_MIME_DEPTH,
+        max_parts=settings.MAILWARDEN_MAX_MIME_PARTS,
+        max_headers=settings.MAILWARDEN_MAX_HEADERS,
+        max_body_chars=settings.MAILWARDEN_MAX_BODY_CHARS,
+    )
+
+
+def ingest_raw_message(raw_id: int) -> IngestOutcome:
+    """Process one stored raw message (see ingest_raw_messages)."""
+    return ingest_raw_messages([raw_id])[0]
+
+
+def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
+    """Process stored raw messages; returns one outcome per id that exists, in id order."""
+    ids = sorted(set(raw_ids))
+    if not ids:
+        return []
+    try:
+        return process_batch(ids)
+    except Exception:
+        if len(ids) > 1:
+            log.warning("batch of %d failed; processing its messages one by one", len(ids), exc_info=True)
+            return [o for i in ids for o in ingest_raw_messages([i])]
+        return [mark_failed(ids[0], traceback.format_exc())]
+
+
+def process_batch(ids: list[int]) -> list[IngestOutcome]:
+    with transaction.atomic():
+        qs = RawMessage.objects.filter(pk__in=ids).order_by("pk")
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        raws = list(qs)
+        works = [Work(raw=r) for r in raws if r.status in RETRYABLE]
+        done = [outcome_of(r) for r in raws if r.status not in RETRYABLE]
+        for w in works:
+            w.raw.attempts += 1
+            parse_step(w)
+        active = sorted((w for w in works if not w.status), key=lambda w: (w.parsed.date, w.raw.pk))
+        ctx = BatchContext(active)
+        ctx.now = timezone.now()
+        ctx.preload()
+        own = own_addresses_by_user({w.raw.user_id for w in active if w.raw.user_id})
+        for w in active:
+            process_one(ctx, w, own.get(w.raw.user_id or 0, set()))
+        flush(ctx, works)
+    return sorted(done + [outcome_of(w.raw, w.duplicate) for w in works], key=lambda o: o.raw_id)
+
+
+def parse_step(work: Work) -> None:
+    """Bytes → ParsedEmail; a forward sent to a capture address yields its original."""
+    raw = work.raw
+    try:
+        data = storage.read_raw(raw.storage_path)
+    except FileNotFoundError:
+        raise RuntimeError("raw bytes missing from the raw store") from None
+    try:
+        parsed = parse_email(data, received_at=raw.received_at, limits=parse_limits())
+    except MessageRejected as e:
+        reject(work, e.code, e.detail)
+        return
+    work.parsed = parsed
+    if raw.channel in SUBMITTED_CHANNELS and addressed_to_capture(raw, parsed):
+        found = extract_forwarded_original(parsed, received_at=raw.received_at)
+        if found.parsed is not None and found.recovered_headers:
+            work.wrapper, work.parsed = parsed, found.parsed
+        elif found.method != "none":
+            work.forwarded_flag = "original_not_recovered"
+
+
+def addressed_to_capture(raw: RawMessage, parsed) -> bool:
+    """The user sent or forwarded the mail TO the capture address (a BCC leaves no header trace)."""
+    envelope = {a.lower() for a in raw.envelope_to}
+    return bool(envelope & {a.address for a in (*parsed.to, *parsed.cc)})
+
+
+def own_addresses_by_user(user_ids: set[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for user in User.objects.filter(pk__in=user_ids).prefetch_related("addresses"):
+        out[user.pk] = user.own_addresses()
+    return out
+
+
+def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
+    parsed = work.parsed
+    assert parsed is not None
+    existing = ctx.emails_by_mid.get(parsed.message_id)
+    if existing is not None:
+        record_capture(ctx, work, existing, duplicate=True)
+        return
+    try:
+        gate_message(ctx, work, own)
+    except InputRejected as e:
+        reject(work, e.code, e.detail)
+        return
+    direction = derive_direction(ctx, parsed)
+    thread = assign_thread(ctx, work)
+    email = EmailMessage(
+        message_id=parsed.message_id,
+        message_id_synthesised=parsed.message_id_synthesised,
+        thread=thread,
+        kind=EmailMessage.Kind.MEETING if parsed.calendar else EmailMessage.Kind.EMAIL,
+        date=parsed.date,
+        date_flag=parsed.date_flag,
+        direction=direction,
+        from_address=parsed.from_[0].address if parsed.from_ else "",
+        from_name=(parsed.from_[0].name if parsed.from_ else "")[:300],
+        in_reply_to=parsed.in_reply_to[:995],
+        references=list(parsed.references),
+        stored=work.stored,
+        gate_reasons=work.gate_reasons,
+        auto_generated=parsed.auto_generated,
+        forwarded_flag=work.forwarded_flag,
+        size=parsed.size,
+        has_attachments=any(not a.inline for a in parsed.attachments),
+        defects=list(parsed.defects)[:100],
+        headers=[list(h) for h in parsed.headers[:200]] if work.stored == EmailMessage.Stored.FULL else [],
+        categories=[str(c)[:100] for c in work.raw.options.get("categories", [])][:50],
+        first_raw=work.raw,
+        **body_fields(parsed, work.stored),
+    )
+    try:
+        with transaction.atomic():
+            email.save(force_insert=True)
+    except IntegrityError:
+        # Another worker stored the same Message-ID a moment ago: this capture is a duplicate.
+        other = EmailMessage.objects.get(message_id=parsed.message_id)
+        ctx.emails_by_mid[parsed.message_id] = other
+        record_capture(ctx, work, other, duplicate=True)
+        return
+    work.email = email
+    ctx.emails_by_mid[parsed.message_id] = email
+    touch_thread(ctx, thread, work)
+    work.participants = resolve_participants(ctx, work, direction)
+    ctx.new_participants.extend(work.participants)
+    for ref in {parsed.in_reply_to, *parsed.references} - {"", parsed.message_id}:
+        ctx.new_refs.append(MessageRef(email=email, ref=ref[:995]))
+        ctx.children_threads[ref].add(thread.pk)
+    apply_link_rules(ctx, work, thread.pk)
+    store_attachments(ctx, work)
+    store_meeting(work)
+    record_capture(ctx, work, email, duplicate=False)
+
+
+def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplicate: bool) -> None:
+    raw = work.raw
+    work.email, work.duplicate = email, duplicate
+    work.status = Status.PROCESSED
+    ctx.new_captures.append(
+        Capture(email=email, raw=raw, user_id=raw.user_id, channel=raw.channel, source=raw.source, captured_at=raw.received_at)
+    )
+    ctx.audit.append(
+        build_event(
+            "email.captured",
+            actor=Actor("worker", raw.user_id, "pipeline"),
+            obj=email,
+            channel=raw.channel,
+            detail={"raw": raw.pk, "duplicate": duplicate, "stored": email.stored},
+        )
+    )
+
+
+def reject(work: Work, code: str, detail: str = "") -> None:
+    work.status = Status.REJECTED
+    work.reason_code = code[:60]
+    work.reason_detail = detail[:2000]
+    log.info("raw message %s rejected: %s", work.raw.pk, code)
+
+
+def flush(ctx: BatchContext, works: list[Work]) -> None:
+    """Write what the batch produced in bulk, then settle each raw message's status."""
+    Participant.objects.bulk_create(ctx.new_participants, batch_size=1000)
+    reviews = [
+        ReviewItem(
+            kind=ReviewItem.Kind.AMBIGUOUS_CONTACT, email=p.email, thread_id=ctx.resolve_thread_id(p.email.thread_id),
+            participant=p, candidates=p.candidates,
+        )
+        for p in ctx.new_participants
+        if p.match == Participant.Match.AMBIGUOUS
+    ]
+    ReviewItem.objects.bulk_create(reviews)
+    MessageRef.objects.bulk_create(ctx.new_refs, ignore_conflicts=True, batch_size=1000)
+    for link in ctx.new_links:
+        link.thread_id = ctx.resolve_thread_id(link.thread_id)
+    ThreadLink.objects.bulk_create(ctx.new_links, ignore_conflicts=True, batch_size=1000)
+    Attachment.objects.bulk_create(ctx.new_attachments, batch_size=500)
+    Capture.objects.bulk_create(ctx.new_captures, batch_size=1000)
+    refresh_thread_stats({ctx.resolve_thread_id(t) for t in ctx.dirty_threads})
+    now = timezone.now()
+    for w in works:
+        raw = w.raw
+        raw.status = w.status or Status.FAILED
+        raw.reason_code = w.reason_code
+        raw.reason_detail = w.reason_detail
+        raw.traceback = ""
+        raw.processed_at = now
+        raw.email = w.email
+        if w.status == Status.REJECTED:
+            ctx.audit.append(
+                build_event("raw.rejected", actor=Actor("worker", raw.user_id, "pipeline"), obj=raw,
+                            channel=raw.channel, detail={"reason": w.reason_code})
+            )
+    RawMessage.objects.bulk_update(
+        [w.raw for w in works],
+        ["status", "reason_code", "reason_detail", "traceback", "processed_at", "email", "attempts", "updated"],
+        batch_size=500,
+    )
+    for cid in ctx.extra.get("contacts_created", []):
+        ctx.audit.append(build_event("contact.created", actor=Actor("worker", None, "pipeline"),
+                                     object_type="crm.contact", object_id=cid, detail={"source": "capture"}))
+    record_events(ctx.audit)
+
+
+def refresh_thread_stats(thread_ids: set[int]) -> None:
+    """Recount from the rows, so concurrent workers touching one thread never lose a count."""
+    if not thread_ids:
+        return
+    msgs = EmailMessage.objects.filter(thread=OuterRef("pk")).values("thread")
+    Thread.objects.filter(pk__in=thread_ids).update(
+        message_count=Subquery(msgs.annotate(n=Count("pk")).values("n")[:1]),
+        first_at=Subquery(msgs.annotate(m=Min("date")).values("m")[:1]),
+        last_at=Subquery(msgs.annotate(m=Max("date")).values("m")[:1]),
+        updated=timezone.now(),
+    )
+
+
+def outcome_of(raw: RawMessage, duplicate: bool = False) -> IngestOutcome:
+    return IngestOutcome(raw.pk, raw.status, raw.reason_code, raw.email_id, duplicate)
+
+
+def mark_failed(raw_id: int, tb: str) -> IngestOutcome:
+    """An unexpected error: keep the traceback; park after the configured number of attempts."""
+    with transaction.atomic():
+        raw = RawMessage.objects.select_for_update().filter(pk=raw_id).first()
+        if raw is None:
+            return IngestOutcome(raw_id, "missing", "not_found", None, False)
+        if raw.status not in RETRYABLE:
+            return outcome_of(raw)
+        raw.attempts += 1
+        raw.status = Status.FAILED
+        raw.traceback = tb[-20000:]
+        parked = raw.attempts >= settings.MAILWARDEN_MAX_PROCESS_ATTEMPTS
+        raw.reason_code = "parked" if parked else "error"
+        raw.reason_detail = tb.strip().splitlines()[-1][:500] if tb.strip() else ""
+        raw.save(update_fields=["attempts", "status", "traceback", "reason_code", "reason_detail", "updated"])
+        record_event("raw.failed", actor="worker:pipeline", obj=raw, channel=raw.channel,
+                     detail={"attempts": raw.attempts, "parked": parked})
+    log.error("raw message %s failed (attempt %s)", raw_id, raw.attempts)
+    return outcome_of(raw)
+
+
+# --- the sweeper and admin operations -----------------------------------------------------
+
+def retry_backoff(attempts: int) -> timedelta:
+    """Exponential backoff with a cap: 1, 2, 4, ... minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def due_for_processing(older_than_seconds: int | None = None) -> list[int]:
+    """Pending rows whose queue message may be lost, and failed rows due for another try."""
+    age = settings.MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    now = timezone.now()
+    pending = list(RawMessage.objects.stale_pending(age).values_list("pk", flat=True)[:10000])
+    failed = [
+        pk
+        for pk, attempts, updated in RawMessage.objects.filter(
+            status=Status.FAILED, attempts__lt=settings.MAILWARDEN_MAX_PROCESS_ATTEMPTS
+        ).values_list("pk", "attempts", "updated")[:10000]
+        if updated <= now - retry_backoff(attempts)
+    ]
+    return pending + failed
+
+
+def sweep_pending(older_than_seconds: int | None = None) -> int:
+    """Re-queue what is due (see due_for_processing); returns how many were queued."""
+    from capture import queue
+
+    ids = due_for_processing(older_than_seconds)
+    if ids:
+        RawMessage.objects.filter(pk__in=ids).update(updated=timezone.now())
+        queue.enqueue_processing(ids)
+    return len(ids)
+
+
+def retry_raw_messages(raw_ids: list[int], *, actor, release_quarantine: bool = False) -> int:
+    """Admin: put rejected/failed messages back to pending and queue them (audited)."""
+    from capture import queue
+
+    retried = []
+    with transaction.atomic():
+        for raw in RawMessage.objects.select_for_update().filter(
+            pk__in=raw_ids, status__in=[Status.REJECTED, Status.FAILED]
+        ):
+            raw.status, raw.attempts, raw.reason_code, raw.reason_detail, raw.traceback = Status.PENDING, 0, "", "", ""
+            if release_quarantine and raw.options.get("quarantine"):
+                raw.options = {**raw.options, "released": True}
+            raw.save()
+            record_event("raw.retried", actor=actor, obj=raw, channel="admin")
+            retried.append(raw.pk)
+        if retried:
+            transaction.on_commit(lambda: queue.enqueue_processing(retried))
+    return len(retried)
+
+
+def discard_raw_messages(raw_ids: list[int], *, actor) -> int:
+    """Admin: give up on rejected/failed messages; their bytes are deleted (audited)."""
+    count = 0
+    paths = []
+    with transaction.atomic():
+        for raw in RawMessage.objects.select_for_update().filter(
+            pk__in=raw_ids, status__in=[Status.REJECTED, Status.FAILED, Status.PENDING]
+        ):
+            raw.status = Status.DISCARDED
+            raw.save(update_fields=["status", "updated"])
+            record_event("raw.discarded", actor=actor, obj=raw, channel="admin",
+                         detail={"reason": raw.reason_code, "size": raw.size})
+            paths.append((raw.sha256, raw.storage_path))
+            count += 1
+    for sha, path in paths:
+        if not RawMessage.objects.filter(sha256=sha).exclude(status=Status.DISCARDED).exists():
+            storage.delete_raw(path)
+    return count
+
+
+__all__ = [
+    "IngestOutcome",
+    "discard_raw_messages",
+    "ingest_raw_message",
+    "ingest_raw_messages",
+    "retry_raw_messages",
+    "sweep_pending",
+]

@@ -1,0 +1,107 @@
+"""Storing what the gate allows: bodies (truncated to the limit, flagged), attachments
+(content-addressed, stored once; inline, oversize and blocked ones recorded as dropped with
+the reason while the message is still logged) and meetings."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+
+from capture import storage
+from capture.context import BatchContext, Work
+from capture.mime import ParsedEmail
+from capture.models import Attachment, Blob, EmailMessage, Meeting
+
+
+def body_fields(parsed: ParsedEmail, stored: str) -> dict:
+    if stored == EmailMessage.Stored.FULL:
+        return {
+            "subject": parsed.subject,
+            "text_body": parsed.text_body,
+            "html_body": parsed.html_body,
+            "body_truncated": parsed.body_truncated,
+        }
+    if stored == EmailMessage.Stored.SUBJECT:
+        return {
+            "subject": parsed.subject,
+            "text_body": "",
+            "html_body": "",
+            "body_truncated": False,
+        }
+    return {"subject": "", "text_body": "", "html_body": "", "body_truncated": False}
+
+
+def drop_reason(part, keep: list[str] | None, stored: str) -> str:
+    if stored != EmailMessage.Stored.FULL:
+        return Attachment.Dropped.POLICY
+    if part.inline and not settings.MAILWARDEN_KEEP_INLINE_PARTS:
+        return Attachment.Dropped.INLINE
+    if part.size > settings.MAILWARDEN_MAX_ATTACHMENT_BYTES:
+        return Attachment.Dropped.TOO_LARGE
+    ext = os.path.splitext(part.filename.lower())[1]
+    blocked = {
+        b.lower() if b.startswith(".") else "." + b.lower()
+        for b in settings.MAILWARDEN_BLOCKED_ATTACHMENT_TYPES
+    }
+    if ext and ext in blocked:
+        return Attachment.Dropped.BLOCKED_TYPE
+    if keep is not None and part.sha256 not in keep and part.filename not in keep:
+        return Attachment.Dropped.NOT_SELECTED
+    return Attachment.Dropped.KEPT
+
+
+def store_attachments(ctx: BatchContext, work: Work) -> None:
+    parsed, email = work.parsed, work.email
+    assert parsed is not None and email is not None
+    keep = work.raw.options.get("attachments")
+    keep_list = [str(k) for k in keep] if isinstance(keep, list) else None
+    blobs: dict[str, Blob] = ctx.extra.setdefault("blobs", {})
+    for part in parsed.attachments:
+        dropped = drop_reason(part, keep_list, work.stored)
+        blob = None
+        if not dropped:
+            blob = blobs.get(part.sha256)
+            if blob is None:
+                blob = Blob.objects.filter(sha256=part.sha256).first()
+            if blob is None:
+                digest, rel = storage.save_blob(part.payload, digest=part.sha256)
+                blob, _ = Blob.objects.get_or_create(
+                    sha256=digest, defaults={"size": part.size, "storage_path": rel}
+                )
+            blobs[part.sha256] = blob
+        ctx.new_attachments.append(
+            Attachment(
+                email=email,
+                blob=blob,
+                filename=part.filename[:255],
+                content_type=part.content_type[:127],
+                size=part.size,
+                sha256=part.sha256,
+                inline=part.inline,
+                content_id=part.content_id[:255],
+                dropped=dropped,
+            )
+        )
+    email.has_attachments = any(not a.inline for a in parsed.attachments)
+
+
+def store_meeting(work: Work) -> None:
+    parsed, email = work.parsed, work.email
+    assert parsed is not None and email is not None
+    if not parsed.calendar:
+        return
+    event = parsed.calendar[0]
+    Meeting.objects.create(
+        email=email,
+        uid=event.uid[:255],
+        method=event.method[:20],
+        summary=event.summary if work.stored != EmailMessage.Stored.METADATA else "",
+        organizer=event.organizer.address if event.organizer else "",
+        attendees=[{"address": a.address, "name": a.name} for a in event.attendees],
+        start=event.start,
+        end=event.end,
+        rrule=event.rrule[:500],
+        location=event.location if work.stored == EmailMessage.Stored.FULL else "",
+        sequence=event.sequence,
+    )

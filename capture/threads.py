@@ -1,0 +1,163 @@
+"""Threading: References / In-Reply-To first, then normalised subject + participant overlap.
+
+A message whose parent arrives later starts its own thread; when the parent comes, the
+threads are merged into the parent's (DESIGN.md). A reply joins its thread and so shares
+the thread's links.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count
+
+from capture.context import BatchContext, Work, all_addresses
+from capture.mime import normalize_subject
+from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
+
+# Subjects too generic to thread on by themselves.
+_GENERIC = {
+    "",
+    "hi",
+    "hello",
+    "hallo",
+    "question",
+    "meeting",
+    "call",
+    "follow up",
+    "follow-up",
+    "(no subject)",
+    "no subject",
+    "test",
+}
+
+
+def assign_thread(ctx: BatchContext, work: Work) -> Thread:
+    """Find or create the message's thread; absorb threads of replies that arrived first."""
+    parsed = work.parsed
+    assert parsed is not None
+    thread = thread_by_references(ctx, work)
+    if thread is None:
+        thread = thread_by_subject(ctx, work)
+    if thread is None:
+        thread = Thread.objects.create(
+            subject=parsed.subject[:2000],
+            subject_norm=normalize_subject(parsed.subject)[:255],
+            owner_id=work.raw.user_id,
+            first_at=parsed.date,
+            last_at=parsed.date,
+            message_count=0,
+        )
+        ctx.threads[thread.pk] = thread
+    for child_tid in sorted(ctx.children_threads.get(parsed.message_id, set())):
+        child_tid = ctx.resolve_thread_id(child_tid)
+        if child_tid != thread.pk:
+            merge_threads(ctx, into=thread, other_id=child_tid)
+    return thread
+
+
+def thread_by_references(ctx: BatchContext, work: Work) -> Thread | None:
+    parsed = work.parsed
+    assert parsed is not None
+    # The nearest ancestor first: In-Reply-To, then References from last (parent) to first (root).
+    for mid in (parsed.in_reply_to, *reversed(parsed.references)):
+        if mid and mid != parsed.message_id:
+            parent = ctx.emails_by_mid.get(mid)
+            if parent is not None:
+                return ctx.thread(parent.thread_id)
+    return None
+
+
+def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
+    parsed = work.parsed
+    assert parsed is not None
+    norm = normalize_subject(parsed.subject)[:255]
+    if norm in _GENERIC or len(norm) < 4:
+        return None
+    window = timedelta(days=ctx.policy.settings.thread_window_days)
+    mine = {a for a in all_addresses(parsed) if not ctx.is_internal(a)} or set(
+        all_addresses(parsed)
+    )
+    if not mine:
+        return None
+    candidates = {
+        t.pk: t
+        for t in Thread.objects.filter(
+            subject_norm=norm, last_at__gte=parsed.date - window, first_at__lte=parsed.date + window
+        ).order_by("-last_at")[:20]
+    }
+    for t in ctx.threads.values():
+        if t.subject_norm == norm and t.last_at and abs(t.last_at - parsed.date) <= window:
+            candidates.setdefault(t.pk, t)
+    if not candidates:
+        return None
+    overlap: dict[int, int] = {}
+    for tid, n in (
+        Participant.objects.filter(email__thread_id__in=list(candidates), address__in=mine)
+        .values_list("email__thread_id")
+        .annotate(n=Count("id"))
+    ):
+        overlap[tid] = n
+    for tid in candidates:
+        n = len(ctx.thread_addresses.get(tid, set()) & mine)
+        if n:
+            overlap[tid] = overlap.get(tid, 0) + n
+    best = [tid for tid in overlap if overlap[tid] > 0]
+    if not best:
+        return None
+    best.sort(key=lambda tid: (overlap[tid], candidates[tid].last_at), reverse=True)
+    chosen = best[0]
+    ctx.threads.setdefault(chosen, candidates[chosen])
+    return ctx.threads[chosen]
+
+
+def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
+    """Move every message, link and review of thread `other_id` into `into`, then drop it."""
+    other = ctx.thread(other_id)
+    EmailMessage.objects.filter(thread_id=other.pk).update(thread=into)
+    for email in ctx.emails_by_mid.values():
+        if email.thread_id == other.pk:
+            email.thread_id = into.pk
+    for w in ctx.works:
+        if w.email is not None and w.email.thread_id == other.pk:
+            w.email.thread_id = into.pk
+    existing = set(
+        ThreadLink.objects.filter(thread=into).values_list(
+            "contact_id", "organization_id", "item_id"
+        )
+    )
+    for link in ThreadLink.objects.filter(thread=other):
+        if (link.contact_id, link.organization_id, link.item_id) in existing:
+            link.delete()
+        else:
+            link.thread = into
+            link.save(update_fields=["thread"])
+    for link in ctx.new_links:
+        if link.thread_id == other.pk:
+            link.thread_id = into.pk
+    ReviewItem.objects.filter(thread=other).update(thread=into)
+    into.message_count += other.message_count
+    for attr, pick in (("first_at", min), ("last_at", max)):
+        values = [v for v in (getattr(into, attr), getattr(other, attr)) if v is not None]
+        setattr(into, attr, pick(values) if values else None)
+    if other.owner_id and into.owner_id is None:
+        into.owner_id = other.owner_id
+    ctx.thread_addresses[into.pk] |= ctx.thread_addresses.pop(other.pk, set())
+    ctx.thread_alias[other.pk] = into.pk
+    ctx.threads.pop(other.pk, None)
+    ctx.dirty_threads.discard(other.pk)
+    ctx.dirty_threads.add(into.pk)
+    other.delete()
+    ctx.extra["threads_merged"] = ctx.extra.get("threads_merged", 0) + 1
+
+
+def touch_thread(ctx: BatchContext, thread: Thread, work: Work) -> None:
+    parsed = work.parsed
+    assert parsed is not None
+    thread.message_count += 1
+    thread.first_at = min(thread.first_at or parsed.date, parsed.date)
+    thread.last_at = max(thread.last_at or parsed.date, parsed.date)
+    if thread.owner_id is None:
+        thread.owner_id = work.raw.user_id
+    ctx.thread_addresses[thread.pk].update(all_addresses(parsed))
+    ctx.dirty_threads.add(thread.pk)
