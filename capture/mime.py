@@ -37,6 +37,7 @@ __all__ = [
     "normalize_message_id",
     "normalize_subject",
     "parse_address_list",
+    "parse_calendar",
     "parse_email",
     "synthesise_message_id",
 ]
