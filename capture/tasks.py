@@ -1,4 +1,7 @@
-"""Celery tasks: thin, idempotent wrappers over service functions (STYLE.md)."""
+"""Celery tasks: thin, idempotent wrappers over service functions (STYLE.md).
+
+Every periodic task has a management command calling the same function.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,24 @@ def app_is_eager() -> bool:
     return bool(app.conf.task_always_eager)
 
 
-@shared_task(name="capture.process_raw_batch", acks_late=True)
+@shared_task(name="capture.process_raw_batch", acks_late=True, ignore_result=True)
 def process_raw_batch(raw_ids: list[int]) -> None:
+    """Process stored raw messages. Failures are recorded on the rows; the sweeper retries
+    them with backoff (capture.pipeline.due_for_processing), so the task itself never retries."""
     from capture.pipeline import ingest_raw_messages
 
     ingest_raw_messages(raw_ids)
+
+
+@shared_task(name="capture.sweep_pending", ignore_result=True)
+def sweep_pending() -> int:
+    from capture.pipeline import sweep_pending as sweep
+
+    return sweep()
+
+
+@shared_task(name="capture.rematch_addresses", ignore_result=True)
+def rematch_addresses(addresses: list[str]) -> int:
+    from capture.rematch import rematch_addresses as rematch
+
+    return rematch(addresses)
