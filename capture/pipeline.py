@@ -27,7 +27,17 @@ from capture.forwarding import extract_forwarded_original
 from capture.gate import SUBMITTED_CHANNELS, gate_message
 from capture.linking import apply_link_rules
 from capture.mime import MessageRejected, ParseLimits, parse_email
-from capture.models import Attachment, Capture, EmailMessage, MessageRef, Participant, RawMessage, ReviewItem, Thread, ThreadLink
+from capture.models import (
+    Attachment,
+    Capture,
+    EmailMessage,
+    MessageRef,
+    Participant,
+    RawMessage,
+    ReviewItem,
+    Thread,
+    ThreadLink,
+)
 from capture.participants import derive_direction, resolve_participants
 from capture.store import body_fields, store_attachments, store_meeting
 from capture.threads import assign_thread, touch_thread
@@ -72,7 +82,9 @@ def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
         return process_batch(ids)
     except Exception:
         if len(ids) > 1:
-            log.warning("batch of %d failed; processing its messages one by one", len(ids), exc_info=True)
+            log.warning(
+                "batch of %d failed; processing its messages one by one", len(ids), exc_info=True
+            )
             return [o for i in ids for o in ingest_raw_messages([i])]
         return [mark_failed(ids[0], traceback.format_exc())]
 
@@ -166,7 +178,9 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         size=parsed.size,
         has_attachments=any(not a.inline for a in parsed.attachments),
         defects=list(parsed.defects)[:100],
-        headers=[list(h) for h in parsed.headers[:200]] if work.stored == EmailMessage.Stored.FULL else [],
+        headers=[list(h) for h in parsed.headers[:200]]
+        if work.stored == EmailMessage.Stored.FULL
+        else [],
         categories=[str(c)[:100] for c in work.raw.options.get("categories", [])][:50],
         first_raw=work.raw,
         **body_fields(parsed, work.stored),
@@ -199,7 +213,14 @@ def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplic
     work.email, work.duplicate = email, duplicate
     work.status = Status.PROCESSED
     ctx.new_captures.append(
-        Capture(email=email, raw=raw, user_id=raw.user_id, channel=raw.channel, source=raw.source, captured_at=raw.received_at)
+        Capture(
+            email=email,
+            raw=raw,
+            user_id=raw.user_id,
+            channel=raw.channel,
+            source=raw.source,
+            captured_at=raw.received_at,
+        )
     )
     ctx.audit.append(
         build_event(
@@ -224,8 +245,11 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
     Participant.objects.bulk_create(ctx.new_participants, batch_size=1000)
     reviews = [
         ReviewItem(
-            kind=ReviewItem.Kind.AMBIGUOUS_CONTACT, email=p.email, thread_id=ctx.resolve_thread_id(p.email.thread_id),
-            participant=p, candidates=p.candidates,
+            kind=ReviewItem.Kind.AMBIGUOUS_CONTACT,
+            email=p.email,
+            thread_id=ctx.resolve_thread_id(p.email.thread_id),
+            participant=p,
+            candidates=p.candidates,
         )
         for p in ctx.new_participants
         if p.match == Participant.Match.AMBIGUOUS
@@ -249,17 +273,38 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
         raw.email = w.email
         if w.status == Status.REJECTED:
             ctx.audit.append(
-                build_event("raw.rejected", actor=Actor("worker", raw.user_id, "pipeline"), obj=raw,
-                            channel=raw.channel, detail={"reason": w.reason_code})
+                build_event(
+                    "raw.rejected",
+                    actor=Actor("worker", raw.user_id, "pipeline"),
+                    obj=raw,
+                    channel=raw.channel,
+                    detail={"reason": w.reason_code},
+                )
             )
     RawMessage.objects.bulk_update(
         [w.raw for w in works],
-        ["status", "reason_code", "reason_detail", "traceback", "processed_at", "email", "attempts", "updated"],
+        [
+            "status",
+            "reason_code",
+            "reason_detail",
+            "traceback",
+            "processed_at",
+            "email",
+            "attempts",
+            "updated",
+        ],
         batch_size=500,
     )
     for cid in ctx.extra.get("contacts_created", []):
-        ctx.audit.append(build_event("contact.created", actor=Actor("worker", None, "pipeline"),
-                                     object_type="crm.contact", object_id=cid, detail={"source": "capture"}))
+        ctx.audit.append(
+            build_event(
+                "contact.created",
+                actor=Actor("worker", None, "pipeline"),
+                object_type="crm.contact",
+                object_id=cid,
+                detail={"source": "capture"},
+            )
+        )
     record_events(ctx.audit)
 
 
@@ -294,14 +339,29 @@ def mark_failed(raw_id: int, tb: str) -> IngestOutcome:
         parked = raw.attempts >= settings.MAILWARDEN_MAX_PROCESS_ATTEMPTS
         raw.reason_code = "parked" if parked else "error"
         raw.reason_detail = tb.strip().splitlines()[-1][:500] if tb.strip() else ""
-        raw.save(update_fields=["attempts", "status", "traceback", "reason_code", "reason_detail", "updated"])
-        record_event("raw.failed", actor="worker:pipeline", obj=raw, channel=raw.channel,
-                     detail={"attempts": raw.attempts, "parked": parked})
+        raw.save(
+            update_fields=[
+                "attempts",
+                "status",
+                "traceback",
+                "reason_code",
+                "reason_detail",
+                "updated",
+            ]
+        )
+        record_event(
+            "raw.failed",
+            actor="worker:pipeline",
+            obj=raw,
+            channel=raw.channel,
+            detail={"attempts": raw.attempts, "parked": parked},
+        )
     log.error("raw message %s failed (attempt %s)", raw_id, raw.attempts)
     return outcome_of(raw)
 
 
 # --- the sweeper and admin operations -----------------------------------------------------
+
 
 def retry_backoff(attempts: int) -> timedelta:
     """Exponential backoff with a cap: 1, 2, 4, ... minutes, at most an hour."""
@@ -310,7 +370,11 @@ def retry_backoff(attempts: int) -> timedelta:
 
 def due_for_processing(older_than_seconds: int | None = None) -> list[int]:
     """Pending rows whose queue message may be lost, and failed rows due for another try."""
-    age = settings.MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    age = (
+        settings.MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS
+        if older_than_seconds is None
+        else older_than_seconds
+    )
     now = timezone.now()
     pending = list(RawMessage.objects.stale_pending(age).values_list("pk", flat=True)[:10000])
     failed = [
@@ -343,7 +407,13 @@ def retry_raw_messages(raw_ids: list[int], *, actor, release_quarantine: bool = 
         for raw in RawMessage.objects.select_for_update().filter(
             pk__in=raw_ids, status__in=[Status.REJECTED, Status.FAILED]
         ):
-            raw.status, raw.attempts, raw.reason_code, raw.reason_detail, raw.traceback = Status.PENDING, 0, "", "", ""
+            raw.status, raw.attempts, raw.reason_code, raw.reason_detail, raw.traceback = (
+                Status.PENDING,
+                0,
+                "",
+                "",
+                "",
+            )
             if release_quarantine and raw.options.get("quarantine"):
                 raw.options = {**raw.options, "released": True}
             raw.save()
@@ -364,8 +434,13 @@ def discard_raw_messages(raw_ids: list[int], *, actor) -> int:
         ):
             raw.status = Status.DISCARDED
             raw.save(update_fields=["status", "updated"])
-            record_event("raw.discarded", actor=actor, obj=raw, channel="admin",
-                         detail={"reason": raw.reason_code, "size": raw.size})
+            record_event(
+                "raw.discarded",
+                actor=actor,
+                obj=raw,
+                channel="admin",
+                detail={"reason": raw.reason_code, "size": raw.size},
+            )
             paths.append((raw.sha256, raw.storage_path))
             count += 1
     for sha, path in paths:

@@ -25,9 +25,11 @@ def rematch_addresses(addresses: list[str]) -> int:
         owners[addr].append((cid, oid))
     matched = 0
     with transaction.atomic():
-        rows = Participant.objects.select_for_update().filter(
-            address__in=list(owners), match=Participant.Match.UNMATCHED
-        ).select_related("email")
+        rows = (
+            Participant.objects.select_for_update()
+            .filter(address__in=list(owners), match=Participant.Match.UNMATCHED)
+            .select_related("email")
+        )
         threads_by_contact: dict[int, set[int]] = defaultdict(set)
         links = []
         for p in rows:
@@ -39,10 +41,23 @@ def rematch_addresses(addresses: list[str]) -> int:
             if oid and not p.organization_id:
                 p.organization_id = oid
             p.save(update_fields=["match", "contact", "organization"])
-            links.append(ThreadLink(thread_id=p.email.thread_id, contact_id=cid, source=ThreadLink.Source.PARTICIPANT, email=p.email))
+            links.append(
+                ThreadLink(
+                    thread_id=p.email.thread_id,
+                    contact_id=cid,
+                    source=ThreadLink.Source.PARTICIPANT,
+                    email=p.email,
+                )
+            )
             if p.organization_id:
-                links.append(ThreadLink(thread_id=p.email.thread_id, organization_id=p.organization_id,
-                                        source=ThreadLink.Source.PARTICIPANT, email=p.email))
+                links.append(
+                    ThreadLink(
+                        thread_id=p.email.thread_id,
+                        organization_id=p.organization_id,
+                        source=ThreadLink.Source.PARTICIPANT,
+                        email=p.email,
+                    )
+                )
             threads_by_contact[cid].add(p.email.thread_id)
             matched += 1
         ThreadLink.objects.bulk_create(links, ignore_conflicts=True)
@@ -52,6 +67,11 @@ def rematch_addresses(addresses: list[str]) -> int:
                 candidates=sorted(thread_ids),
                 detail={"contact": cid, "threads": len(thread_ids)},
             )
-            record_event("participants.rematched", actor="worker:rematch", object_type="crm.contact",
-                         object_id=cid, detail={"threads": len(thread_ids)})
+            record_event(
+                "participants.rematched",
+                actor="worker:rematch",
+                object_type="crm.contact",
+                object_id=cid,
+                detail={"threads": len(thread_ids)},
+            )
     return matched
