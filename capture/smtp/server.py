@@ -1,0 +1,315 @@
+"""The SMTP capture listener: aiosmtpd sessions, a thread pool for lookups, one group-commit
+writer, and a graceful shutdown that lets messages in DATA finish.
+
+`CaptureListener` runs on an asyncio loop (`serve_forever` in the management command,
+`start_listener_thread` for the embedded mode and tests). See docs/smtp.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from capture import queue as capture_queue
+from capture.errors import MessageTooLarge, StoreUnavailable
+from capture.ingest import RawSpec
+from capture.models.raw import Channel
+from capture.smtp import screening
+from capture.smtp.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+# aiosmtpd's own wording for these carries no enhanced status code (RFC 3463).
+_REWRITES = {
+    "552 Error: Too much mail data": screening.TOO_BIG,
+    "552 Error: message size exceeds fixed maximum message size": screening.TOO_BIG,
+}
+SHUTDOWN_STATUS = b"421 4.3.2 Service shutting down, try again later\r\n"
+
+
+def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """Server-side context for STARTTLS from PEM files."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class CaptureSMTP(SMTP):
+    """aiosmtpd's session with RFC 3463 codes and a flag saying "in DATA" for shutdown."""
+
+    def __init__(self, *args: Any, registry: set[CaptureSMTP], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_data = False
+        self._registry = registry
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._registry.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._registry.discard(self)
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = _REWRITES.get(status, status)
+        await super().push(status)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+
+
+class CaptureHandler:
+    """aiosmtpd handler: RCPT and DATA decisions run in threads, stores go to the writer."""
+
+    def __init__(self, writer: GroupCommitWriter, executor: ThreadPoolExecutor) -> None:
+        self.writer = writer
+        self.executor = executor
+        self.accepted = 0
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _with_fresh_connection, fn, *args)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        # RFC 2920: aiosmtpd reads commands strictly in order, so pipelining is safe. We offer
+        # no AUTH (the capture address is the credential; the sender rule is the check).
+        out = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        out.insert(len(out) - 1, "250-PIPELINING")
+        out.insert(len(out) - 1, "250-ENHANCEDSTATUSCODES")
+        return out
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        try:
+            status, target = await self._in_thread(
+                screening.screen_recipient, address, envelope.mail_from or ""
+            )
+        except DatabaseError:
+            log.warning("SMTP RCPT: database unavailable")
+            return screening.STORE_DOWN
+        if status is not None:
+            return status
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        if not hasattr(envelope, "capture_targets"):
+            envelope.capture_targets = []
+        envelope.capture_targets.append(target)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        data: bytes = envelope.original_content or b""
+        targets: list[screening.Target] = getattr(envelope, "capture_targets", [])
+        if not targets:
+            return "554 5.5.1 No valid recipients"
+        if len(data) > settings.MAILWARDEN_MAX_MESSAGE_BYTES:
+            return screening.TOO_BIG
+        headers = screening.read_headers(data)
+        mail_from = envelope.mail_from or ""
+        try:
+            verdict = await self._in_thread(screening.screen_message, targets, mail_from, headers)
+        except DatabaseError:
+            log.warning("SMTP DATA: database unavailable")
+            return screening.STORE_DOWN
+        if verdict.status is not None:
+            return verdict.status
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        specs = [
+            RawSpec(
+                data=data,
+                channel=Channel.SMTP,
+                user_id=t.user_id,
+                capture_address_id=t.address_id,
+                envelope_from=mail_from,
+                envelope_to=[t.rcpt],
+                source=f"smtp:{peer}",
+                options=dict(verdict.options),
+            )
+            for t in targets
+        ]
+        try:
+            await asyncio.wrap_future(self.writer.submit(specs))
+        except MessageTooLarge:
+            return screening.TOO_BIG
+        except StoreUnavailable:
+            return screening.STORE_DOWN
+        self.accepted += 1
+        return "250 2.0.0 OK: captured"
+
+
+def _with_fresh_connection(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except DatabaseError:
+        # A broken connection must not poison this pool thread: reconnect on the next call.
+        connection.close()
+        raise
+
+
+@dataclass
+class ListenerStats:
+    accepted: int
+    batches: int
+    stored: int
+
+
+class CaptureListener:
+    """The listener's parts and lifecycle; `port=0` picks a free port (tests)."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        max_bytes: int | None = None,
+        lookup_threads: int = 4,
+        window_ms: float | None = None,
+        sync: str | None = None,
+        process: bool = True,
+    ) -> None:
+        self.host = host or settings.MAILWARDEN_SMTP_HOST
+        self.port = settings.MAILWARDEN_SMTP_PORT if port is None else port
+        cert = settings.MAILWARDEN_SMTP_TLS_CERT if tls_cert is None else tls_cert
+        key = settings.MAILWARDEN_SMTP_TLS_KEY if tls_key is None else tls_key
+        self.tls_context = make_tls_context(cert, key or cert) if cert else None
+        self.max_bytes = settings.MAILWARDEN_MAX_MESSAGE_BYTES if max_bytes is None else max_bytes
+        self.writer = GroupCommitWriter(
+            window_ms=window_ms,
+            sync=sync,
+            on_stored=capture_queue.enqueue_processing if process else None,
+        )
+        self.executor = ThreadPoolExecutor(
+            max_workers=lookup_threads, thread_name_prefix="mailwarden-smtp-db"
+        )
+        self.handler = CaptureHandler(self.writer, self.executor)
+        self.sessions: set[CaptureSMTP] = set()
+        self._server: asyncio.base_events.Server | None = None
+
+    def _factory(self) -> CaptureSMTP:
+        return CaptureSMTP(
+            self.handler,
+            registry=self.sessions,
+            data_size_limit=self.max_bytes,
+            enable_SMTPUTF8=True,
+            hostname=settings.MAILWARDEN_CAPTURE_DOMAIN,
+            ident="Mailwarden capture",
+            tls_context=self.tls_context,
+            loop=asyncio.get_running_loop(),
+        )
+
+    async def start(self) -> None:
+        self.writer.start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._factory, host=self.host, port=self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("SMTP capture listener on %s:%s", self.host, self.port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let sessions in DATA finish (bounded), close the rest, drain the writer."""
+        grace = settings.MAILWARDEN_SMTP_SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        loop = asyncio.get_running_loop()
+        if self._server is not None:
+            self._server.close()
+        deadline = loop.time() + grace
+        while True:
+            for session in list(self.sessions):
+                if not session.in_data and session.transport is not None:
+                    session.transport.write(SHUTDOWN_STATUS)
+                    session.transport.close()
+            busy = [s for s in self.sessions if s.in_data]
+            if not busy or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await loop.run_in_executor(None, self.writer.stop)
+        self.executor.shutdown(wait=True)
+        log.info("SMTP capture listener stopped (%d messages accepted)", self.handler.accepted)
+
+    def stats(self) -> ListenerStats:
+        return ListenerStats(self.handler.accepted, self.writer.batches, self.writer.messages)
+
+
+def serve_forever(listener: CaptureListener, *, ready: Any = None) -> None:
+    """Run the listener on this (main) thread until SIGTERM or SIGINT, then shut down gracefully."""
+
+    async def main() -> None:
+        await listener.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready(listener)
+        await stop.wait()
+        log.info("SMTP capture listener: shutting down")
+        await listener.stop()
+
+    asyncio.run(main())
+
+
+class ListenerThread:
+    """The listener on its own event loop in a daemon thread (embedded mode, tests)."""
+
+    def __init__(self, listener: CaptureListener) -> None:
+        self.listener = listener
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mailwarden-smtp", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.listener.start())
+        except BaseException as e:
+            self._error = e
+            self._started.set()
+            return
+        self._started.set()
+        self.loop.run_forever()
+
+    def start(self) -> ListenerThread:
+        self.thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    def stop(self, grace: float | None = None) -> None:
+        if not self.thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.listener.stop(grace), self.loop)
+        fut.result(timeout=(grace or 30) + 30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def start_listener_thread(listener: CaptureListener | None = None, **kwargs: Any) -> ListenerThread:
+    """Start a listener in a background thread; returns once it is bound (see `.port`)."""
+    return ListenerThread(listener or CaptureListener(**kwargs)).start()
