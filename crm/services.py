@@ -38,6 +38,8 @@ __all__ = [
     "InvalidDomain",
     "InvalidEmails",
     "InvalidScopes",
+    "assign_token_secret",
+    "check_domain_available",
     "contact_addresses_added",
     "issue_api_token",
     "normalize_domain",
@@ -283,17 +285,24 @@ def issue_api_token(
         )
     if not wanted:
         raise InvalidScopes("A token needs at least one scope.")
-    key = "mw_" + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
+    token = ApiToken(
         user=user,
         name=name or service or f"{user.get_username()} token",
         scopes=wanted,
         service=service,
-        prefix=key[:10],
-        key_hash=ApiToken.hash_key(key),
         expires_at=expires_at,
     )
+    key = assign_token_secret(token)
+    token.save(force_insert=True)
     return token, key
+
+
+def assign_token_secret(token: ApiToken) -> str:
+    """Give an unsaved token a fresh secret (prefix + hash set on it); returns the secret."""
+    key = "mw_" + secrets.token_urlsafe(32)
+    token.prefix = key[:10]
+    token.key_hash = ApiToken.hash_key(key)
+    return key
 
 
 def revoke_api_tokens(

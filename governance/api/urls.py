@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-router = DefaultRouter(trailing_slash=True)
+from governance.api import views
 
-urlpatterns = router.urls
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False  # /api/v1/ is shared by several apps' routers
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("never-log-rules", views.NeverLogRuleViewSet, basename="never-log-rule")
+
+urlpatterns = [
+    path("org-settings/", views.OrgSettingsView.as_view(), name="org-settings"),
+    *router.urls,
+]
