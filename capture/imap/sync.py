@@ -1,0 +1,479 @@
+"""IMAP mailbox sync: fetch new mail, store it raw, and only then advance the checkpoint.
+
+Per folder the checkpoint is (UIDVALIDITY, last UID) on MailboxFolder. Each batch is stored
+with `store_raw_messages` and the checkpoint advanced in the same transaction, so the
+checkpoint never runs ahead of the stored mail; a crash re-fetches at most one batch, which
+the per-UID idempotency key absorbs. A UIDVALIDITY change (RFC 3501 2.3.1.1: the old UIDs mean
+nothing any more) resets the folder and resyncs the window; messages whose Message-ID this
+mailbox already captured are skipped before their bodies are fetched, and the pipeline
+dedupes by Message-ID anyway. The server is only ever read: folders are selected read-only
+and bodies fetched with BODY.PEEK[], so no flag changes and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from capture.errors import StoreUnavailable
+from capture.imap.credentials import get_secret
+from capture.imap.errors import LeaseLost, MailboxAuthFailed, MailboxSyncError, MailboxUnreachable
+from capture.imap.folders import parse_folder_list, plan_folders
+from capture.imap.lease import acquire_lease, release_lease, renew_lease
+from capture.ingest import RawSpec, store_raw_messages
+from capture.mime import normalize_message_id
+from capture.models import MailboxConnection, MailboxFolder, RawMessage
+from governance.audit import record_event
+from governance.crypto import SecretDecryptError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (folder, done, total)
+SKIPPED_LOG_SIZE = 100
+WORKER = "imap-sync"
+_MSGID_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+_META_ITEMS = ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+
+
+@dataclass
+class FolderReport:
+    name: str
+    fetched: int = 0  # bodies downloaded
+    stored: int = 0  # new RawMessages committed
+    skipped: int = 0  # too large or drafts (see MailboxFolder.skipped_log)
+    duplicates: int = 0  # already captured from this mailbox, or already stored for this UID
+    resynced: bool = False  # UIDVALIDITY changed: checkpoint reset
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncReport:
+    mailbox_id: int
+    status: str = "ok"  # ok | partial | busy | paused | disabled | auth_failed | error
+    error: str = ""
+    folders: list[FolderReport] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(f, name) for f in self.folders)
+
+    def summary(self) -> str:
+        line = (
+            f"mailbox {self.mailbox_id}: {self.status}; folders={len(self.folders)} "
+            f"fetched={self.total('fetched')} stored={self.total('stored')} "
+            f"skipped={self.total('skipped')} duplicates={self.total('duplicates')}"
+        )
+        return f"{line}; error: {self.error}" if self.error else line
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def sync_mailbox(
+    mailbox_id: int, *, progress: Progress | None = None, enqueue: bool = True
+) -> SyncReport:
+    """Sync one mailbox now; returns "busy" at once when another worker holds it."""
+    report = SyncReport(mailbox_id)
+    mailbox = MailboxConnection.objects.get(pk=mailbox_id)
+    if not mailbox.enabled:
+        report.status = "disabled"
+        return report
+    if mailbox.paused_reason:
+        report.status = "paused"
+        report.error = mailbox.paused_reason
+        return report
+    token = acquire_lease(mailbox_id)
+    if token is None:
+        report.status = "busy"
+        return report
+    secret = ""
+    try:
+        secret = get_secret(mailbox)
+        with _connect(mailbox, secret) as client:
+            # Leaving the block logs out; a failing LOGOUT is swallowed (the mail is committed).
+            _sync_folders(client, mailbox, token, report, progress, enqueue)
+    except SecretDecryptError as e:
+        _record_auth_failure(mailbox, report, "stored secret cannot be decrypted (key changed?)", e)
+    except MailboxAuthFailed as e:
+        _record_auth_failure(mailbox, report, _scrub(str(e), secret), e)
+    except LeaseLost as e:
+        report.status = "error"
+        report.error = str(e)
+    except (MailboxSyncError, StoreUnavailable) as e:
+        _record_error(mailbox, report, _scrub(str(e), secret))
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
+        _record_error(mailbox, report, _scrub(_describe(e), secret))
+    else:
+        _record_success(mailbox, report)
+    finally:
+        release_lease(mailbox_id, token)
+    return report
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, socket.timeout | TimeoutError):
+        return f"timeout: {e}" if str(e) else "timeout"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS error: {e.reason or e}"
+    return f"{e.__class__.__name__}: {e}"
+
+
+def _scrub(message: str, secret: str) -> str:
+    """Error text for the admin: never the password or token, and short."""
+    if secret:
+        message = message.replace(secret, "***")
+    return message[:500]
+
+
+def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
+    """Connected and logged in; raises MailboxUnreachable or MailboxAuthFailed."""
+    Sec = MailboxConnection.Security
+    context = ssl.create_default_context()
+    try:
+        client = IMAPClient(
+            mailbox.host,
+            port=mailbox.port,
+            ssl=mailbox.security == Sec.TLS,
+            ssl_context=context if mailbox.security == Sec.TLS else None,
+            timeout=settings.MAILWARDEN_IMAP_TIMEOUT_SECONDS,
+        )
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
+        raise MailboxUnreachable(
+            f"cannot connect to {mailbox.host}:{mailbox.port}: {_describe(e)}"
+        ) from e
+    try:
+        if mailbox.security == Sec.STARTTLS:
+            client.starttls(context)
+        if mailbox.auth == MailboxConnection.Auth.XOAUTH2:
+            client.oauth2_login(mailbox.username, secret)
+        else:
+            client.login(mailbox.username, secret)
+    except LoginError as e:
+        _shutdown(client)
+        raise MailboxAuthFailed(f"authentication failed: {_scrub(str(e), secret)}") from e
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
+        _shutdown(client)
+        raise MailboxUnreachable(_describe(e)) from e
+    return client
+
+
+def _shutdown(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except (OSError, IMAPClientError, imaplib.IMAP4.error):
+        pass
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _sync_folders(
+    client: IMAPClient,
+    mailbox: MailboxConnection,
+    token: str,
+    report: SyncReport,
+    progress: Progress | None,
+    enqueue: bool,
+) -> None:
+    excluded = [*settings.MAILWARDEN_IMAP_EXCLUDED_FOLDERS, *(mailbox.excluded_folders or [])]
+    plan = plan_folders(parse_folder_list(client.list_folders()), mailbox.folders or [], excluded)
+    report.excluded = list(plan.excluded)
+    for name in plan.missing:
+        report.folders.append(FolderReport(name, errors=["folder not found on the server"]))
+        report.status = "partial"
+    for name in plan.sync:
+        folder_report = FolderReport(name)
+        report.folders.append(folder_report)
+        try:
+            _sync_folder(client, mailbox, name, token, folder_report, progress, enqueue)
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: no other folder can be synced in this run
+        except (IMAPClientError, imaplib.IMAP4.error) as e:
+            # A NO/BAD for this folder (deleted meanwhile, no permission): the others still sync.
+            folder_report.errors.append(_describe(e))
+            report.status = "partial"
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _folder_state(mailbox: MailboxConnection, name: str) -> MailboxFolder:
+    state, _ = MailboxFolder.objects.get_or_create(mailbox=mailbox, name=name)
+    return state
+
+
+def _sync_folder(
+    client: IMAPClient,
+    mailbox: MailboxConnection,
+    name: str,
+    token: str,
+    report: FolderReport,
+    progress: Progress | None,
+    enqueue: bool,
+) -> None:
+    selected = client.select_folder(name, readonly=True)
+    uidvalidity = int(selected[b"UIDVALIDITY"])
+    uidnext = int(selected[b"UIDNEXT"]) if selected.get(b"UIDNEXT") else None
+    state = _folder_state(mailbox, name)
+    if state.uidvalidity != uidvalidity:
+        if state.uidvalidity is not None:
+            report.resynced = True
+            log.info("mailbox %s folder #%s: UIDVALIDITY changed, resyncing", mailbox.pk, state.pk)
+        with transaction.atomic():
+            renew_lease(mailbox.pk, token)
+            state.uidvalidity = uidvalidity
+            state.last_uid = 0
+            state.last_synced_at = None  # the first pass (within the window) starts again
+            state.save(update_fields=["uidvalidity", "last_uid", "last_synced_at", "updated"])
+            if report.resynced:
+                record_event(
+                    "mailbox.uidvalidity_reset", actor=WORKER, obj=state, channel="imap",
+                    detail={"mailbox": mailbox.pk, "uidvalidity": uidvalidity},
+                )  # fmt: skip
+
+    first_pass = state.last_synced_at is None
+    if not first_pass and uidnext is not None and uidnext <= state.last_uid + 1:
+        uids: list[int] = []  # nothing new: no SEARCH round trip
+    else:
+        criteria: list[Any] = []
+        if state.last_uid:
+            criteria += ["UID", f"{state.last_uid + 1}:*"]
+        if first_pass:
+            criteria += [
+                "SINCE",
+                (timezone.now() - timedelta(days=mailbox.sync_window_days)).date(),
+            ]
+        # "N:*" matches the highest UID even when it is below N (RFC 3501 6.4.8): filter.
+        uids = sorted(u for u in client.search(criteria or ["ALL"]) if u > state.last_uid)
+
+    total = len(uids)
+    done = 0
+    if progress:
+        progress(name, 0, total)
+    for batch in _chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):
+        _sync_batch(client, mailbox, state, uidvalidity, batch, token, report, enqueue)
+        done += len(batch)
+        if progress:
+            progress(name, done, total)
+
+    # Everything below UIDNEXT (as of SELECT) was searched: the checkpoint may jump there, so
+    # the next run with nothing new answers from SELECT alone.
+    with transaction.atomic():
+        renew_lease(mailbox.pk, token)
+        if uidnext is not None:
+            state.last_uid = max(state.last_uid, uidnext - 1)
+        state.last_synced_at = timezone.now()
+        state.save(update_fields=["last_uid", "last_synced_at", "updated"])
+
+
+def _already_captured(mailbox: MailboxConnection, message_ids: set[str]) -> set[str]:
+    """Message-IDs this mailbox already captured (so a resync fetches no body twice)."""
+    if not message_ids:
+        return set()
+    return set(
+        RawMessage.objects.filter(mailbox=mailbox, email__message_id__in=message_ids).values_list(
+            "email__message_id", flat=True
+        )
+    )
+
+
+def _sync_batch(
+    client: IMAPClient,
+    mailbox: MailboxConnection,
+    state: MailboxFolder,
+    uidvalidity: int,
+    batch: list[int],
+    token: str,
+    report: FolderReport,
+    enqueue: bool,
+) -> None:
+    limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
+    now = timezone.now()
+    meta = client.fetch(batch, _META_ITEMS)
+    skipped: list[dict[str, Any]] = []
+    candidates: dict[int, str] = {}
+    for uid in batch:
+        item = meta.get(uid)
+        if item is None:
+            continue  # expunged between SEARCH and FETCH: nothing to capture
+        size = int(item.get(b"RFC822.SIZE") or 0)
+        flags = {
+            f.lower() if isinstance(f, bytes) else f.encode().lower()
+            for f in item.get(b"FLAGS", ())
+        }
+        reason = ""
+        if b"\\draft" in flags:
+            reason = "draft"
+        elif size > limit:
+            reason = "too_large"
+        if reason:
+            skipped.append(
+                {
+                    "uid": uid,
+                    "uidvalidity": uidvalidity,
+                    "size": size,
+                    "reason": reason,
+                    "at": now.isoformat(),
+                }
+            )
+            continue
+        header = item.get(_MSGID_ITEM) or b""
+        value = header.decode("utf-8", "replace").partition(":")[2] if header else ""
+        candidates[uid] = normalize_message_id(value.strip())
+
+    known = _already_captured(mailbox, {m for m in candidates.values() if m})
+    wanted = [uid for uid, mid in candidates.items() if not (mid and mid in known)]
+    report.duplicates += len(candidates) - len(wanted)
+
+    bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+    specs: list[RawSpec] = []
+    for uid in wanted:
+        data = (bodies.get(uid) or {}).get(b"BODY[]")
+        if data is None:
+            continue  # expunged meanwhile
+        if len(data) > limit:  # RFC822.SIZE understated it
+            skipped.append(
+                {
+                    "uid": uid,
+                    "uidvalidity": uidvalidity,
+                    "size": len(data),
+                    "reason": "too_large",
+                    "at": now.isoformat(),
+                }
+            )
+            continue
+        key = f"imap:{mailbox.pk}:{state.name}:{uidvalidity}:{uid}"
+        specs.append(
+            RawSpec(
+                data=bytes(data), channel=RawMessage.Channel.IMAP, user_id=mailbox.owner_id,
+                mailbox_id=mailbox.pk, source=key, idempotency_key=key[:200],
+            )
+        )  # fmt: skip
+    report.fetched += len(specs)
+
+    try:
+        with transaction.atomic():
+            renew_lease(mailbox.pk, token)  # fence: a worker that lost the mailbox cannot commit
+            keys = [s.idempotency_key for s in specs]
+            existing = set(
+                RawMessage.objects.filter(idempotency_key__in=keys).values_list(
+                    "idempotency_key", flat=True
+                )
+            )
+            store_raw_messages(specs, enqueue=enqueue)
+            new = len(specs) - len(existing)
+            state.last_uid = max(state.last_uid, max(batch))
+            state.messages_synced += new
+            if skipped:
+                state.skipped += len(skipped)
+                state.skipped_log = [*(state.skipped_log or []), *skipped][-SKIPPED_LOG_SIZE:]
+            state.save(
+                update_fields=["last_uid", "messages_synced", "skipped", "skipped_log", "updated"]
+            )
+    except DatabaseError as e:
+        raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
+    report.stored += new
+    report.duplicates += len(existing)
+    report.skipped += len(skipped)
+
+
+# --------------------------------------------------------------------------- outcome
+
+
+def retry_delay(consecutive_errors: int) -> timedelta:
+    """Exponential backoff from one minute, capped, with 10% jitter (no thundering herd)."""
+    base = min(60 * 2 ** max(0, consecutive_errors - 1), settings.MAILWARDEN_IMAP_RETRY_MAX_SECONDS)
+    return timedelta(seconds=base * (1 + random.random() / 10))
+
+
+def _record_success(mailbox: MailboxConnection, report: SyncReport) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "last_sync_at": now,
+        "next_sync_at": now + timedelta(minutes=mailbox.interval_minutes),
+        "consecutive_auth_failures": 0,
+        "consecutive_errors": 0,
+    }
+    if report.status == "ok":
+        fields.update(last_error="", last_error_at=None)
+    else:
+        errors = [f"{f.name}: {e}" for f in report.folders for e in f.errors]
+        fields.update(last_error="; ".join(errors)[:500], last_error_at=now)
+    MailboxConnection.objects.filter(pk=mailbox.pk).update(**fields)
+
+
+def _record_error(mailbox: MailboxConnection, report: SyncReport, message: str) -> None:
+    report.status = "error"
+    report.error = message
+    log.warning("mailbox %s sync failed: %s", mailbox.pk, message)
+    now = timezone.now()
+    with transaction.atomic():
+        row = MailboxConnection.objects.select_for_update().get(pk=mailbox.pk)
+        row.consecutive_errors += 1
+        row.last_error = message
+        row.last_error_at = now
+        row.next_sync_at = now + retry_delay(row.consecutive_errors)
+        row.save(
+            update_fields=[
+                "consecutive_errors",
+                "last_error",
+                "last_error_at",
+                "next_sync_at",
+                "updated",
+            ]
+        )
+
+
+def _record_auth_failure(
+    mailbox: MailboxConnection, report: SyncReport, message: str, error: BaseException
+) -> None:
+    report.status = "auth_failed"
+    report.error = message
+    log.warning("mailbox %s authentication failed", mailbox.pk)
+    now = timezone.now()
+    with transaction.atomic():
+        row = MailboxConnection.objects.select_for_update().get(pk=mailbox.pk)
+        row.consecutive_auth_failures += 1
+        row.consecutive_errors += 1
+        row.last_error = message
+        row.last_error_at = now
+        row.next_sync_at = now + retry_delay(row.consecutive_errors)
+        limit = settings.MAILWARDEN_IMAP_MAX_AUTH_FAILURES
+        if row.consecutive_auth_failures >= limit and not row.paused_reason:
+            row.paused_reason = (
+                f"Paused after {row.consecutive_auth_failures} failed logins in a row "
+                "(password or token wrong or expired). Update it, then resume."
+            )[:200]
+            record_event(
+                "mailbox.paused", actor=WORKER, obj=row, channel="imap",
+                detail={"reason": "auth_failures", "count": row.consecutive_auth_failures},
+            )  # fmt: skip
+        row.save(
+            update_fields=[
+                "consecutive_auth_failures", "consecutive_errors", "last_error", "last_error_at",
+                "next_sync_at", "paused_reason", "updated",
+            ]
+        )  # fmt: skip
