@@ -57,3 +57,41 @@ def make_item(*, contacts: tuple[Contact, ...] = (), **overrides) -> Item:
     if contacts:
         item.contacts.add(*contacts)
     return item
+
+
+# --- capture and governance (pipeline tests) --------------------------------------------------
+
+
+def make_capture_address(user: User, **overrides):
+    from capture.models import CaptureAddress
+
+    return CaptureAddress.objects.create(user=user, **overrides)
+
+
+def make_mailbox(owner: User, **overrides):
+    from capture.models import MailboxConnection
+
+    fields = {"host": "imap.example.test", "username": owner.email or owner.username}
+    fields.update(overrides)
+    return MailboxConnection.objects.create(owner=owner, **fields)
+
+
+def make_never_log_rule(value: str, *, user: User | None = None, **overrides):
+    """An address rule when `value` has an @, else a domain rule; org-wide unless `user`."""
+    from governance.models import NeverLogRule
+
+    kind = NeverLogRule.Kind.ADDRESS if "@" in value else NeverLogRule.Kind.DOMAIN
+    fields = {"kind": kind, "value": value, "user": user}
+    fields.update(overrides)
+    return NeverLogRule.objects.create(**fields)
+
+
+def set_org_settings(**fields):
+    """Update the one OrgSettings row (created on first use) and return it."""
+    from governance.models import OrgSettings
+
+    org = OrgSettings.load()
+    for name, value in fields.items():
+        setattr(org, name, value)
+    org.save()
+    return org

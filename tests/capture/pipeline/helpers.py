@@ -1,0 +1,100 @@
+"""Shared helpers for the pipeline behaviour tests: store raw mail, process it, count rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+from capture.ingest import RawSpec, store_raw_message
+from capture.models import (
+    Attachment,
+    Blob,
+    Capture,
+    EmailMessage,
+    Meeting,
+    MessageRef,
+    Participant,
+    RawMessage,
+    ReviewItem,
+    Thread,
+    ThreadLink,
+)
+from capture.pipeline import IngestOutcome, ingest_raw_message
+from crm.models import Contact, ContactEmail, Organization
+from governance.models import AuditEvent
+
+MAIL_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
+
+COUNTED = (
+    RawMessage,
+    EmailMessage,
+    Thread,
+    Capture,
+    Participant,
+    MessageRef,
+    ThreadLink,
+    Attachment,
+    Blob,
+    Meeting,
+    ReviewItem,
+    Contact,
+    ContactEmail,
+    Organization,
+    AuditEvent,
+)
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (MAIL_DIR / name).read_bytes()
+
+
+def store(data: bytes, channel: str = RawMessage.Channel.API, **fields) -> RawMessage:
+    """Store raw bytes without queueing: the test decides when processing runs."""
+    return store_raw_message(RawSpec(data=data, channel=channel, **fields), enqueue=False)
+
+
+def capture(
+    data: bytes, channel: str = RawMessage.Channel.API, **fields
+) -> tuple[RawMessage, IngestOutcome]:
+    """Store and process one message; returns the refreshed raw row and the outcome."""
+    raw = store(data, channel, **fields)
+    outcome = ingest_raw_message(raw.pk)
+    raw.refresh_from_db()
+    return raw, outcome
+
+
+def table_counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in COUNTED}
+
+
+def make_mail(
+    *,
+    message_id: str | None = "<m1@globex.co.uk>",
+    subject: str = "Delivery schedule for April",
+    from_: str = "Tom Buyer <tom.buyer@globex.co.uk>",
+    to: str = "Sam Seller <sam.seller@mailwarden-demo.com>",
+    cc: str = "",
+    date: datetime | None = datetime(2025, 3, 24, 9, 0, tzinfo=UTC),
+    in_reply_to: str = "",
+    references: str = "",
+    body: str = "Monday works for us.",
+    extra_headers: tuple[str, ...] = (),
+    content_type: str = "text/plain; charset=utf-8",
+) -> bytes:
+    """A small RFC 5322 message with CRLF line endings, for cases no fixture covers."""
+    lines = [f"From: {from_}", f"To: {to}"]
+    if cc:
+        lines.append(f"Cc: {cc}")
+    lines.append(f"Subject: {subject}")
+    if date is not None:
+        lines.append(f"Date: {format_datetime(date)}")
+    if message_id:
+        lines.append(f"Message-ID: {message_id}")
+    if in_reply_to:
+        lines.append(f"In-Reply-To: {in_reply_to}")
+    if references:
+        lines.append(f"References: {references}")
+    lines.extend(extra_headers)
+    lines += ["MIME-Version: 1.0", f"Content-Type: {content_type}", "", body, ""]
+    return "\r\n".join(lines).encode("utf-8")
