@@ -1,0 +1,56 @@
+"""Import mail exported from mail clients: mbox files, Maildir folders, folders of .eml files.
+
+Resumable: every message is keyed by its owner and content hash, so a re-run after an
+interruption stores nothing twice and counts what was already there as duplicates. The last
+line of output is always `N processed, R rejected, F failed, D duplicates`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from capture.errors import StoreUnavailable
+from capture.importers import IMPORT_BATCH, import_mail, iter_mail_sources
+from crm.models import User
+
+
+class Command(BaseCommand):
+    help = "Import mbox files, Maildir folders and folders of .eml files for a user."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--user", metavar="USERNAME", required=True)
+        parser.add_argument("--batch-size", type=int, default=IMPORT_BATCH)
+        parser.add_argument(
+            "--no-progress", action="store_true", help="No progress bar (also off when not a tty)."
+        )
+
+    def handle(self, *args, **options) -> None:
+        user = User.objects.filter(username=options["user"], is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active user named {options['user']!r}.")
+        try:
+            sources = iter_mail_sources(options["paths"])
+        except (FileNotFoundError, ValueError) as e:
+            raise CommandError(str(e)) from e
+        total = sum(s.count for s in sources)
+        bar = tqdm(
+            total=total,
+            unit="msg",
+            file=sys.stderr,
+            disable=options["no_progress"] or not sys.stderr.isatty(),
+        )
+        try:
+            summary = import_mail(
+                sources, user=user, batch_size=max(1, options["batch_size"]), progress=bar.update
+            )
+        except StoreUnavailable as e:
+            raise CommandError(f"The store is unavailable ({e}); run again to resume.") from e
+        finally:
+            bar.close()
+        for code, n in sorted(summary.reasons.items()):
+            self.stderr.write(f"  {code}: {n}")
+        self.stdout.write(summary.line())
