@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "governance",
     "capture",
 ]
+# Extra apps for tooling only (bench/ingest.py adds django_mailbox, the peer it is compared with).
+INSTALLED_APPS += env.list("MAILWARDEN_EXTRA_APPS", default=[])
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
