@@ -18,3 +18,5 @@ class CaptureConfig(AppConfig):
 
         # crm never imports capture: it calls the hooks registered here when contacts gain addresses.
         register_address_hook(_queue_rematch)
+        # anymail's inbound signal is the library's API for ESP webhooks: one receiver.
+        import capture.webhooks.receivers  # noqa: F401

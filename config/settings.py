@@ -190,14 +190,27 @@ MAILWARDEN_IMAP_EXCLUDED_FOLDERS = env.list(
 MAILWARDEN_IMAP_LEASE_SECONDS = env.int("MAILWARDEN_IMAP_LEASE_SECONDS", default=600)
 MAILWARDEN_IMAP_RETRY_MAX_SECONDS = env.int("MAILWARDEN_IMAP_RETRY_MAX_SECONDS", default=3600)
 
-# ESP inbound webhooks (django-anymail): each provider's secret, see .env.example
-ANYMAIL = {
-    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
-    "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
-    "POSTMARK_WEBHOOK_SECRET": env.str("POSTMARK_WEBHOOK_SECRET", default=""),
-    "SENDGRID_WEBHOOK_SECRET": env.str("SENDGRID_WEBHOOK_SECRET", default=""),
-    "AMAZON_SES_CLIENT_PARAMS": {},
+# ESP inbound webhooks (django-anymail): each provider's secret, see .env.example and
+# docs/webhooks.md. Only keys that are set go in: anymail treats "" as a (weak) key, and an
+# endpoint whose verification secret is unset refuses every post (capture/webhooks/views.py).
+_ANYMAIL_FROM_ENV = {
+    "WEBHOOK_SECRET": "ANYMAIL_WEBHOOK_SECRET",
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "MAILERSEND_INBOUND_SECRET": "MAILERSEND_INBOUND_SECRET",
+    "MAILTRAP_INBOUND_SECRET": "MAILTRAP_INBOUND_SECRET",
+    "MAILTRAP_API_TOKEN": "MAILTRAP_API_TOKEN",
+    "POSTAL_WEBHOOK_KEY": "POSTAL_WEBHOOK_KEY",
+    "MANDRILL_WEBHOOK_KEY": "MANDRILL_WEBHOOK_KEY",
+    "MANDRILL_WEBHOOK_URL": "MANDRILL_WEBHOOK_URL",
+    "BREVO_API_KEY": "BREVO_API_KEY",
+    "RESEND_API_KEY": "RESEND_API_KEY",
 }
+ANYMAIL = {key: value for key, name in _ANYMAIL_FROM_ENV.items() if (value := env.str(name, default=""))}
+ANYMAIL["AMAZON_SES_CLIENT_PARAMS"] = {}
+# Webhook and form bodies carry whole messages (base64 grows them by 4/3).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=MAILWARDEN_MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024
+)
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="mailwarden@localhost")
 
