@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from config.celery import app
+from governance.schedules import ensure_periodic_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_audit_sealer_is_scheduled_every_30_seconds_and_registered_with_celery():
+    assert ensure_periodic_tasks() == ["governance.seal_audit"]
+    task = PeriodicTask.objects.get(name="governance.seal_audit")
+    assert task.task == "governance.seal_audit"
+    assert (task.interval.every, task.interval.period) == (30, IntervalSchedule.SECONDS)
+    app.loader.import_default_modules()
+    assert "governance.seal_audit" in app.tasks
+
+
+def test_ensure_periodic_tasks_is_idempotent_and_repairs_a_changed_interval():
+    ensure_periodic_tasks()
+    assert ensure_periodic_tasks() == []
+    assert PeriodicTask.objects.filter(name="governance.seal_audit").count() == 1
+    task = PeriodicTask.objects.get(name="governance.seal_audit")
+    task.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    task.save()
+    assert ensure_periodic_tasks() == ["governance.seal_audit"]
+    assert PeriodicTask.objects.get(name="governance.seal_audit").interval.every == 30
