@@ -148,14 +148,17 @@ def own_addresses_by_user(user_ids: set[int]) -> dict[int, set[str]]:
 def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     parsed = work.parsed
     assert parsed is not None
-    existing = ctx.emails_by_mid.get(parsed.message_id)
-    if existing is not None:
-        record_capture(ctx, work, existing, duplicate=True)
-        return
+    # The gate decides per capture, before dedupe: a colleague's earlier capture must not
+    # bypass this user's never-log list, and a stranger repeating a stored Message-ID at a
+    # capture address must not gain a Capture row.
     try:
         gate_message(ctx, work, own)
     except InputRejected as e:
         reject(work, e.code, e.detail)
+        return
+    existing = ctx.emails_by_mid.get(parsed.message_id)
+    if existing is not None:
+        record_capture(ctx, work, existing, duplicate=True)
         return
     direction = derive_direction(ctx, parsed)
     thread = assign_thread(ctx, work)
