@@ -27,6 +27,12 @@ SCHEDULES: list[Schedule] = [
         every_seconds=30,
         description="Link pending audit events into the hash chain.",
     ),
+    Schedule(
+        name="capture.sync_due_mailboxes",
+        task="capture.sync_due_mailboxes",
+        every_seconds=60,
+        description="Queue an IMAP sync for every enabled, unpaused mailbox whose next run is due.",
+    ),
 ]
 
 
