@@ -1,9 +1,167 @@
-"""REST endpoints (see capture/api/urls.py)."""
+"""`/api/v1/mailboxes/`: a user's IMAP connections (admins see everyone's).
+
+The password or token is write-only: it is encrypted on the way in and never returned. Sync
+status and folder checkpoints are read-only. Actions: `sync` (queue a run now), `resume`
+(after a pause, e.g. repeated auth failures), `pause`. Views only validate and call
+capture.imap.mailboxes (STYLE.md).
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+
+from capture.imap import mailboxes as service
+from capture.models import MailboxConnection, MailboxFolder
+from crm.auth import ScopePermission
+from crm.models import User
+from governance.audit import actor_from_request, client_address
+
+CHANNEL = "api"
+
+
+def sees_all(user) -> bool:
+    return bool(getattr(user, "is_admin_role", False))
+
+
+class FolderStateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MailboxFolder
+        fields = [
+            "name", "uidvalidity", "last_uid", "messages_synced", "skipped", "skipped_log",
+            "last_synced_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class MailboxSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, max_length=8192,
+        style={"input_type": "password"},
+        help_text="Password, or the OAuth2 access token when auth is xoauth2. Never returned.",
+    )  # fmt: skip
+    has_secret = serializers.SerializerMethodField()
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.all(), required=False, help_text="Admins only; default: you."
+    )
+    folders = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=100
+    )
+    excluded_folders = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=100
+    )
+    folder_states = FolderStateSerializer(many=True, read_only=True)
+    port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
+    sync_window_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    interval_minutes = serializers.IntegerField(min_value=1, max_value=10080, required=False)
+    org_excluded_folders = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MailboxConnection
+        fields = [
+            "id", "owner", "name", "host", "port", "security", "username", "auth", "secret",
+            "has_secret", "folders", "excluded_folders", "org_excluded_folders",
+            "sync_window_days", "interval_minutes", "enabled", "visibility",
+            "last_sync_at", "next_sync_at", "last_error", "last_error_at",
+            "consecutive_auth_failures", "paused_reason", "folder_states", "created", "updated",
+        ]  # fmt: skip
+        read_only_fields = [
+            "last_sync_at", "next_sync_at", "last_error", "last_error_at",
+            "consecutive_auth_failures", "paused_reason", "created", "updated",
+        ]  # fmt: skip
+
+    def get_has_secret(self, obj: MailboxConnection) -> bool:
+        return bool(obj.secret_encrypted)
+
+    def get_org_excluded_folders(self, obj: MailboxConnection) -> list[str]:
+        return list(settings.MAILWARDEN_IMAP_EXCLUDED_FOLDERS)
+
+    def validate_owner(self, owner: User) -> User:
+        request = self.context["request"]
+        if owner != request.user and not sees_all(request.user):
+            raise serializers.ValidationError("Only admins can set up a mailbox for someone else.")
+        return owner
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("secret"):
+            raise serializers.ValidationError({"secret": "A password or access token is required."})
+        return attrs
+
+
+class MailboxViewSet(viewsets.ModelViewSet):
+    serializer_class = MailboxSerializer
+    permission_classes = [ScopePermission]
+    read_scope = "capture:read"
+    write_scope = "capture:write"
+    filterset_fields = ["enabled", "owner", "security", "auth"]
+    search_fields = ["name", "host", "username"]
+
+    def get_queryset(self):
+        qs = MailboxConnection.objects.select_related("owner").prefetch_related("folder_states")
+        user = self.request.user
+        return qs if sees_all(user) else qs.filter(owner=user)
+
+    def _audit_kwargs(self) -> dict:
+        return {
+            "actor": actor_from_request(self.request),
+            "channel": CHANNEL,
+            "address": client_address(self.request),
+        }
+
+    def perform_create(self, serializer: MailboxSerializer) -> None:
+        data = dict(serializer.validated_data)
+        secret = data.pop("secret")
+        data.setdefault("owner", self.request.user)
+        serializer.instance = service.save_mailbox(
+            MailboxConnection(**data), secret=secret, **self._audit_kwargs()
+        )
+
+    def perform_update(self, serializer: MailboxSerializer) -> None:
+        data = dict(serializer.validated_data)
+        secret = data.pop("secret", None)
+        mailbox = serializer.instance
+        for name, value in data.items():
+            setattr(mailbox, name, value)
+        service.save_mailbox(
+            mailbox, secret=secret or None, changed=sorted(data), **self._audit_kwargs()
+        )
+
+    def perform_destroy(self, instance: MailboxConnection) -> None:
+        service.delete_mailbox(instance, **self._audit_kwargs())
+
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        """Queue a sync now (409 when the mailbox is paused or disabled)."""
+        mailbox = self.get_object()
+        if not service.request_sync(mailbox, actor=actor_from_request(request)):
+            return Response(
+                {
+                    "detail": mailbox.paused_reason or "The mailbox is disabled.",
+                    "code": "not_syncable",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"queued": True, "mailbox": mailbox.pk}, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Clear a pause (e.g. after the password was fixed) and make the mailbox due now."""
+        mailbox = self.get_object()
+        service.resume_mailbox(mailbox, actor=actor_from_request(request))
+        return Response(self.get_serializer(mailbox).data)
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Stop syncing until resumed."""
+        mailbox = self.get_object()
+        reason = str(request.data.get("reason") or "Paused by its owner.")[:200]
+        service.pause_mailbox(mailbox, reason=reason, actor=actor_from_request(request))
+        return Response(self.get_serializer(mailbox).data)
 
 
 def register(router: DefaultRouter) -> None:
     """Add this module's viewsets to the capture router."""
+    router.register("mailboxes", MailboxViewSet, basename="mailbox")

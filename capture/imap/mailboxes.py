@@ -96,3 +96,47 @@ def pause_mailbox(
                 detail={"reason": "manual"},
             )
     mailbox.refresh_from_db()
+
+
+def save_mailbox(
+    mailbox: MailboxConnection,
+    *,
+    secret: str | None = None,
+    actor: Any = None,
+    channel: str = "",
+    address: str = "",
+    changed: list[str] | None = None,
+) -> MailboxConnection:
+    """Create or update a connection (secret encrypted when given) and audit it without the secret."""
+    from capture.imap.credentials import set_secret
+
+    created = mailbox.pk is None
+    if secret is not None:
+        set_secret(mailbox, secret)
+    with transaction.atomic():
+        if created:
+            mailbox.save()
+        else:
+            fields = sorted(
+                {*(changed or []), *(["secret_encrypted"] if secret is not None else [])}
+            )
+            mailbox.save(update_fields=[*fields, "updated"] if changed is not None else None)
+        record_event(
+            "mailbox.created" if created else "mailbox.updated",
+            actor=actor, obj=mailbox, channel=channel, address=address,
+            detail={
+                "fields": sorted(changed or []),
+                "secret_changed": secret is not None,
+                "owner": mailbox.owner_id,
+            },
+        )  # fmt: skip
+    return mailbox
+
+
+def delete_mailbox(
+    mailbox: MailboxConnection, *, actor: Any = None, channel: str = "", address: str = ""
+) -> None:
+    """Remove a connection; captured mail stays (its raw rows just lose the link)."""
+    with transaction.atomic():
+        record_event("mailbox.deleted", actor=actor, obj=mailbox, channel=channel, address=address)
+        mailbox.delete()
