@@ -24,6 +24,9 @@ Person = tuple[str, str]  # (display name, address)
 INTERNAL_DOMAIN = "mailwarden-demo.com"
 DEMO_CHANNEL = "demo"
 INGEST_BATCH = 100
+# The invite comes at a fixed place (not a share of n), so the first k messages of a seed are
+# the same whatever n is: a larger demo run extends a smaller one.
+MEETING_THREAD = 3
 
 _PRODUCTS = (
     "warehouse scanners",
@@ -133,15 +136,12 @@ def generate_demo_messages(
     for person in customers:
         by_domain.setdefault(_domain(person[1]), []).append(person)
     out: list[DemoMessage] = []
-    meeting_at = n // 3
-    meeting_done = False
     thread_no = 0
     clock = start if start.tzinfo else start.replace(tzinfo=UTC)
     while len(out) < n:
         thread_no += 1
         clock += timedelta(minutes=rng.randint(5, 240))
-        if len(out) >= meeting_at and not meeting_done:
-            meeting_done = True
+        if thread_no == MEETING_THREAD:
             out.append(
                 _meeting(rng, seed, thread_no, rng.choice(internal), by_domain, customers, clock)
             )
