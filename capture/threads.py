@@ -140,8 +140,11 @@ def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
     for attr, pick in (("first_at", min), ("last_at", max)):
         values = [v for v in (getattr(into, attr), getattr(other, attr)) if v is not None]
         setattr(into, attr, pick(values) if values else None)
-    if other.owner_id and into.owner_id is None:
+    # The owner is the first capturer: the older thread's owner wins, and it is saved (the
+    # stats refresh at the end of the batch writes counts and times only).
+    if other.owner_id and (into.owner_id is None or other.created < into.created):
         into.owner_id = other.owner_id
+        Thread.objects.filter(pk=into.pk).update(owner_id=into.owner_id)
     ctx.thread_addresses[into.pk] |= ctx.thread_addresses.pop(other.pk, set())
     ctx.thread_alias[other.pk] = into.pk
     ctx.threads.pop(other.pk, None)
@@ -157,7 +160,8 @@ def touch_thread(ctx: BatchContext, thread: Thread, work: Work) -> None:
     thread.message_count += 1
     thread.first_at = min(thread.first_at or parsed.date, parsed.date)
     thread.last_at = max(thread.last_at or parsed.date, parsed.date)
-    if thread.owner_id is None:
+    if thread.owner_id is None and work.raw.user_id:
         thread.owner_id = work.raw.user_id
+        Thread.objects.filter(pk=thread.pk, owner__isnull=True).update(owner_id=thread.owner_id)
     ctx.thread_addresses[thread.pk].update(all_addresses(parsed))
     ctx.dirty_threads.add(thread.pk)
