@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_audit_sealer_is_scheduled_every_30_seconds_and_registered_with_celery():
-    assert ensure_periodic_tasks() == ["governance.seal_audit"]
+    assert "governance.seal_audit" in ensure_periodic_tasks()
     task = PeriodicTask.objects.get(name="governance.seal_audit")
     assert task.task == "governance.seal_audit"
     assert (task.interval.every, task.interval.period) == (30, IntervalSchedule.SECONDS)
@@ -25,5 +25,5 @@ def test_ensure_periodic_tasks_is_idempotent_and_repairs_a_changed_interval():
     task = PeriodicTask.objects.get(name="governance.seal_audit")
     task.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     task.save()
-    assert ensure_periodic_tasks() == ["governance.seal_audit"]
+    assert ensure_periodic_tasks() == ["governance.seal_audit"]  # only the changed one
     assert PeriodicTask.objects.get(name="governance.seal_audit").interval.every == 30
