@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import signal
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
 from django.conf import settings
-from django.db import DatabaseError, connection
+
+# django.db.Error covers DatabaseError and InterfaceError (a connection the server closed).
+from django.db import Error as DatabaseError
+from django.db import connection
 
 from capture import queue as capture_queue
 from capture.errors import MessageTooLarge, StoreUnavailable
@@ -76,14 +80,18 @@ class CaptureSMTP(SMTP):
 class CaptureHandler:
     """aiosmtpd handler: RCPT and DATA decisions run in threads, stores go to the writer."""
 
-    def __init__(self, writer: GroupCommitWriter, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, writer: GroupCommitWriter, executor: DbThreadPool) -> None:
         self.writer = writer
         self.executor = executor
         self.accepted = 0
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, _with_fresh_connection, fn, *args)
+        return await asyncio.wrap_future(self.executor.submit(fn, *args))
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A bug of ours is "we are broken", never the client's fault: ask it to retry.
+        log.error("SMTP session error: %s", error.__class__.__name__, exc_info=error)
+        return screening.STORE_DOWN
 
     async def handle_EHLO(
         self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -155,13 +163,62 @@ class CaptureHandler:
         return "250 2.0.0 OK: captured"
 
 
-def _with_fresh_connection(fn: Any, *args: Any) -> Any:
+def call_with_reconnect(fn: Any, *args: Any) -> Any:
+    """Run `fn`; when it fails on a database error, retry once on a new connection.
+
+    A database restart breaks every open connection; the first query on each finds out.
+    Reconnecting at once means a restart costs in-flight work at most one 451, not one per
+    pooled connection. A second failure is real: the caller answers 451 4.3.0.
+    """
     try:
         return fn(*args)
     except DatabaseError:
-        # A broken connection must not poison this pool thread: reconnect on the next call.
+        connection.close()
+    try:
+        return fn(*args)
+    except DatabaseError:
         connection.close()
         raise
+
+
+class DbThreadPool:
+    """A few threads for the listener's database lookups, each closing its own connection
+    when the pool stops (a connection belongs to the thread that opened it)."""
+
+    _STOP = object()
+
+    def __init__(self, size: int, name: str = "mailwarden-smtp-db") -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(size)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        fut: Future = Future()
+        self._queue.put((fn, args, fut))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                break
+            fn, args, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(call_with_reconnect(fn, *args))
+            except BaseException as e:
+                fut.set_exception(e)
+        connection.close()
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(self._STOP)
+        for t in self._threads:
+            t.join(30)
 
 
 @dataclass
@@ -198,9 +255,7 @@ class CaptureListener:
             sync=sync,
             on_stored=capture_queue.enqueue_processing if process else None,
         )
-        self.executor = ThreadPoolExecutor(
-            max_workers=lookup_threads, thread_name_prefix="mailwarden-smtp-db"
-        )
+        self.executor = DbThreadPool(lookup_threads)
         self.handler = CaptureHandler(self.writer, self.executor)
         self.sessions: set[CaptureSMTP] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -244,7 +299,7 @@ class CaptureListener:
             if session.transport is not None:
                 session.transport.close()
         await loop.run_in_executor(None, self.writer.stop)
-        self.executor.shutdown(wait=True)
+        await loop.run_in_executor(None, self.executor.shutdown)
         log.info("SMTP capture listener stopped (%d messages accepted)", self.handler.accepted)
 
     def stats(self) -> ListenerStats:

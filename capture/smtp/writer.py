@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import Error as DbError
 from django.db import connection
 
 from capture import storage
@@ -195,7 +196,14 @@ class GroupCommitWriter:
             return
         specs = [s for job in ok for s in job.specs]
         try:
-            ids = store_durably(specs, self.sync)
+            try:
+                ids = store_durably(specs, self.sync)
+            except (StoreUnavailable, DbError) as e:
+                if isinstance(e, StoreUnavailable) and not isinstance(e.__cause__, DbError):
+                    raise  # the file store, not the connection
+                # A database restart breaks the open connection: retry once on a new one.
+                connection.close()
+                ids = store_durably(specs, self.sync)
         except Exception as e:  # the boundary: every waiting session must get an answer
             if not isinstance(e, StoreUnavailable):
                 log.exception("SMTP group commit failed for %d messages", len(specs))
