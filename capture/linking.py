@@ -24,6 +24,11 @@ def apply_link_rules(ctx: BatchContext, work: Work, thread_id: int) -> None:
             contacts.add(p.contact_id)
         if p.organization_id and p.match != Participant.Match.INTERNAL:
             orgs.add(p.organization_id)
+    chosen = work.raw.options.get("links") or {}
+    # A record the user chose in the add-in is linked as their choice (source "addin", made by
+    # them), not as an anonymous participant match: one link per record and thread.
+    contacts -= chosen_ids(chosen, "contacts")
+    orgs -= chosen_ids(chosen, "organizations")
     for cid in sorted(contacts):
         ctx.new_links.append(
             ThreadLink(
@@ -42,9 +47,12 @@ def apply_link_rules(ctx: BatchContext, work: Work, thread_id: int) -> None:
                 email=email,
             )
         )
-    chosen = work.raw.options.get("links") or {}
     if chosen:
         link_chosen_records(ctx, work, thread_id, chosen)
+
+
+def chosen_ids(chosen: dict, key: str) -> set[int]:
+    return {int(i) for i in chosen.get(key, []) if str(i).isdigit()}
 
 
 def link_chosen_records(ctx: BatchContext, work: Work, thread_id: int, chosen: dict) -> None:
@@ -57,7 +65,7 @@ def link_chosen_records(ctx: BatchContext, work: Work, thread_id: int, chosen: d
         ("items", Item, "item_id"),
     )
     for key, model, field in kinds:
-        ids = [int(i) for i in chosen.get(key, []) if str(i).isdigit()]
+        ids = sorted(chosen_ids(chosen, key))
         if not ids:
             continue
         for pk in model.objects.filter(pk__in=ids).values_list("pk", flat=True):

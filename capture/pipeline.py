@@ -25,7 +25,7 @@ from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
 from capture.gate import SUBMITTED_CHANNELS, gate_message
-from capture.linking import apply_link_rules
+from capture.linking import apply_link_rules, link_chosen_records
 from capture.mime import MessageRejected, ParseLimits, parse_email
 from capture.models import (
     Attachment,
@@ -158,7 +158,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         return
     existing = ctx.emails_by_mid.get(parsed.message_id)
     if existing is not None:
-        record_capture(ctx, work, existing, duplicate=True)
+        record_duplicate(ctx, work, existing)
         return
     direction = derive_direction(ctx, parsed)
     thread = assign_thread(ctx, work)
@@ -195,7 +195,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         # Another worker stored the same Message-ID a moment ago: this capture is a duplicate.
         other = EmailMessage.objects.get(message_id=parsed.message_id)
         ctx.emails_by_mid[parsed.message_id] = other
-        record_capture(ctx, work, other, duplicate=True)
+        record_duplicate(ctx, work, other)
         return
     work.email = email
     ctx.emails_by_mid[parsed.message_id] = email
@@ -209,6 +209,15 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     store_attachments(ctx, work)
     store_meeting(work)
     record_capture(ctx, work, email, duplicate=False)
+
+
+def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None:
+    """The message is already stored: add this capture, and the records the user chose now
+    (saving a logged mail again from the add-in links it to more records, not a copy)."""
+    record_capture(ctx, work, email, duplicate=True)
+    chosen = work.raw.options.get("links") or {}
+    if chosen:
+        link_chosen_records(ctx, work, email.thread_id, chosen)
 
 
 def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplicate: bool) -> None:
