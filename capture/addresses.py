@@ -23,7 +23,12 @@ LOCAL_PREFIX = "log+"
 
 
 def get_or_create_capture_address(
-    user: User, kind: str = CaptureAddress.Kind.PERSONAL, *, actor: object = None
+    user: User,
+    kind: str = CaptureAddress.Kind.PERSONAL,
+    *,
+    actor: object = None,
+    channel: str = "",
+    address: str = "",
 ) -> CaptureAddress:
     """The user's active capture address of this kind, created (and audited) when missing."""
     with transaction.atomic():
@@ -40,14 +45,21 @@ def get_or_create_capture_address(
             "capture_address.create",
             actor=actor if actor is not None else "system",
             obj=addr,
-            channel="smtp",
+            channel=channel,
+            address=address,
             detail={"user_id": user.pk, "kind": kind},
         )
         return addr
 
 
 def create_capture_address(
-    user: User, *, kind: str = CaptureAddress.Kind.PERSONAL, label: str = "", actor: object = None
+    user: User,
+    *,
+    kind: str = CaptureAddress.Kind.PERSONAL,
+    label: str = "",
+    actor: object = None,
+    channel: str = "",
+    address: str = "",
 ) -> CaptureAddress:
     """A new, additional capture address for `user` (a user may hold several)."""
     with transaction.atomic():
@@ -56,7 +68,8 @@ def create_capture_address(
             "capture_address.create",
             actor=actor if actor is not None else "system",
             obj=addr,
-            channel="smtp",
+            channel=channel,
+            address=address,
             detail={"user_id": user.pk, "kind": kind},
         )
     return addr
@@ -69,7 +82,9 @@ def create_shared_capture_address(
     return create_capture_address(owner, kind=CaptureAddress.Kind.SHARED, label=label, actor=actor)
 
 
-def revoke_capture_address(addr: CaptureAddress, actor: object) -> CaptureAddress:
+def revoke_capture_address(
+    addr: CaptureAddress, actor: object, *, channel: str = "", address: str = ""
+) -> CaptureAddress:
     """Deactivate an address: mail to it is refused with 550 5.1.1 from now on."""
     with transaction.atomic():
         locked = CaptureAddress.objects.select_for_update().get(pk=addr.pk)
@@ -81,14 +96,17 @@ def revoke_capture_address(addr: CaptureAddress, actor: object) -> CaptureAddres
                 "capture_address.revoke",
                 actor=actor,
                 obj=locked,
-                channel="smtp",
+                channel=channel,
+                address=address,
                 detail={"user_id": locked.user_id, "kind": locked.kind},
             )
     addr.refresh_from_db()
     return addr
 
 
-def rotate_capture_address(addr: CaptureAddress, actor: object) -> CaptureAddress:
+def rotate_capture_address(
+    addr: CaptureAddress, actor: object, *, channel: str = "", address: str = ""
+) -> CaptureAddress:
     """Revoke `addr` and issue a new token for the same owner, kind and label."""
     with transaction.atomic():
         locked = CaptureAddress.objects.select_for_update().get(pk=addr.pk)
@@ -104,7 +122,8 @@ def rotate_capture_address(addr: CaptureAddress, actor: object) -> CaptureAddres
             "capture_address.rotate",
             actor=actor,
             obj=new,
-            channel="smtp",
+            channel=channel,
+            address=address,
             detail={"user_id": locked.user_id, "old_id": locked.pk, "new_id": new.pk},
         )
     addr.refresh_from_db()

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from capture import views as capture_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -13,4 +15,5 @@ urlpatterns = [
     path("api/v1/", include("capture.api.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("inbound/", include("capture.webhooks.urls")),
+    path("me/", capture_views.me, name="me"),
 ]
