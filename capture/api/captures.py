@@ -20,6 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.urls import NoReverseMatch, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser, JSONParser
@@ -127,7 +129,7 @@ class AddinCaptureSerializer(serializers.Serializer):
         return data
 
 
-class CaptureSerializer(serializers.ModelSerializer):
+class RawCaptureSerializer(serializers.ModelSerializer):
     """What became of a captured message."""
 
     url = serializers.SerializerMethodField()
@@ -160,6 +162,13 @@ class CaptureSerializer(serializers.ModelSerializer):
         if obj.email_id is None:
             return None
         return _absolute(self.context.get("request"), email_path(obj.email_id))
+
+
+class CaptureAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.URLField()
+    duplicate = serializers.BooleanField()
 
 
 def capture_path(raw_id: int) -> str:
@@ -209,7 +218,8 @@ class CaptureViewSet(
 ):
     """Submit mail for capture and follow what became of it."""
 
-    serializer_class = CaptureSerializer
+    serializer_class = RawCaptureSerializer
+    queryset = RawMessage.objects.none()  # the real one is per user (get_queryset)
     permission_classes = [ScopePermission]
     read_scope = "capture:read"
     write_scope = "capture:write"
@@ -218,6 +228,8 @@ class CaptureViewSet(
 
     def get_queryset(self):
         qs = RawMessage.objects.order_by("-id")
+        if getattr(self, "swagger_fake_view", False):
+            return qs.none()
         user = self.request.user
         if getattr(user, "is_compliance", False):
             return qs
@@ -226,8 +238,15 @@ class CaptureViewSet(
     def get_serializer_class(self):
         if self.action == "create":
             return AddinCaptureSerializer
-        return CaptureSerializer
+        return RawCaptureSerializer
 
+    @extend_schema(
+        request={
+            "application/json": AddinCaptureSerializer,
+            "message/rfc822": OpenApiTypes.BINARY,
+        },
+        responses={202: CaptureAcceptedSerializer, 413: None, 503: None},
+    )
     def create(self, request, *args, **kwargs):
         raw_key = (request.headers.get("Idempotency-Key") or "").strip()
         if len(raw_key) > IDEMPOTENCY_KEY_MAX:
