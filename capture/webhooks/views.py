@@ -11,11 +11,12 @@ Amazon SES additionally verifies the SNS message signature (capture/webhooks/sns
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailAPIError, AnymailWebhookValidationFailure
 from anymail.utils import get_anymail_setting
 from anymail.webhooks.amazon_ses import AmazonSESInboundWebhookView
 from anymail.webhooks.brevo import BrevoInboundWebhookView
@@ -56,6 +57,12 @@ class VerifiedInboundMixin:
         except (AnymailWebhookValidationFailure, SnsSignatureInvalid) as e:
             log.info("inbound webhook %s refused: %s", self.provider, e.__class__.__name__)
             return HttpResponse("webhook verification failed", status=403)
+        except (AnymailAPIError, json.JSONDecodeError) as e:
+            # Verified but unreadable: retrying the same payload cannot help.
+            log.info(
+                "inbound webhook %s: malformed payload (%s)", self.provider, e.__class__.__name__
+            )
+            return HttpResponse("malformed payload", status=400)
         except (StoreUnavailable, DatabaseError, SnsCertUnavailable) as e:
             log.warning("inbound webhook %s: try again later (%s)", self.provider, e)
             response = HttpResponse("temporarily unavailable", status=503)

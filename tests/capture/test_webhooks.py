@@ -273,6 +273,14 @@ def test_postmark_without_basic_auth_is_403(capture_address):
     assert RawMessage.objects.count() == 0
 
 
+def test_a_verified_post_that_is_not_json_is_a_400_and_stores_nothing(capture_address):
+    response = client().post(
+        "/inbound/postmark/", "not json", content_type="application/json", **basic_auth()
+    )
+    assert response.status_code == 400
+    assert RawMessage.objects.count() == 0
+
+
 def test_a_provider_retrying_the_same_event_stores_it_once(capture_address):
     payload = postmark_payload(capture_address.address, raw=True)
     assert post_postmark(payload, **basic_auth()).status_code == 200
