@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from capture.context import BatchContext, Work
+from capture.context import BatchContext, Work, all_addresses
 from capture.mime import Address, ParsedEmail
 from capture.models import EmailMessage, Participant
 from crm.addresses import is_role_address, registrable_domain, split_address
@@ -135,6 +135,7 @@ def auto_create_contact(
     """A contact from captured mail: owner = capturing user, not a marketing contact (HubSpot)."""
     if connection.vendor == "postgresql":
         # Two workers seeing the same new address must not create two contacts.
+        lock_creatable_addresses(ctx)
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["contact:" + addr.address])
         existing = list(
@@ -158,6 +159,34 @@ def auto_create_contact(
     ctx.contacts_by_address[addr.address] = [(contact.pk, organization_id)]
     ctx.extra.setdefault("contacts_created", []).append(contact.pk)
     return contact
+
+
+def lock_creatable_addresses(ctx: BatchContext) -> None:
+    """Take the batch's contact-creation locks once, all together and in key order.
+
+    Taken one by one as contacts are created, two workers creating contacts for the same
+    addresses in opposite orders deadlock (PostgreSQL aborts one batch). Every address this
+    batch could create a contact for is locked here, before the first creation.
+    """
+    if ctx.extra.get("creation_locks_taken"):
+        return
+    ctx.extra["creation_locks_taken"] = True
+    keys = sorted(
+        {
+            "contact:" + a
+            for w in ctx.works
+            if w.parsed is not None
+            for a in all_addresses(w.parsed)
+            if not ctx.contacts_by_address.get(a) and not ctx.is_internal(a)
+        }
+    )
+    if keys:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtext(x) AS k"
+                " FROM unnest(%s::text[]) AS x ORDER BY k) AS ordered",
+                [keys],
+            )
 
 
 def split_name(name: str) -> tuple[str, str]:

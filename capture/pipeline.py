@@ -193,6 +193,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
             email.save(force_insert=True)
     except IntegrityError:
         # Another worker stored the same Message-ID a moment ago: this capture is a duplicate.
+        drop_thread_if_empty(ctx, thread)
         other = EmailMessage.objects.get(message_id=parsed.message_id)
         ctx.emails_by_mid[parsed.message_id] = other
         record_duplicate(ctx, work, other)
@@ -209,6 +210,13 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     store_attachments(ctx, work)
     store_meeting(work)
     record_capture(ctx, work, email, duplicate=False)
+
+
+def drop_thread_if_empty(ctx: BatchContext, thread: Thread) -> None:
+    """A thread created for a message that turned out to be another worker's duplicate."""
+    if thread.message_count == 0 and not EmailMessage.objects.filter(thread_id=thread.pk).exists():
+        ctx.threads.pop(thread.pk, None)
+        thread.delete()
 
 
 def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None:
