@@ -219,6 +219,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    def delete_model(self, request, obj: ApiToken) -> None:
+        services.record_crm_change(
+            "deleted", obj, actor=request.user, channel="admin", address=_client_address(request)
+        )
+        super().delete_model(request, obj)
+
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset) -> None:
         count = services.revoke_api_tokens(
