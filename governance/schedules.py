@@ -33,6 +33,12 @@ SCHEDULES: list[Schedule] = [
         every_seconds=60,
         description="Queue an IMAP sync for every enabled, unpaused mailbox whose next run is due.",
     ),
+    Schedule(
+        name="capture.sweep_pending",
+        task="capture.sweep_pending",
+        every_seconds=60,
+        description="Re-queue raw messages left pending (lost queue message) and failed ones due for a retry.",
+    ),
 ]
 
 

@@ -27,3 +27,17 @@ def test_ensure_periodic_tasks_is_idempotent_and_repairs_a_changed_interval():
     task.save()
     assert ensure_periodic_tasks() == ["governance.seal_audit"]  # only the changed one
     assert PeriodicTask.objects.get(name="governance.seal_audit").interval.every == 30
+
+
+def test_ensure_schedules_command_registers_every_periodic_task_and_its_task_exists(db):
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    from config.celery import app
+    from governance.schedules import SCHEDULES
+
+    call_command("ensure_schedules")
+    app.loader.import_default_modules()
+    for spec in SCHEDULES:
+        assert PeriodicTask.objects.get(name=spec.name).task == spec.task
+        assert spec.task in app.tasks, f"{spec.task} is scheduled but no such Celery task is registered"
