@@ -70,7 +70,15 @@ def parse_limits() -> ParseLimits:
 
 def ingest_raw_message(raw_id: int) -> IngestOutcome:
     """Process one stored raw message (see ingest_raw_messages)."""
-    return ingest_raw_messages([raw_id])[0]
+    outcomes = ingest_raw_messages([raw_id])
+    if outcomes:
+        return outcomes[0]
+    # Another worker holds the row (skip_locked): wait for it, then report what it decided.
+    with transaction.atomic():
+        raw = RawMessage.objects.select_for_update().filter(pk=raw_id).first()
+    if raw is None:
+        return IngestOutcome(raw_id, "missing", "not_found", None, False)
+    return outcome_of(raw)
 
 
 def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
