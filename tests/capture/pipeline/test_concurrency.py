@@ -133,3 +133,87 @@ def test_two_workers_creating_two_new_contacts_in_opposite_orders_both_succeed(m
     assert set(RawMessage.objects.values_list("status", flat=True)) == {Status.PROCESSED}
     assert ContactEmail.objects.filter(address=tom).count() == 1
     assert ContactEmail.objects.filter(address=anna).count() == 1
+
+
+
+def hold_first_worker(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The worker thread named "first" pauses mid-batch (its raw row locked, nothing
+    committed): `paused` says it got there, `release` lets it go on."""
+    paused, release = threading.Event(), threading.Event()
+    real = pipeline.derive_direction
+
+    def derive(ctx, parsed):
+        if threading.current_thread().name == "first":
+            paused.set()
+            assert release.wait(20), "the first worker was never released"
+        return real(ctx, parsed)
+
+    monkeypatch.setattr(pipeline, "derive_direction", derive)
+    return paused, release
+
+
+def start(name: str, fn: Callable[[], object], results: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[name] = fn()
+        except BaseException as e:  # surfaced in the main thread
+            results[name] = e
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=run, name=name)
+    t.start()
+    return t
+
+
+def test_a_second_worker_skips_a_raw_message_another_worker_holds_and_it_is_processed_once(
+    monkeypatch,
+):
+    raw = store(fixture_bytes("multipart_alternative.eml"))
+    paused, release = hold_first_worker(monkeypatch)
+    results: dict = {}
+    first = start("first", lambda: ingest_raw_messages([raw.pk]), results)
+    assert paused.wait(20)
+
+    def duplicate_queue_message():
+        try:  # must neither wait for nor redo the first worker's work
+            return ingest_raw_messages([raw.pk])
+        finally:
+            release.set()
+
+    second = start("second", duplicate_queue_message, results)
+    second.join(30)
+    first.join(30)
+    assert results["second"] == []
+    assert [o.status for o in results["first"]] == [Status.PROCESSED]
+    raw.refresh_from_db()
+    assert (raw.status, raw.attempts) == (Status.PROCESSED, 1)
+    assert Capture.objects.count() == 1
+
+
+def test_processing_one_raw_message_held_by_another_worker_reports_that_workers_outcome(
+    monkeypatch,
+):
+    raw = store(fixture_bytes("multipart_alternative.eml"))
+    paused, release = hold_first_worker(monkeypatch)
+    results: dict = {}
+    first = start("first", lambda: ingest_raw_messages([raw.pk]), results)
+    assert paused.wait(20)
+    real_batch = pipeline.ingest_raw_messages
+
+    def batch(ids):
+        try:
+            return real_batch(ids)
+        finally:
+            if threading.current_thread().name == "second":
+                release.set()  # the row was skipped: now let the holder finish
+
+    monkeypatch.setattr(pipeline, "ingest_raw_messages", batch)
+    second = start("second", lambda: pipeline.ingest_raw_message(raw.pk), results)
+    second.join(30)
+    first.join(30)
+    assert not isinstance(results["second"], BaseException), repr(results["second"])
+    outcome = results["second"]
+    assert (outcome.status, outcome.raw_id) == (Status.PROCESSED, raw.pk)
+    assert outcome.email_id == results["first"][0].email_id
+    assert Capture.objects.count() == 1
