@@ -309,20 +309,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
                     detail={"reason": w.reason_code},
                 )
             )
-    RawMessage.objects.bulk_update(
-        [w.raw for w in works],
-        [
-            "status",
-            "reason_code",
-            "reason_detail",
-            "traceback",
-            "processed_at",
-            "email",
-            "attempts",
-            "updated",
-        ],
-        batch_size=500,
-    )
+    save_raw_outcomes([w.raw for w in works], now)
     for cid in ctx.extra.get("contacts_created", []):
         ctx.audit.append(
             build_event(
@@ -334,6 +321,32 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
             )
         )
     record_events(ctx.audit)
+
+
+def save_raw_outcomes(raws: list[RawMessage], now) -> None:
+    """Settle the raw rows: one UPDATE per distinct outcome, then the email ids.
+
+    bulk_update over eight fields builds a CASE per field and row: at 100 rows it cost ~2-3 ms
+    a message (bench/ingest.py), more than parsing; this costs ~0.4 ms.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for raw in raws:
+        raw.updated = now
+        key = (raw.status, raw.reason_code, raw.reason_detail, raw.traceback, raw.attempts)
+        groups.setdefault(key, []).append(raw.pk)
+    for (status, code, detail, tb, attempts), ids in groups.items():
+        RawMessage.objects.filter(pk__in=ids).update(
+            status=status,
+            reason_code=code,
+            reason_detail=detail,
+            traceback=tb,
+            attempts=attempts,
+            processed_at=now,
+            updated=now,
+        )
+    with_email = [r for r in raws if r.email_id]
+    if with_email:
+        RawMessage.objects.bulk_update(with_email, ["email"], batch_size=500)
 
 
 def refresh_thread_stats(thread_ids: set[int]) -> None:
