@@ -39,7 +39,7 @@ from capture.models import (
     ThreadLink,
 )
 from capture.participants import derive_direction, resolve_participants
-from capture.store import body_fields, store_attachments, store_meeting
+from capture.store import body_fields, flush_blobs, store_attachments, store_meeting
 from capture.threads import assign_thread, touch_thread
 from crm.models import User
 from governance.audit import Actor, build_event, record_event, record_events
@@ -287,6 +287,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
     for link in ctx.new_links:
         link.thread_id = ctx.resolve_thread_id(link.thread_id)
     ThreadLink.objects.bulk_create(ctx.new_links, ignore_conflicts=True, batch_size=1000)
+    flush_blobs(ctx)
     Attachment.objects.bulk_create(ctx.new_attachments, batch_size=500)
     Capture.objects.bulk_create(ctx.new_captures, batch_size=1000)
     refresh_thread_stats({ctx.resolve_thread_id(t) for t in ctx.dirty_threads})
