@@ -40,4 +40,6 @@ def test_ensure_schedules_command_registers_every_periodic_task_and_its_task_exi
     app.loader.import_default_modules()
     for spec in SCHEDULES:
         assert PeriodicTask.objects.get(name=spec.name).task == spec.task
-        assert spec.task in app.tasks, f"{spec.task} is scheduled but no such Celery task is registered"
+        assert spec.task in app.tasks, (
+            f"{spec.task} is scheduled but no such Celery task is registered"
+        )
