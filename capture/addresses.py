@@ -8,7 +8,10 @@ or an alias). Rotation revokes the old token (it then answers 550 5.1.1) and is 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +23,29 @@ from crm.models import User, UserAddress
 from governance.audit import record_event
 
 LOCAL_PREFIX = "log+"
+# How long the SMTP listener may reuse a resolved address (and its owner's sender list).
+# A change made in this process (rotate, revoke, create) clears it at once; a change made in
+# another process (the web server) reaches a separate listener process within this time.
+RESOLVE_CACHE_SECONDS = 5.0
+_RESOLVE_CACHE_MAX = 10_000
+_resolve_cache: dict[str, tuple[float, ResolvedAddress | None]] = {}
+_resolve_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ResolvedAddress:
+    """What the listener needs about a capture address, without ORM objects."""
+
+    id: int
+    user_id: int
+    kind: str
+    allowed_senders: frozenset[str] | None  # None: a shared address (any active user)
+
+
+def forget_resolved_addresses() -> None:
+    """Drop the listener's resolution cache (called by every change to an address)."""
+    with _resolve_lock:
+        _resolve_cache.clear()
 
 
 def get_or_create_capture_address(
@@ -41,6 +67,7 @@ def get_or_create_capture_address(
         if existing is not None:
             return existing
         addr = CaptureAddress.objects.create(user=user, kind=kind)
+        forget_resolved_addresses()
         record_event(
             "capture_address.create",
             actor=actor if actor is not None else "system",
@@ -64,6 +91,7 @@ def create_capture_address(
     """A new, additional capture address for `user` (a user may hold several)."""
     with transaction.atomic():
         addr = CaptureAddress.objects.create(user=user, kind=kind, label=label[:120])
+        forget_resolved_addresses()
         record_event(
             "capture_address.create",
             actor=actor if actor is not None else "system",
@@ -100,6 +128,7 @@ def revoke_capture_address(
                 address=address,
                 detail={"user_id": locked.user_id, "kind": locked.kind},
             )
+    forget_resolved_addresses()
     addr.refresh_from_db()
     return addr
 
@@ -126,6 +155,7 @@ def rotate_capture_address(
             address=address,
             detail={"user_id": locked.user_id, "old_id": locked.pk, "new_id": new.pk},
         )
+    forget_resolved_addresses()
     addr.refresh_from_db()
     return new
 
@@ -156,6 +186,42 @@ def resolve_capture_address(rcpt: str) -> CaptureAddress | None:
         .filter(token=token, active=True, user__is_active=True)
         .first()
     )
+
+
+class NotCached(Exception):
+    """resolve_capture_target(cached_only=True) would have to ask the database."""
+
+
+def resolve_capture_target(rcpt: str, *, cached_only: bool = False) -> ResolvedAddress | None:
+    """`resolve_capture_address` plus the owner's sender list, cached briefly (SMTP hot path).
+
+    With cached_only, raise NotCached instead of querying (the listener's event loop calls
+    it that way and falls back to a thread).
+    """
+    token = parse_capture_token(rcpt)
+    if token is None:
+        return None
+    now = time.monotonic()
+    hit = _resolve_cache.get(token)
+    if hit is not None and now - hit[0] < RESOLVE_CACHE_SECONDS:
+        return hit[1]
+    if cached_only:
+        raise NotCached(token)
+    addr = (
+        CaptureAddress.objects.select_related("user")
+        .filter(token=token, active=True, user__is_active=True)
+        .first()
+    )
+    resolved = (
+        None
+        if addr is None
+        else ResolvedAddress(addr.pk, addr.user_id, addr.kind, allowed_senders(addr))
+    )
+    with _resolve_lock:
+        if len(_resolve_cache) >= _RESOLVE_CACHE_MAX:
+            _resolve_cache.clear()
+        _resolve_cache[token] = (now, resolved)
+    return resolved
 
 
 def _normalised(addresses: Iterable[str]) -> list[str] | None:

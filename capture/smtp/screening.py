@@ -24,8 +24,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from capture.addresses import resolve_capture_address, sender_allowed, team_sender_allowed
-from capture.models import CaptureAddress, SmtpRateEvent
+from capture.addresses import NotCached, resolve_capture_target, team_sender_allowed
+from capture.models import SmtpRateEvent
 from capture.smtp import LOOP_HEADER
 from capture.smtp.authresults import auth_failure
 from crm.addresses import InvalidAddress, normalize_address
@@ -48,6 +48,11 @@ STORE_DOWN = "451 4.3.0 Temporary failure, try again later"
 TOO_BIG = "552 5.3.4 Message too big for system"
 
 
+class NeedsDatabase(Exception):
+    """Raised in fast mode (on the event loop) when a check would touch the database; the
+    handler then runs the same check in a thread."""
+
+
 class Reason:
     RATE = "rate_limit"
     LOOP = "loop"
@@ -61,6 +66,7 @@ class Target:
     address_id: int
     user_id: int
     kind: str
+    allowed_senders: frozenset[str] | None = None  # None: shared address, any active user
 
 
 @dataclass
@@ -111,19 +117,25 @@ def _norm(address: str) -> str:
 
 
 def _hit_window(key: str, limit: int, window: int) -> tuple[bool, int]:
-    """Sliding-window counter in the cache: (over the limit?, count in the window).
+    """Count one hit in a sliding window; (over the limit?, estimated hits in the window).
 
-    Not atomic across processes (get + set); with one listener process the race only lets
-    a few extra messages through at the edge, which is fine for flood protection.
+    The sliding-window counter: two fixed buckets (this window, the previous one), the
+    previous weighted by how much of it still overlaps the sliding window. O(1) in the
+    cache, and `incr` is atomic on Redis, so several listener processes share the count.
     """
     now = time.time()
-    stamps = [t for t in (cache.get(key) or []) if t > now - window]
-    if len(stamps) >= limit:
-        cache.set(key, stamps, window)
-        return True, len(stamps)
-    stamps.append(now)
-    cache.set(key, stamps, window)
-    return False, len(stamps)
+    bucket = int(now // window)
+    current_key, previous_key = f"{key}:{bucket}", f"{key}:{bucket - 1}"
+    cache.add(current_key, 0, timeout=2 * window)
+    try:
+        current = cache.incr(current_key)
+    except ValueError:  # evicted between add and incr
+        cache.set(current_key, 1, timeout=2 * window)
+        current = 1
+    previous = cache.get(previous_key) or 0
+    overlap = 1.0 - (now - bucket * window) / window
+    count = int(previous * overlap) + current
+    return count > limit, count
 
 
 def record_rate_event(address_id: int, sender: str, reason: str) -> None:
@@ -147,22 +159,32 @@ def record_rate_event(address_id: int, sender: str, reason: str) -> None:
             event.save(update_fields=["count", "updated"])
 
 
-def screen_recipient(rcpt: str, mail_from: str) -> tuple[str | None, Target | None]:
-    """RCPT stage: (refusal status or None, target). Raises DatabaseError when the DB is down."""
-    addr = resolve_capture_address(rcpt)
+def screen_recipient(
+    rcpt: str, mail_from: str, *, fast: bool = False
+) -> tuple[str | None, Target | None]:
+    """RCPT stage: (refusal status or None, target). Raises DatabaseError when the DB is down.
+
+    fast=True never touches the database: it raises NeedsDatabase instead.
+    """
+    try:
+        addr = resolve_capture_target(rcpt, cached_only=fast)
+    except NotCached as e:
+        raise NeedsDatabase from e
     if addr is None:
         return UNKNOWN_ADDRESS, None
     limit = settings.MAILWARDEN_SMTP_RATE_LIMIT
     window = settings.MAILWARDEN_SMTP_RATE_WINDOW_SECONDS
     if limit > 0:
         over, _count = _hit_window(
-            f"mw:smtp:rate:{addr.pk}:{_digest(_norm(mail_from))}", limit, window
+            f"mw:smtp:rate:{addr.id}:{_digest(_norm(mail_from))}", limit, window
         )
         if over:
-            log.warning("SMTP rate limit hit for capture address #%s", addr.pk)
-            record_rate_event(addr.pk, mail_from, Reason.RATE)
+            if fast:
+                raise NeedsDatabase
+            log.warning("SMTP rate limit hit for capture address #%s", addr.id)
+            record_rate_event(addr.id, mail_from, Reason.RATE)
             return RATE_LIMITED, None
-    return OK, Target(rcpt=rcpt, address_id=addr.pk, user_id=addr.user_id, kind=addr.kind)
+    return OK, Target(rcpt, addr.id, addr.user_id, addr.kind, addr.allowed_senders)
 
 
 def _own_mail(mail_from: str, headers: HeaderInfo) -> bool:
@@ -175,10 +197,13 @@ def _own_mail(mail_from: str, headers: HeaderInfo) -> bool:
 
 
 def _sender_ok(target: Target, senders: list[str]) -> bool:
-    if target.kind == CaptureAddress.Kind.SHARED:
+    """HubSpot's rule: the owner's login e-mail, connected address or alias (see addresses)."""
+    if target.allowed_senders is None:
         return team_sender_allowed(senders)
-    addr = CaptureAddress.objects.select_related("user").get(pk=target.address_id)
-    return sender_allowed(addr.user, senders)
+    try:
+        return all(normalize_address(a) in target.allowed_senders for a in senders)
+    except InvalidAddress:
+        return False
 
 
 def _repeated(target: Target, headers: HeaderInfo) -> bool:
@@ -190,12 +215,21 @@ def _repeated(target: Target, headers: HeaderInfo) -> bool:
     return over
 
 
-def screen_message(targets: list[Target], mail_from: str, headers: HeaderInfo) -> Verdict:
+def screen_message(
+    targets: list[Target], mail_from: str, headers: HeaderInfo, *, fast: bool = False
+) -> Verdict:
     """DATA stage: refuse loops and foreign senders, read trusted authentication results.
 
     One answer covers every recipient (SMTP has one DATA reply), so the message is refused
-    when any recipient refuses it rather than silently dropped for some.
+    when any recipient refuses it rather than silently dropped for some. fast=True never
+    touches the database: it raises NeedsDatabase instead (before counting, where it can).
     """
+    if fast and (
+        _own_mail(mail_from, headers)
+        or headers.received_count > MAX_RECEIVED_HEADERS
+        or any(t.allowed_senders is None for t in targets)
+    ):
+        raise NeedsDatabase
     if _own_mail(mail_from, headers):
         for t in targets:
             record_rate_event(t.address_id, mail_from, Reason.LOOP)
@@ -211,6 +245,8 @@ def screen_message(targets: list[Target], mail_from: str, headers: HeaderInfo) -
         return Verdict(SENDER_REFUSED)
     repeated = [t for t in targets if _repeated(t, headers)]
     if repeated:
+        if fast:
+            raise NeedsDatabase
         for t in repeated:
             record_rate_event(t.address_id, mail_from, Reason.LOOP)
         return Verdict(REPEAT_REFUSED)

@@ -1,4 +1,4 @@
-"""Group commit for the SMTP listener: one writer thread, many waiting sessions.
+"""Group commit for the SMTP listener: one writer pipeline, many waiting sessions.
 
 fsync costs milliseconds, so committing each message alone caps the listener at a few
 hundred messages per second. Sessions hand their message to `GroupCommitWriter.submit`;
@@ -7,6 +7,8 @@ the writer thread takes everything that arrived while the previous batch was com
 transaction (`capture.ingest.store_raw_messages`) and only then resolves each session's
 future, which is when the session answers 250. A failed batch fails every future in it
 (the sessions answer 451 and the clients retry); nothing is acknowledged before commit.
+The work is split over two threads (files, then rows) so the two flushes of consecutive
+batches overlap.
 
 Durability modes (`sync`):
 - "syncfs": write all files without fsync, then one syncfs(2) on the raw store's file
@@ -75,29 +77,45 @@ def sync_filesystem(path: os.PathLike | str) -> None:
         os.close(fd)
 
 
-def store_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> list[int]:
-    """Write the batch's files durably, then all rows in one transaction; returns raw ids.
+def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> None:
+    """Stage 1: put every file of the batch on disk (one syncfs, or fsync per file)."""
+    try:
+        for spec in specs:
+            storage.save_raw(spec.data, fsync=(sync == "fsync"))
+        if sync == "syncfs":
+            sync_filesystem(storage.raw_root())
+    except OSError as e:
+        raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
 
+
+def commit_rows(specs: Sequence[RawSpec]) -> list[int]:
+    """Stage 2: all rows in one transaction; returns raw ids. Files must already be durable.
+
+    The files exist with the right size, so store_raw_messages does not rewrite them.
     Processing is not queued here (the caller does it after answering the sessions), so a
-    failure to queue can never turn a committed message into a 451.
+    failure to queue can never turn a committed message into a 451. A database restart
+    breaks the open connection: retry once on a new one.
     """
-    if sync == "syncfs":
-        try:
-            for spec in specs:
-                storage.save_raw(spec.data, fsync=False)
-            root = storage.raw_root()
-            sync_filesystem(root)
-        except OSError as e:
-            raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
-        # The files now exist with the right size, so store_raw_messages does not rewrite them.
+    try:
         rows = store_raw_messages(specs, fsync=False, enqueue=False)
-    else:
-        rows = store_raw_messages(specs, fsync=True, enqueue=False)
+    except (StoreUnavailable, DbError) as e:
+        if isinstance(e, StoreUnavailable) and not isinstance(e.__cause__, DbError):
+            raise  # the file store, not the connection
+        connection.close()
+        rows = store_raw_messages(specs, fsync=False, enqueue=False)
     return [r.pk for r in rows]
 
 
+def store_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> list[int]:
+    """Both stages in a row (for callers without the pipeline); returns raw ids."""
+    write_files_durably(specs, sync)
+    return commit_rows(specs)
+
+
 class GroupCommitWriter:
-    """A single writer thread committing whatever sessions have handed over, in batches."""
+    """Group commit in a pipeline: while database threads commit batch N,
+    the file thread writes and flushes batch N+1. Rows are only ever committed after their
+    files are on disk, and a session's future resolves only after its rows are committed."""
 
     def __init__(
         self,
@@ -106,6 +124,7 @@ class GroupCommitWriter:
         max_batch: int = 500,
         sync: str | None = None,
         on_stored: Callable[[list[int]], None] | None = None,
+        db_threads: int = 3,
         name: str = "mailwarden-smtp-writer",
     ) -> None:
         self.window = (
@@ -119,11 +138,22 @@ class GroupCommitWriter:
         # processing). The sweeper re-queues anything this misses.
         self.on_stored = on_stored
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # A few database threads commit batches side by side: PostgreSQL flushes the WAL
+        # of concurrent commits together, so this multiplies commits per fsync. The bounded
+        # queue is the backpressure when the database is the slow stage.
+        self._db_queue: queue.Queue = queue.Queue(maxsize=db_threads)
+        self._thread = threading.Thread(target=self._run_files, name=f"{name}-files", daemon=True)
+        self._db_threads = [
+            threading.Thread(target=self._run_db, name=f"{name}-db{i}", daemon=True)
+            for i in range(max(1, db_threads))
+        ]
+        self._count_lock = threading.Lock()
         self.batches = 0
         self.messages = 0
 
     def start(self) -> GroupCommitWriter:
+        for t in self._db_threads:
+            t.start()
         self._thread.start()
         return self
 
@@ -137,10 +167,12 @@ class GroupCommitWriter:
         return job.future
 
     def stop(self, timeout: float | None = None) -> None:
-        """Commit everything already submitted, then end the thread."""
+        """Commit everything already submitted, then end both threads."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        for t in self._db_threads:
+            t.join(timeout)
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
         batch = [first]
@@ -162,14 +194,14 @@ class GroupCommitWriter:
             size += len(item.specs)
         return batch, False
 
-    def _run(self) -> None:
+    def _run_files(self) -> None:
         stopping = False
         while not stopping:
             item = self._queue.get()
             if item is _STOP:
                 break
             batch, stopping = self._collect(item)
-            self._commit(batch)
+            self._write(batch)
         # Anything submitted after stop() was called is still committed, never dropped.
         leftovers = []
         while True:
@@ -180,10 +212,11 @@ class GroupCommitWriter:
             if item is not _STOP:
                 leftovers.append(item)
         if leftovers:
-            self._commit(leftovers)
-        connection.close()
+            self._write(leftovers)
+        for _ in self._db_threads:
+            self._db_queue.put(_STOP)
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _write(self, batch: list[_Job]) -> None:
         limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
         ok: list[_Job] = []
         for job in batch:
@@ -194,34 +227,47 @@ class GroupCommitWriter:
                 ok.append(job)
         if not ok:
             return
-        specs = [s for job in ok for s in job.specs]
         try:
-            try:
-                ids = store_durably(specs, self.sync)
-            except (StoreUnavailable, DbError) as e:
-                if isinstance(e, StoreUnavailable) and not isinstance(e.__cause__, DbError):
-                    raise  # the file store, not the connection
-                # A database restart breaks the open connection: retry once on a new one.
-                connection.close()
-                ids = store_durably(specs, self.sync)
+            write_files_durably([s for job in ok for s in job.specs], self.sync)
         except Exception as e:  # the boundary: every waiting session must get an answer
-            if not isinstance(e, StoreUnavailable):
-                log.exception("SMTP group commit failed for %d messages", len(specs))
-                e = StoreUnavailable(f"commit failed: {e.__class__.__name__}")
-            else:
-                log.warning("SMTP group commit: store unavailable (%s)", e)
-            # A broken connection must not poison the next batch: reconnect next time.
+            self._fail(ok, e)
+            return
+        self._db_queue.put(ok)
+
+    def _run_db(self) -> None:
+        while True:
+            batch = self._db_queue.get()
+            if batch is _STOP:
+                break
+            self._commit(batch)
+        connection.close()
+
+    def _fail(self, jobs: list[_Job], e: Exception) -> None:
+        n = sum(len(job.specs) for job in jobs)
+        if isinstance(e, StoreUnavailable):
+            log.warning("SMTP group commit of %d messages: store unavailable (%s)", n, e)
+        else:
+            log.exception("SMTP group commit failed for %d messages", n)
+            e = StoreUnavailable(f"commit failed: {e.__class__.__name__}")
+        for job in jobs:
+            job.future.set_exception(e)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        specs = [s for job in batch for s in job.specs]
+        try:
+            ids = commit_rows(specs)
+        except Exception as e:  # the boundary: every waiting session must get an answer
             try:
-                connection.close()
+                connection.close()  # a broken connection must not poison the next batch
             except Exception:
                 log.debug("closing the writer's connection failed", exc_info=True)
-            for job in ok:
-                job.future.set_exception(e)
+            self._fail(batch, e)
             return
-        self.batches += 1
-        self.messages += len(specs)
+        with self._count_lock:
+            self.batches += 1
+            self.messages += len(specs)
         start = 0
-        for job in ok:
+        for job in batch:
             n = len(job.specs)
             job.future.set_result(ids[start : start + n])
             start += n
