@@ -291,15 +291,10 @@ def specs_for(messages, users: dict[str, int], tag: str):
 
 
 def store_batch(specs, *, enqueue: bool) -> list[int]:
-    """What a channel does: durable files (one syncfs per batch, as the SMTP writer), rows, queue."""
-    from capture import storage
+    """What a channel does: durable files (one syncfs per batch), rows, queue on commit."""
     from capture.ingest import store_raw_messages
-    from capture.smtp.writer import sync_filesystem
 
-    for spec in specs:
-        storage.save_raw(spec.data, fsync=False)
-    sync_filesystem(storage.raw_root())
-    return [r.pk for r in store_raw_messages(specs, fsync=False, enqueue=enqueue)]
+    return [r.pk for r in store_raw_messages(specs, enqueue=enqueue)]
 
 
 def run_ours_inprocess(messages, users, tag: str) -> tuple[float, dict]:

@@ -60,7 +60,10 @@ def store_raw_messages(
     for spec in specs:
         check_size(len(spec.data))
     try:
-        paths = [storage.save_raw(spec.data, fsync=fsync) for spec in specs]
+        if fsync:
+            paths = storage.save_raws_durably([spec.data for spec in specs])
+        else:  # the caller has made the files durable already (the SMTP group commit)
+            paths = [storage.save_raw(spec.data, fsync=False) for spec in specs]
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     now = timezone.now()

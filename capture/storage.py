@@ -6,6 +6,7 @@ so a crash leaves either the whole file or nothing; writing the same bytes twice
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -43,6 +44,44 @@ def _write_atomic(root: Path, rel: str, data: bytes, fsync: bool) -> None:
         raise
 
 
+def _libc_syncfs():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _libc_syncfs()
+
+
+def sync_filesystem(path: os.PathLike | str) -> None:
+    """Flush every dirty file and directory entry of the file system holding `path`
+    (syncfs(2)): one call makes a whole batch of new files durable, renames included."""
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (the file's own fsync does not cover its directory entry)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def raw_root() -> Path:
     return Path(settings.MAILWARDEN_RAW_STORAGE_DIR)
 
@@ -57,6 +96,19 @@ def save_raw(data: bytes, *, digest: str | None = None, fsync: bool = True) -> t
     rel = _relative_path(digest, ".eml")
     _write_atomic(raw_root(), rel, data, fsync)
     return digest, rel
+
+
+def save_raws_durably(items: list[bytes]) -> list[tuple[str, str]]:
+    """Store several raw messages and make them durable before returning: one file is
+    fsynced with its directory; a batch is written unsynced and flushed with one syncfs."""
+    if len(items) == 1:
+        digest, rel = save_raw(items[0], fsync=True)
+        fsync_dir((raw_root() / rel).parent)
+        return [(digest, rel)]
+    paths = [save_raw(data, fsync=False) for data in items]
+    if paths:
+        sync_filesystem(raw_root())
+    return paths
 
 
 def read_raw(rel: str) -> bytes:

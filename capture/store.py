@@ -100,9 +100,7 @@ def flush_blobs(ctx: BatchContext) -> None:
     pending: dict[str, Blob] = ctx.extra.get("new_blobs", {})
     if not pending:
         return
-    from capture.smtp.writer import sync_filesystem
-
-    sync_filesystem(storage.blob_root())
+    storage.sync_filesystem(storage.blob_root())
     Blob.objects.bulk_create(list(pending.values()), ignore_conflicts=True, batch_size=500)
     ids = dict(Blob.objects.filter(sha256__in=list(pending)).values_list("sha256", "pk"))
     for att in ctx.new_attachments:

@@ -19,9 +19,7 @@ Either way the files are on disk before the rows that name them are committed.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 import queue
 import threading
 import time
@@ -49,41 +47,13 @@ class _Job:
     future: Future = field(default_factory=Future)
 
 
-def _libc_syncfs():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_syncfs = _libc_syncfs()
-
-
-def sync_filesystem(path: os.PathLike | str) -> None:
-    """Flush every dirty file and directory entry of the file system holding `path`."""
-    if _syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
-
-
 def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> None:
     """Stage 1: put every file of the batch on disk (one syncfs, or fsync per file)."""
     try:
         for spec in specs:
             storage.save_raw(spec.data, fsync=(sync == "fsync"))
         if sync == "syncfs":
-            sync_filesystem(storage.raw_root())
+            storage.sync_filesystem(storage.raw_root())
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
 
