@@ -130,7 +130,7 @@ def run_round(url: str, writers: int, events: int, seal_interval: float | None) 
 def main() -> None:
     args = bench_args(__doc__, configure=configure)
     url = args.database_url or DEFAULT_URL
-    events = args.events or (400 if args.quick else 2000)
+    events = args.events or (1000 if args.quick else 2500)
     rounds = args.rounds or (3 if args.quick else 5)
     ensure_database(url)
     django_setup(url)
