@@ -77,7 +77,9 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailwarden.sqlite3'}")}
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailwarden.sqlite3'}")
+}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout: the SMTP listener, the web server and in-process tasks share the file.
@@ -141,9 +143,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
-CACHES = {
-    "default": env.cache("MAILWARDEN_CACHE_URL", default="locmemcache://")
-}
+CACHES = {"default": env.cache("MAILWARDEN_CACHE_URL", default="locmemcache://")}
 
 # --- Capture ------------------------------------------------------------------------------
 MAILWARDEN_CAPTURE_DOMAIN = env.str("MAILWARDEN_CAPTURE_DOMAIN", default="capture.localhost")
@@ -152,17 +152,25 @@ MAILWARDEN_MAX_MIME_DEPTH = env.int("MAILWARDEN_MAX_MIME_DEPTH", default=20)
 MAILWARDEN_MAX_MIME_PARTS = env.int("MAILWARDEN_MAX_MIME_PARTS", default=500)
 MAILWARDEN_MAX_HEADERS = env.int("MAILWARDEN_MAX_HEADERS", default=1000)
 MAILWARDEN_MAX_BODY_CHARS = env.int("MAILWARDEN_MAX_BODY_CHARS", default=1_000_000)
-MAILWARDEN_MAX_ATTACHMENT_BYTES = env.int("MAILWARDEN_MAX_ATTACHMENT_BYTES", default=50 * 1024 * 1024)
+MAILWARDEN_MAX_ATTACHMENT_BYTES = env.int(
+    "MAILWARDEN_MAX_ATTACHMENT_BYTES", default=50 * 1024 * 1024
+)
 MAILWARDEN_BLOCKED_ATTACHMENT_TYPES = env.list(
     "MAILWARDEN_BLOCKED_ATTACHMENT_TYPES",
     default=[".exe", ".bat", ".cmd", ".com", ".js", ".vbs", ".scr", ".msi", ".ps1", ".jar"],
 )
 MAILWARDEN_KEEP_INLINE_PARTS = env.bool("MAILWARDEN_KEEP_INLINE_PARTS", default=False)
-MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS = env.int("MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS", default=300)
+MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS = env.int(
+    "MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS", default=300
+)
 MAILWARDEN_MAX_PROCESS_ATTEMPTS = env.int("MAILWARDEN_MAX_PROCESS_ATTEMPTS", default=5)
 MAILWARDEN_THREAD_WINDOW_DAYS = env.int("MAILWARDEN_THREAD_WINDOW_DAYS", default=30)
-MAILWARDEN_RAW_STORAGE_DIR = Path(env.str("MAILWARDEN_RAW_STORAGE_DIR", default=str(MEDIA_ROOT / "raw")))
-MAILWARDEN_BLOB_STORAGE_DIR = Path(env.str("MAILWARDEN_BLOB_STORAGE_DIR", default=str(MEDIA_ROOT / "blobs")))
+MAILWARDEN_RAW_STORAGE_DIR = Path(
+    env.str("MAILWARDEN_RAW_STORAGE_DIR", default=str(MEDIA_ROOT / "raw"))
+)
+MAILWARDEN_BLOB_STORAGE_DIR = Path(
+    env.str("MAILWARDEN_BLOB_STORAGE_DIR", default=str(MEDIA_ROOT / "blobs"))
+)
 # Key for secrets at rest (mailbox passwords now, message bodies later): a Fernet key or any passphrase.
 MAILWARDEN_ENCRYPTION_KEY = env.str("MAILWARDEN_ENCRYPTION_KEY", default=SECRET_KEY)
 
@@ -176,7 +184,9 @@ MAILWARDEN_SMTP_RATE_LIMIT = env.int("MAILWARDEN_SMTP_RATE_LIMIT", default=200)
 MAILWARDEN_SMTP_RATE_WINDOW_SECONDS = env.int("MAILWARDEN_SMTP_RATE_WINDOW_SECONDS", default=3600)
 MAILWARDEN_SMTP_AUTH_FAIL_ACTION = env.str("MAILWARDEN_SMTP_AUTH_FAIL_ACTION", default="quarantine")
 MAILWARDEN_SMTP_LOOP_LIMIT = env.int("MAILWARDEN_SMTP_LOOP_LIMIT", default=5)
-MAILWARDEN_SMTP_SHUTDOWN_GRACE_SECONDS = env.float("MAILWARDEN_SMTP_SHUTDOWN_GRACE_SECONDS", default=30.0)
+MAILWARDEN_SMTP_SHUTDOWN_GRACE_SECONDS = env.float(
+    "MAILWARDEN_SMTP_SHUTDOWN_GRACE_SECONDS", default=30.0
+)
 MAILWARDEN_SMTP_COMMIT_WINDOW_MS = env.float("MAILWARDEN_SMTP_COMMIT_WINDOW_MS", default=2.0)
 MAILWARDEN_SMTP_SYNC = env.str("MAILWARDEN_SMTP_SYNC", default="syncfs")
 
@@ -205,13 +215,18 @@ _ANYMAIL_FROM_ENV = {
     "BREVO_API_KEY": "BREVO_API_KEY",
     "RESEND_API_KEY": "RESEND_API_KEY",
 }
-ANYMAIL = {key: value for key, name in _ANYMAIL_FROM_ENV.items() if (value := env.str(name, default=""))}
+ANYMAIL = {
+    key: value for key, name in _ANYMAIL_FROM_ENV.items() if (value := env.str(name, default=""))
+}
 ANYMAIL["AMAZON_SES_CLIENT_PARAMS"] = {}
 # Webhook and form bodies carry whole messages (base64 grows them by 4/3).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
-    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=MAILWARDEN_MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE",
+    default=MAILWARDEN_MAX_MESSAGE_BYTES * 4 // 3 + 1024 * 1024,
 )
-EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="mailwarden@localhost")
 
 LOGGING = {

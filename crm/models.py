@@ -40,7 +40,9 @@ class User(AbstractUser):
         MEMBER = "member", "Member"
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -96,7 +98,9 @@ class ApiToken(TimeStamped):
 
     name = models.CharField(max_length=120)
     user = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="api_tokens",
+        User,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
         help_text="The user the token acts as (a service token acts as its service user).",
     )
     service = models.CharField(max_length=120, blank=True, help_text="Set for service tokens.")
@@ -115,11 +119,17 @@ class ApiToken(TimeStamped):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, *, user: User, name: str, scopes: list[str], service: str = "") -> tuple[ApiToken, str]:
+    def issue(
+        cls, *, user: User, name: str, scopes: list[str], service: str = ""
+    ) -> tuple[ApiToken, str]:
         key = "mw_" + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, scopes=sorted(set(scopes)), service=service,
-            prefix=key[:10], key_hash=cls.hash_key(key),
+            user=user,
+            name=name,
+            scopes=sorted(set(scopes)),
+            service=service,
+            prefix=key[:10],
+            key_hash=cls.hash_key(key),
         )
         return token, key
 
@@ -137,7 +147,9 @@ class Organization(TimeStamped):
         API = "api", "API"
 
     name = models.CharField(max_length=200)
-    owner = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
@@ -166,9 +178,13 @@ class Contact(TimeStamped):
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
-    owner = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
-    marketing = models.BooleanField(default=False, help_text="A marketing contact (HubSpot's flag).")
+    marketing = models.BooleanField(
+        default=False, help_text="A marketing contact (HubSpot's flag)."
+    )
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     def __str__(self) -> str:
@@ -194,7 +210,9 @@ class ContactEmail(TimeStamped):
         constraints = [
             models.UniqueConstraint(fields=["contact", "address"], name="crm_contactemail_unique"),
             models.UniqueConstraint(
-                fields=["contact"], condition=models.Q(is_primary=True), name="crm_contactemail_one_primary"
+                fields=["contact"],
+                condition=models.Q(is_primary=True),
+                name="crm_contactemail_one_primary",
             ),
         ]
 
@@ -228,13 +246,17 @@ class Item(TimeStamped):
     stage = models.CharField(max_length=80, blank=True)
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
-    owner = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
     )
     contacts = models.ManyToManyField(Contact, blank=True, related_name="items")
     external_ref = models.CharField(
-        max_length=120, blank=True, db_index=True,
+        max_length=120,
+        blank=True,
+        db_index=True,
         help_text="A reference that appears in mail (order number, ticket key).",
     )
     external_id = models.CharField(max_length=200, null=True, blank=True)
@@ -245,7 +267,9 @@ class Item(TimeStamped):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "external_id"], name="crm_item_kind_external_id"),
+            models.UniqueConstraint(
+                fields=["kind", "external_id"], name="crm_item_kind_external_id"
+            ),
         ]
         indexes = [models.Index(fields=["kind", "status"], name="crm_item_kind_status")]
 

@@ -134,7 +134,9 @@ def seal_pending_events(batch_size: int = 5000) -> int:
                     cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SEAL_LOCK_ID])
                     if not cur.fetchone()[0]:
                         return sealed  # another sealer is at work
-            pending = list(AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size])
+            pending = list(
+                AuditEvent.objects.filter(seal_seq__isnull=True).order_by("id")[:batch_size]
+            )
             if not pending:
                 return sealed
             last = (
@@ -193,11 +195,17 @@ def verify_chain(chunk: int = 5000) -> ChainReport:
             break
         for event in rows:
             if event.seal_seq != expected_seq:
-                return ChainReport(checked, 0, expected_seq, event.pk, "missing event (gap in sequence)")
+                return ChainReport(
+                    checked, 0, expected_seq, event.pk, "missing event (gap in sequence)"
+                )
             if event.prev_hash != prev:
-                return ChainReport(checked, 0, event.seal_seq, event.pk, "previous hash does not match")
+                return ChainReport(
+                    checked, 0, event.seal_seq, event.pk, "previous hash does not match"
+                )
             if event_digest(event, prev) != event.hash:
-                return ChainReport(checked, 0, event.seal_seq, event.pk, "event content was altered")
+                return ChainReport(
+                    checked, 0, event.seal_seq, event.pk, "event content was altered"
+                )
             prev = event.hash
             expected_seq += 1
             checked += 1

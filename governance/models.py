@@ -24,7 +24,9 @@ class OrgSettings(TimeStamped):
 
     company_name = models.CharField(max_length=200, default="Mailwarden demo")
     internal_domains = models.JSONField(
-        default=list, blank=True, help_text="The organisation's own mail domains: their addresses are internal."
+        default=list,
+        blank=True,
+        help_text="The organisation's own mail domains: their addresses are internal.",
     )
     auto_create_contacts = models.CharField(
         max_length=10, choices=AutoCreate.choices, default=AutoCreate.SENT
@@ -63,8 +65,12 @@ class NeverLogRule(TimeStamped):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     value = models.CharField(max_length=254, help_text="Normalised address or registrable domain.")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-        related_name="never_log_rules", help_text="Empty = applies to everyone.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="never_log_rules",
+        help_text="Empty = applies to everyone.",
     )
     note = models.CharField(max_length=200, blank=True)
 
@@ -80,7 +86,7 @@ class NeverLogRule(TimeStamped):
 
 class AuditEvent(models.Model):
     """One append-only audit record. Rows are inserted unsealed; `seal_pending_events` links
-    them into a hash chain in seal order, so writers never wait on each other (docs/audit.md).
+    them into a hash chain in seal order, so writers never wait on each other (docs/architecture.md, "Audit chain").
 
     Foreign keys are soft (no DB constraint, DO_NOTHING): deleting a user or record must never
     have to touch the audit log, which refuses UPDATE and DELETE on PostgreSQL.
@@ -95,8 +101,12 @@ class AuditEvent(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
-        db_constraint=False, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     actor_label = models.CharField(max_length=200, blank=True)
     action = models.CharField(max_length=60, db_index=True)
@@ -112,7 +122,9 @@ class AuditEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["object_type", "object_id"], name="gov_audit_object"),
-            models.Index(fields=["id"], condition=models.Q(seal_seq__isnull=True), name="gov_audit_unsealed"),
+            models.Index(
+                fields=["id"], condition=models.Q(seal_seq__isnull=True), name="gov_audit_unsealed"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -49,9 +49,13 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         if item.get_closest_marker("postgres"):
-            if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+            if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith(
+                "postgres"
+            ):
                 continue
-            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)"))
+            item.add_marker(
+                pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+            )
 
 
 @pytest.fixture

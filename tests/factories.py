@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import itertools
 
-from crm.models import Contact, ContactEmail, Item, Organization, OrganizationDomain, User, UserAddress
+from crm.models import (
+    Contact,
+    ContactEmail,
+    Item,
+    Organization,
+    OrganizationDomain,
+    User,
+    UserAddress,
+)
 
 _seq = itertools.count(1)
 

@@ -22,7 +22,9 @@ class CaptureAddress(TimeStamped):
         PERSONAL = "personal", "Personal"
         SHARED = "shared", "Org-wide (shared inbox)"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="capture_addresses")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="capture_addresses"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERSONAL)
     label = models.CharField(max_length=120, blank=True)
     token = models.CharField(max_length=64, unique=True, default=new_capture_token)
@@ -47,7 +49,9 @@ class CaptureAddress(TimeStamped):
 class SmtpRateEvent(TimeStamped):
     """A capture address hit its rate limit or a mail loop was refused: admins see these."""
 
-    capture_address = models.ForeignKey(CaptureAddress, on_delete=models.CASCADE, related_name="rate_events")
+    capture_address = models.ForeignKey(
+        CaptureAddress, on_delete=models.CASCADE, related_name="rate_events"
+    )
     sender = models.CharField(max_length=320)
     reason = models.CharField(max_length=30)
     count = models.PositiveIntegerField(default=1)
@@ -70,14 +74,18 @@ class MailboxConnection(TimeStamped):
         SUBJECT = "subject", "Metadata and subject"
         EVERYTHING = "everything", "Everything"
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mailboxes")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mailboxes"
+    )
     name = models.CharField(max_length=120, blank=True)
     host = models.CharField(max_length=255)
     port = models.PositiveIntegerField(default=993)
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.TLS)
     username = models.CharField(max_length=255)
     auth = models.CharField(max_length=10, choices=Auth.choices, default=Auth.PASSWORD)
-    secret_encrypted = models.TextField(blank=True, help_text="Password or access token, encrypted at rest.")
+    secret_encrypted = models.TextField(
+        blank=True, help_text="Password or access token, encrypted at rest."
+    )
     folders = models.JSONField(
         default=list, blank=True, help_text="Folders to sync; empty = INBOX and the \\Sent folder."
     )
@@ -85,7 +93,9 @@ class MailboxConnection(TimeStamped):
     sync_window_days = models.PositiveIntegerField(default=30)
     interval_minutes = models.PositiveIntegerField(default=5)
     enabled = models.BooleanField(default=True)
-    visibility = models.CharField(max_length=12, choices=Visibility.choices, default=Visibility.EVERYTHING)
+    visibility = models.CharField(
+        max_length=12, choices=Visibility.choices, default=Visibility.EVERYTHING
+    )
     last_sync_at = models.DateTimeField(null=True, blank=True)
     next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
@@ -106,7 +116,9 @@ class MailboxConnection(TimeStamped):
 class MailboxFolder(TimeStamped):
     """Per-folder checkpoint: advanced only after the fetched raw messages are committed."""
 
-    mailbox = models.ForeignKey(MailboxConnection, on_delete=models.CASCADE, related_name="folder_states")
+    mailbox = models.ForeignKey(
+        MailboxConnection, on_delete=models.CASCADE, related_name="folder_states"
+    )
     name = models.CharField(max_length=255)
     uidvalidity = models.BigIntegerField(null=True, blank=True)
     last_uid = models.BigIntegerField(default=0)
@@ -114,7 +126,8 @@ class MailboxFolder(TimeStamped):
     skipped = models.PositiveBigIntegerField(default=0)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     skipped_log = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="The last 100 messages not captured (too large, draft): uid, size, reason, time.",
     )
 

@@ -14,8 +14,12 @@ class Thread(TimeStamped):
     subject = models.TextField(blank=True)
     subject_norm = models.CharField(max_length=255, blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="owned_threads", help_text="The first capturer.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_threads",
+        help_text="The first capturer.",
     )
     first_at = models.DateTimeField(null=True, blank=True)
     last_at = models.DateTimeField(null=True, blank=True)
@@ -52,7 +56,9 @@ class EmailMessage(TimeStamped):
     subject = models.TextField(blank=True)
     date = models.DateTimeField(db_index=True)
     date_flag = models.CharField(max_length=10, blank=True)
-    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.UNKNOWN)
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.UNKNOWN
+    )
     from_address = models.CharField(max_length=254, blank=True, db_index=True)
     from_name = models.CharField(max_length=300, blank=True)
     in_reply_to = models.CharField(max_length=995, blank=True)
@@ -64,7 +70,8 @@ class EmailMessage(TimeStamped):
     gate_reasons = models.JSONField(default=list, blank=True)
     auto_generated = models.CharField(max_length=20, blank=True)
     forwarded_flag = models.CharField(
-        max_length=30, blank=True,
+        max_length=30,
+        blank=True,
         help_text="Set when a forward's original could not be recovered and the wrapper was logged.",
     )
     size = models.PositiveBigIntegerField(default=0)
@@ -92,7 +99,9 @@ class MessageRef(models.Model):
     ref = models.CharField(max_length=995, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["email", "ref"], name="cap_messageref_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["email", "ref"], name="cap_messageref_unique")
+        ]
 
     def __str__(self) -> str:
         return self.ref
@@ -102,9 +111,15 @@ class Capture(models.Model):
     """One act of capturing a message: who, through which channel, when, from where."""
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="captures")
-    raw = models.OneToOneField("capture.RawMessage", on_delete=models.CASCADE, related_name="capture")
+    raw = models.OneToOneField(
+        "capture.RawMessage", on_delete=models.CASCADE, related_name="capture"
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="captures"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="captures",
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     source = models.CharField(max_length=300, blank=True)
@@ -137,9 +152,15 @@ class Participant(models.Model):
     address = models.CharField(max_length=254, db_index=True)
     name = models.CharField(max_length=300, blank=True)
     match = models.CharField(max_length=10, choices=Match.choices, default=Match.UNMATCHED)
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="participations")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="participations"
+    )
     organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="participations"
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="participations",
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -175,14 +196,18 @@ class Attachment(models.Model):
         POLICY = "policy", "Not stored by policy"
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="attachments")
-    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="attachments")
+    blob = models.ForeignKey(
+        Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="attachments"
+    )
     filename = models.CharField(max_length=255, blank=True)
     content_type = models.CharField(max_length=127)
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     inline = models.BooleanField(default=False)
     content_id = models.CharField(max_length=255, blank=True)
-    dropped = models.CharField(max_length=15, choices=Dropped.choices, blank=True, default=Dropped.KEPT)
+    dropped = models.CharField(
+        max_length=15, choices=Dropped.choices, blank=True, default=Dropped.KEPT
+    )
 
     def __str__(self) -> str:
         return self.filename or self.sha256[:12]
@@ -219,17 +244,25 @@ class ThreadLink(TimeStamped):
         ADDIN = "addin", "Chosen in the add-in"
 
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="links")
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links"
+    )
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links"
     )
-    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links")
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links"
+    )
     source = models.CharField(max_length=12, choices=Source.choices)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     email = models.ForeignKey(
-        EmailMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        EmailMessage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The message whose capture made the link.",
     )
 
@@ -268,8 +301,12 @@ class ReviewItem(TimeStamped):
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    email = models.ForeignKey(EmailMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
-    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    email = models.ForeignKey(
+        EmailMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews"
+    )
+    thread = models.ForeignKey(
+        Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews"
+    )
     participant = models.ForeignKey(
         Participant, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews"
     )

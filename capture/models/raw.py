@@ -38,27 +38,39 @@ class RawMessage(TimeStamped):
 
     sha256 = models.CharField(max_length=64, db_index=True)
     size = models.PositiveBigIntegerField()
-    storage_path = models.CharField(max_length=300, help_text="Content-addressed path under the raw store.")
+    storage_path = models.CharField(
+        max_length=300, help_text="Content-addressed path under the raw store."
+    )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     source = models.CharField(
-        max_length=300, blank=True,
+        max_length=300,
+        blank=True,
         help_text="Where it came from: mailbox/folder/UID, import file, webhook provider, client.",
     )
     envelope_from = models.CharField(max_length=320, blank=True)
     envelope_to = models.JSONField(default=list, blank=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="raw_messages", help_text="Who it was captured for.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="raw_messages",
+        help_text="Who it was captured for.",
     )
     capture_address = models.ForeignKey(
         "capture.CaptureAddress", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     mailbox = models.ForeignKey(
-        "capture.MailboxConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "capture.MailboxConnection",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     options = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Add-in choices: records to link, categories, attachments to keep.",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -69,7 +81,11 @@ class RawMessage(TimeStamped):
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     email = models.ForeignKey(
-        "capture.EmailMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="raw_messages"
+        "capture.EmailMessage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="raw_messages",
     )
 
     objects = RawMessageQuerySet.as_manager()

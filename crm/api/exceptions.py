@@ -10,7 +10,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 def exception_handler(exc, context):
     """DRF's handler, plus: model validation and integrity errors are the client's 400, not 500."""
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        detail = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IntegrityError):
         return Response(

@@ -135,7 +135,6 @@ def test_two_workers_creating_two_new_contacts_in_opposite_orders_both_succeed(m
     assert ContactEmail.objects.filter(address=anna).count() == 1
 
 
-
 def hold_first_worker(monkeypatch) -> tuple[threading.Event, threading.Event]:
     """The worker thread named "first" pauses mid-batch (its raw row locked, nothing
     committed): `paused` says it got there, `release` lets it go on."""

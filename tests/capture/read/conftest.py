@@ -36,4 +36,11 @@ def world(db, mail_fixture):
     org = make_organization(name="Acme", domains=("acme-widgets.com",))
     contact = make_contact(emails=("jane.doe@acme-widgets.com",), organization=org)
     email_id = capture_bytes(mail_fixture("nested_multipart.eml"), alice)
-    return {"alice": alice, "bob": bob, "admin": admin, "org": org, "contact": contact, "email_id": email_id}
+    return {
+        "alice": alice,
+        "bob": bob,
+        "admin": admin,
+        "org": org,
+        "contact": contact,
+        "email_id": email_id,
+    }

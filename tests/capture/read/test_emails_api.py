@@ -33,7 +33,9 @@ def test_detail_has_participants_attachments_captures_links_and_is_audited(world
     linked = {(link["contact"], link["organization"]) for link in body["links"]}
     assert (world["contact"].pk, None) in linked
     assert (None, world["org"].pk) in linked
-    assert AuditEvent.objects.filter(action="email.body_viewed", object_id=str(world["email_id"])).exists()
+    assert AuditEvent.objects.filter(
+        action="email.body_viewed", object_id=str(world["email_id"])
+    ).exists()
 
 
 def test_html_body_is_sanitised(db, api, mail_fixture):
@@ -42,7 +44,7 @@ def test_html_body_is_sanitised(db, api, mail_fixture):
     user = make_user()
     data = (
         b"From: a@example.com\r\nTo: b@example.org\r\nSubject: x\r\nMessage-ID: <xss@example.com>\r\n"
-        b"Content-Type: text/html\r\n\r\n<p onclick=\"evil()\">hi<script>alert(1)</script></p>\r\n"
+        b'Content-Type: text/html\r\n\r\n<p onclick="evil()">hi<script>alert(1)</script></p>\r\n'
     )
     email_id = capture_bytes(data, user)
     html = api(user).get(f"/api/v1/emails/{email_id}/").json()["html_body"]
