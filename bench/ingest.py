@@ -291,7 +291,7 @@ def specs_for(messages, users: dict[str, int], tag: str):
 
 
 def store_batch(specs, *, enqueue: bool) -> list[int]:
-    """What a channel does: durable files (one syncfs per batch), rows, queue on commit."""
+    """What a channel does: durable files (one syncfs per batch), rows in one transaction, queue."""
     from capture.ingest import store_raw_messages
 
     return [r.pk for r in store_raw_messages(specs, enqueue=enqueue)]

@@ -490,7 +490,7 @@ def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | Non
             if i in missing
         ]
         for chunk in range(0, len(specs), INGEST_BATCH):
-            store_raw_messages(specs[chunk : chunk + INGEST_BATCH], fsync=False, enqueue=False)
+            store_raw_messages(specs[chunk : chunk + INGEST_BATCH], enqueue=False)
         stored = len(specs)
     todo = list(
         RawMessage.objects.filter(
