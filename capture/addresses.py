@@ -66,17 +66,7 @@ def get_or_create_capture_address(
         )
         if existing is not None:
             return existing
-        addr = CaptureAddress.objects.create(user=user, kind=kind)
-        forget_resolved_addresses()
-        record_event(
-            "capture_address.create",
-            actor=actor if actor is not None else "system",
-            obj=addr,
-            channel=channel,
-            address=address,
-            detail={"user_id": user.pk, "kind": kind},
-        )
-        return addr
+        return create_capture_address(user, kind=kind, actor=actor, channel=channel, address=address)
 
 
 def create_capture_address(
