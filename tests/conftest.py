@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import require_service
+from tests.services import in_ci, require_service
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -47,15 +47,15 @@ def pytest_collection_modifyitems(config, items):
 
     if connection.vendor == "postgresql":
         return
-    for item in items:
-        if item.get_closest_marker("postgres"):
-            if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith(
-                "postgres"
-            ):
-                continue
-            item.add_marker(
-                pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
-            )
+    needs_pg = [item for item in items if item.get_closest_marker("postgres")]
+    if needs_pg and in_ci():
+        raise pytest.UsageError(
+            f"{len(needs_pg)} tests need PostgreSQL and CI=true: set DATABASE_URL=postgres://..."
+        )
+    for item in needs_pg:
+        item.add_marker(
+            pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+        )
 
 
 @pytest.fixture
