@@ -66,7 +66,9 @@ def get_or_create_capture_address(
         )
         if existing is not None:
             return existing
-        return create_capture_address(user, kind=kind, actor=actor, channel=channel, address=address)
+        return create_capture_address(
+            user, kind=kind, actor=actor, channel=channel, address=address
+        )
 
 
 def create_capture_address(

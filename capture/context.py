@@ -20,6 +20,7 @@ from capture.models import (
     Attachment,
     Capture,
     EmailMessage,
+    Meeting,
     MessageRef,
     Participant,
     RawMessage,
@@ -98,6 +99,9 @@ class BatchContext:
         self.thread_alias: dict[int, int] = {}
         self.thread_addresses: dict[int, set[str]] = defaultdict(set)
         # rows written at the end of the batch
+        self.new_emails: list[EmailMessage] = []
+        self.new_meetings: list[Meeting] = []
+        self.captured: list[tuple[Work, EmailMessage, bool]] = []
         self.new_participants: list[Participant] = []
         self.new_refs: list[MessageRef] = []
         self.new_captures: list[Capture] = []

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
+from capture.bulk import insert_skipping_conflicts
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
@@ -31,6 +32,7 @@ from capture.models import (
     Attachment,
     Capture,
     EmailMessage,
+    Meeting,
     MessageRef,
     Participant,
     RawMessage,
@@ -47,6 +49,15 @@ from governance.audit import Actor, build_event, record_event, record_events
 log = logging.getLogger(__name__)
 Status = RawMessage.Status
 RETRYABLE = (Status.PENDING, Status.FAILED)
+RACE_RETRIES = 2
+
+
+class DedupeRace(Exception):
+    """The batch's INSERT found Message-IDs that another transaction stored first."""
+
+    def __init__(self, keys: set[str]) -> None:
+        super().__init__(f"{len(keys)} Message-ID(s) stored concurrently")
+        self.keys = keys
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,13 @@ def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
     if not ids:
         return []
     try:
+        for _ in range(RACE_RETRIES):
+            try:
+                return process_batch(ids)
+            except DedupeRace as race:
+                # Another worker committed some of these Message-IDs while this batch ran: its
+                # transaction is rolled back; the next pass sees their rows and dedupes.
+                log.info("batch lost a Message-ID race (%d); processing it again", len(race.keys))
         return process_batch(ids)
     except Exception:
         if len(ids) > 1:
@@ -196,16 +214,9 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         first_raw=work.raw,
         **body_fields(parsed, work.stored),
     )
-    try:
-        with transaction.atomic():
-            email.save(force_insert=True)
-    except IntegrityError:
-        # Another worker stored the same Message-ID a moment ago: this capture is a duplicate.
-        drop_thread_if_empty(ctx, thread)
-        other = EmailMessage.objects.get(message_id=parsed.message_id)
-        ctx.emails_by_mid[parsed.message_id] = other
-        record_duplicate(ctx, work, other)
-        return
+    # Inserted with the batch's other new emails at flush (one statement); a Message-ID another
+    # worker committed meanwhile makes the batch start over (DedupeRace) and then dedupe.
+    ctx.new_emails.append(email)
     work.email = email
     ctx.emails_by_mid[parsed.message_id] = email
     touch_thread(ctx, thread, work)
@@ -216,15 +227,8 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         ctx.children_threads[ref].add(thread.pk)
     apply_link_rules(ctx, work, thread.pk)
     store_attachments(ctx, work)
-    store_meeting(work)
+    store_meeting(ctx, work)
     record_capture(ctx, work, email, duplicate=False)
-
-
-def drop_thread_if_empty(ctx: BatchContext, thread: Thread) -> None:
-    """A thread created for a message that turned out to be another worker's duplicate."""
-    if thread.message_count == 0 and not EmailMessage.objects.filter(thread_id=thread.pk).exists():
-        ctx.threads.pop(thread.pk, None)
-        thread.delete()
 
 
 def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None:
@@ -250,15 +254,7 @@ def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplic
             captured_at=raw.received_at,
         )
     )
-    ctx.audit.append(
-        build_event(
-            "email.captured",
-            actor=Actor("worker", raw.user_id, "pipeline"),
-            obj=email,
-            channel=raw.channel,
-            detail={"raw": raw.pk, "duplicate": duplicate, "stored": email.stored},
-        )
-    )
+    ctx.captured.append((work, email, duplicate))
 
 
 def reject(work: Work, code: str, detail: str = "") -> None:
@@ -270,6 +266,21 @@ def reject(work: Work, code: str, detail: str = "") -> None:
 
 def flush(ctx: BatchContext, works: list[Work]) -> None:
     """Write what the batch produced in bulk, then settle each raw message's status."""
+    lost = insert_skipping_conflicts(EmailMessage, ctx.new_emails, "message_id")
+    if lost:
+        raise DedupeRace(lost)
+    for work, email, duplicate in ctx.captured:
+        raw = work.raw
+        ctx.audit.append(
+            build_event(
+                "email.captured",
+                actor=Actor("worker", raw.user_id, "pipeline"),
+                obj=email,
+                channel=raw.channel,
+                detail={"raw": raw.pk, "duplicate": duplicate, "stored": email.stored},
+            )
+        )
+    Meeting.objects.bulk_create(ctx.new_meetings)
     Participant.objects.bulk_create(ctx.new_participants, batch_size=1000)
     reviews = [
         ReviewItem(

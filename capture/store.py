@@ -109,22 +109,24 @@ def flush_blobs(ctx: BatchContext) -> None:
     pending.clear()
 
 
-def store_meeting(work: Work) -> None:
+def store_meeting(ctx: BatchContext, work: Work) -> None:
     parsed, email = work.parsed, work.email
     assert parsed is not None and email is not None
     if not parsed.calendar:
         return
     event = parsed.calendar[0]
-    Meeting.objects.create(
-        email=email,
-        uid=event.uid[:255],
-        method=event.method[:20],
-        summary=event.summary if work.stored != EmailMessage.Stored.METADATA else "",
-        organizer=event.organizer.address if event.organizer else "",
-        attendees=[{"address": a.address, "name": a.name} for a in event.attendees],
-        start=event.start,
-        end=event.end,
-        rrule=event.rrule[:500],
-        location=event.location if work.stored == EmailMessage.Stored.FULL else "",
-        sequence=event.sequence,
+    ctx.new_meetings.append(
+        Meeting(
+            email=email,
+            uid=event.uid[:255],
+            method=event.method[:20],
+            summary=event.summary if work.stored != EmailMessage.Stored.METADATA else "",
+            organizer=event.organizer.address if event.organizer else "",
+            attendees=[{"address": a.address, "name": a.name} for a in event.attendees],
+            start=event.start,
+            end=event.end,
+            rrule=event.rrule[:500],
+            location=event.location if work.stored == EmailMessage.Stored.FULL else "",
+            sequence=event.sequence,
+        )
     )

@@ -73,7 +73,10 @@ def policy_and_team():
     return make_user(email="sam.seller@mailwarden-demo.com")
 
 
-def test_two_workers_storing_the_same_message_id_make_one_message_and_two_captures(monkeypatch):
+def test_two_workers_storing_the_same_message_id_make_one_message_and_two_captures(
+    monkeypatch, caplog
+):
+    caplog.set_level("INFO", logger="capture.pipeline")
     data = fixture_bytes("multipart_alternative.eml")
     alice, bob = make_user(), make_user()
     a = store(data, RawMessage.Channel.SMTP, user_id=alice.pk)
@@ -96,8 +99,9 @@ def test_two_workers_storing_the_same_message_id_make_one_message_and_two_captur
     }
     assert EmailMessage.objects.count() == 3
     assert email.participants.count() == 3
-    # the losing worker leaves no empty thread behind
+    # the losing worker leaves no empty thread behind: its whole batch was rolled back and redone
     assert Thread.objects.count() == 3
+    assert len([r for r in caplog.records if "lost a Message-ID race" in r.getMessage()]) == 1
     assert not Thread.objects.filter(messages__isnull=True).exists()
 
 
