@@ -98,6 +98,8 @@ class BatchContext:
         self.threads: dict[int, Thread] = {}
         self.thread_alias: dict[int, int] = {}
         self.thread_addresses: dict[int, set[str]] = defaultdict(set)
+        # normalised subject -> stored threads near the batch's dates (capture/threads.py)
+        self.subject_candidates: dict[str, list[Thread]] | None = None
         # rows written at the end of the batch
         self.new_emails: list[EmailMessage] = []
         self.new_meetings: list[Meeting] = []

@@ -7,13 +7,18 @@ the thread's links.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
 
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
+
+# Stored threads considered per subject (the newest by last activity).
+CANDIDATES = 20
 
 # Subjects too generic to thread on by themselves.
 _GENERIC = {
@@ -82,10 +87,23 @@ def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
         return None
     candidates = {
         t.pk: t
-        for t in Thread.objects.filter(
-            subject_norm=norm, last_at__gte=parsed.date - window, first_at__lte=parsed.date + window
-        ).order_by("-last_at")[:20]
+        for t in (ctx.threads.get(s.pk, s) for s in stored_subject_candidates(ctx, norm))
+        if t.pk not in ctx.thread_alias
+        and t.last_at is not None
+        and t.first_at is not None
+        and t.last_at >= parsed.date - window
+        and t.first_at <= parsed.date + window
     }
+    if len(ctx.subject_candidates[norm]) >= CANDIDATES and len(candidates) < CANDIDATES:
+        # The batch's lookup hit its cap for this subject: ask for this message's own window.
+        candidates = {
+            t.pk: t
+            for t in Thread.objects.filter(
+                subject_norm=norm,
+                last_at__gte=parsed.date - window,
+                first_at__lte=parsed.date + window,
+            ).order_by("-last_at")[:CANDIDATES]
+        }
     for t in ctx.threads.values():
         if t.subject_norm == norm and t.last_at and abs(t.last_at - parsed.date) <= window:
             candidates.setdefault(t.pk, t)
@@ -109,6 +127,34 @@ def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
     chosen = best[0]
     ctx.threads.setdefault(chosen, candidates[chosen])
     return ctx.threads[chosen]
+
+
+def stored_subject_candidates(ctx: BatchContext, norm: str) -> list[Thread]:
+    """Stored threads with this normalised subject near the batch's dates, newest first.
+
+    Loaded once per batch for every subject the batch may thread on (one query instead of one
+    per new thread), at most CANDIDATES per subject.
+    """
+    if ctx.subject_candidates is None:
+        ctx.subject_candidates = defaultdict(list)
+        window = timedelta(days=ctx.policy.settings.thread_window_days)
+        dated = [w.parsed for w in ctx.works if w.parsed is not None]
+        norms = {normalize_subject(p.subject)[:255] for p in dated} - _GENERIC
+        if norms and dated:
+            rank = Window(RowNumber(), partition_by=F("subject_norm"), order_by=F("last_at").desc())
+            rows = (
+                Thread.objects.filter(
+                    subject_norm__in=norms,
+                    last_at__gte=min(p.date for p in dated) - window,
+                    first_at__lte=max(p.date for p in dated) + window,
+                )
+                .annotate(rank=rank)
+                .filter(rank__lte=CANDIDATES)
+                .order_by("subject_norm", "-last_at")
+            )
+            for t in rows:
+                ctx.subject_candidates[t.subject_norm].append(t)
+    return ctx.subject_candidates[norm]
 
 
 def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:

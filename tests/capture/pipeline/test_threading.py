@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from capture.models import EmailMessage, RawMessage, Thread, ThreadLink
 from capture.pipeline import ingest_raw_messages
@@ -312,3 +314,81 @@ def test_a_reply_inherits_the_links_of_its_thread():
     assert (tom.pk, None) in linked
     assert (None, globex.pk) in linked
     assert (manual.contact_id, None) in linked
+
+
+def test_subject_threading_looks_up_stored_threads_once_per_batch():
+    """Three new messages that may thread by subject: one candidate query for the batch, not
+    one per message (bench/ingest.py), and each still joins its own customer's thread."""
+    roots = {}
+    for n, subject in enumerate(("Pricing for May", "Spare parts list", "Service contract")):
+        roots[subject] = email_of(
+            make_mail(
+                message_id=f"<root-{n}@mailwarden-demo.com>",
+                subject=subject,
+                from_=SAM,
+                to=TOM,
+                date=T0 + timedelta(hours=n),
+            )
+        )
+    raws = [
+        store(
+            make_mail(
+                message_id=f"<reply-{n}@globex.co.uk>",
+                subject=f"Re: {subject}",
+                date=T0 + timedelta(days=1, hours=n),
+            )
+        )
+        for n, subject in enumerate(roots)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        ingest_raw_messages([r.pk for r in raws])
+    thread_queries = [
+        q["sql"]
+        for q in queries
+        if 'FROM "capture_thread"' in q["sql"] and "subject_norm" in q["sql"]
+    ]
+    assert len(thread_queries) == 1
+    for n, subject in enumerate(roots):
+        assert thread_of(f"reply-{n}@globex.co.uk") == roots[subject].thread
+
+
+def test_more_stored_threads_on_one_subject_than_the_batch_lookup_keeps_still_finds_the_right_one():
+    """The batch's lookup keeps the newest 20 threads per subject; an older message whose own
+    thread is not among them still finds it (a lookup for its own window)."""
+    set_org_settings(thread_window_days=10)
+    old_root = email_of(
+        make_mail(
+            message_id="<old-root@mailwarden-demo.com>", subject="Weekly order", from_=SAM, to=TOM
+        )
+    )
+    recent = T0 + timedelta(days=15)
+    for n in range(21):
+        email_of(
+            make_mail(
+                message_id=f"<recent-{n}@mailwarden-demo.com>",
+                subject="Weekly order",
+                from_=SAM,
+                to=f"Buyer {n} <buyer{n}@customer{n}.example>",
+                date=recent + timedelta(minutes=n),
+            )
+        )
+    assert Thread.objects.filter(subject_norm="weekly order").count() == 22
+    raws = [
+        store(
+            make_mail(
+                message_id="<old-reply@globex.co.uk>",
+                subject="Re: Weekly order",
+                date=T0 + timedelta(days=2),
+            )
+        ),
+        store(
+            make_mail(
+                message_id="<recent-other@elsewhere.example>",
+                subject="Re: Weekly order",
+                from_="Nobody <nobody@elsewhere.example>",
+                date=recent + timedelta(hours=1),
+            )
+        ),
+    ]
+    ingest_raw_messages([r.pk for r in raws])
+    assert thread_of("old-reply@globex.co.uk") == old_root.thread
