@@ -103,3 +103,86 @@ def django_setup(database_url: str | None = None) -> None:
     import django
 
     django.setup()
+
+
+# --- CPU accounting ----------------------------------------------------------------------
+# Wall-clock rates move 2-4x with other load on this 2-core machine; CPU seconds spent by the
+# processes doing the work move far less, so the benchmarks print both.
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (0.0 if it is gone), from /proc/PID/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def child_pids(parent: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+                out.append(int(entry.name))
+    return out
+
+
+def pids_named(name: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent between start() and stop() by this process and the given processes.
+
+    Processes first seen at stop() count in full (they started after start()); processes that
+    ended in between are not counted, so keep database connections open while measuring.
+    """
+
+    def __init__(self, pids: Callable[[], list[int]] = list, *, own: bool = True) -> None:
+        self.pids, self.own = pids, own
+        self.seconds = 0.0
+
+    def start(self) -> CpuMeter:
+        import time
+
+        self._own0 = time.process_time() if self.own else 0.0
+        self._cpu0 = {pid: process_cpu_seconds(pid) for pid in self.pids()}
+        return self
+
+    def stop(self) -> float:
+        import time
+
+        own = (time.process_time() - self._own0) if self.own else 0.0
+        others = sum(
+            process_cpu_seconds(pid) - self._cpu0.get(pid, 0.0) for pid in set(self.pids())
+        )
+        self.seconds = own + others
+        return self.seconds
+
+
+def db_backend_pids(database: str | None = None, *, own_only: bool = False) -> list[int]:
+    """PostgreSQL server processes serving this Django connection (or all on `database`)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if own_only:
+            cursor.execute("SELECT pg_backend_pid()")
+        else:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
+        return [row[0] for row in cursor.fetchall()]

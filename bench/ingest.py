@@ -35,9 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     DEFAULT_PG_URL,
     REPO_ROOT,
+    CpuMeter,
     _format_figure,
     bench_args,
+    child_pids,
+    db_backend_pids,
     django_setup,
+    pids_named,
     print_table,
 )
 
@@ -45,6 +49,8 @@ BENCH_DB = "mailwarden_bench"
 REDIS_URL = os.environ.get("MAILWARDEN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 CONTACTS_PER_ORG = 10
 BATCH = 100
+#: CPU seconds of the run that just finished (set by the run functions, read by row()).
+LAST_CPU = [0.0]
 INTERNAL = [
     ("Alice Archer", "alice@mailwarden-demo.com"),
     ("Bob Brennan", "bob@mailwarden-demo.com"),
@@ -304,11 +310,14 @@ def run_ours_inprocess(messages, users, tag: str) -> tuple[float, dict]:
 
     specs = specs_for(messages, users, tag)
     statuses: Counter = Counter()
+    meter = CpuMeter(lambda: db_backend_pids(own_only=True)).start()
     t0 = time.perf_counter()
     for i in range(0, len(specs), BATCH):
         ids = store_batch(specs[i : i + BATCH], enqueue=False)
         statuses.update(str(o.status) for o in ingest_raw_messages(ids))
-    return time.perf_counter() - t0, dict(statuses)
+    elapsed = time.perf_counter() - t0
+    LAST_CPU[0] = meter.stop()
+    return elapsed, dict(statuses)
 
 
 def start_worker(workers: int) -> subprocess.Popen:
@@ -385,11 +394,19 @@ def run_ours_celery(messages, warmup, users, workers: int) -> tuple[float, dict]
             store_batch(specs_for(warmup[i : i + 25], users, "celery-warmup"), enqueue=True)
         wait_processed("celery-warmup", 120)
         specs = specs_for(messages, users, "celery")
+
+        def everyone() -> list[int]:
+            # the worker processes, every database backend, Redis; this process counts itself
+            workers = [proc.pid, *child_pids(proc.pid)]
+            return workers + db_backend_pids(BENCH_DB) + pids_named("redis-server")
+
+        meter = CpuMeter(everyone).start()
         t0 = time.perf_counter()
         for i in range(0, len(specs), BATCH):
             store_batch(specs[i : i + BATCH], enqueue=True)
         wait_processed("celery", 600)
         elapsed = time.perf_counter() - t0
+        LAST_CPU[0] = meter.stop()
     finally:
         stop_worker(proc)
     statuses = Counter(
@@ -403,6 +420,7 @@ def run_django_mailbox(messages, *, one_transaction: bool) -> float:
     from django_mailbox.models import Mailbox
 
     mailbox = Mailbox.objects.create(name=f"bench-{'tx' if one_transaction else 'auto'}")
+    meter = CpuMeter(lambda: db_backend_pids(own_only=True)).start()
     t0 = time.perf_counter()
     if one_transaction:
         with transaction.atomic():
@@ -411,7 +429,9 @@ def run_django_mailbox(messages, *, one_transaction: bool) -> float:
     else:
         for m in messages:
             mailbox.process_incoming_message(email.message_from_bytes(m.data))
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    LAST_CPU[0] = meter.stop()
+    return elapsed
 
 
 def stdlib_extract(raw: bytes) -> int:
@@ -465,10 +485,21 @@ def main() -> None:
 
     rows: list[tuple] = []
 
-    def row(name: str, count: int, seconds: float, note: str = "") -> float:
+    cpu: dict[str, float] = {}
+
+    def row(name: str, count: int, seconds: float, note: str = "", *, measured=True) -> float:
+        """One result row; `measured`: the run just made set LAST_CPU (CPU ms per message)."""
         rate = count / seconds if seconds else 0.0
-        rows.append((name, count, f"{seconds:.2f}", f"{rate:.1f}", note))
-        print(f"  {name}: {count} in {seconds:.2f} s = {rate:.1f} msg/s {note}", flush=True)
+        ms = LAST_CPU[0] * 1000 / count if measured and count else 0.0
+        LAST_CPU[0] = 0.0
+        cpu[name] = ms
+        rows.append(
+            (name, count, f"{seconds:.2f}", f"{rate:.1f}", f"{ms:.2f}" if ms else "-", note)
+        )
+        print(
+            f"  {name}: {count} in {seconds:.2f} s = {rate:.1f} msg/s, {ms:.2f} CPU ms/msg {note}",
+            flush=True,
+        )
         return rate
 
     # Flatness, small CRM (after an untimed warm-up batch).
@@ -501,8 +532,8 @@ def main() -> None:
         flush=True,
     )
     stdlib_s, ours_parse_s = run_parse_only(main_set)
-    parse_rate = row("stdlib parse-only (compat32, 1 core)", n, stdlib_s, "ceiling")
-    row("capture.mime.parse_email only (1 core)", n, ours_parse_s)
+    parse_rate = row("stdlib parse-only (compat32, 1 core)", n, stdlib_s, "ceiling", measured=False)
+    row("capture.mime.parse_email only (1 core)", n, ours_parse_s, measured=False)
     if args.profile:
         import cProfile
 
@@ -514,15 +545,12 @@ def main() -> None:
         profiler.dump_stats(args.profile)
     row("ours in-process, 1 thread", n, inproc_s, str(inproc_st))
     celery_s, celery_st = run_ours_celery(main_set, warm_set, users, args.workers)
-    ours_rate = row(f"ours end to end, Celery -c {args.workers}", n, celery_s, str(celery_st))
-    dm_auto = row(
-        "django-mailbox as deployed (autocommit)",
-        n,
-        run_django_mailbox(main_set, one_transaction=False),
-    )
-    dm_tx = row(
-        "django-mailbox in one transaction", n, run_django_mailbox(main_set, one_transaction=True)
-    )
+    ours_name = f"ours end to end, Celery -c {args.workers}"
+    ours_rate = row(ours_name, n, celery_s, str(celery_st))
+    dm_auto_name = "django-mailbox as deployed (autocommit)"
+    dm_auto = row(dm_auto_name, n, run_django_mailbox(main_set, one_transaction=False))
+    dm_tx_name = "django-mailbox in one transaction"
+    dm_tx = row(dm_tx_name, n, run_django_mailbox(main_set, one_transaction=True))
 
     # Flatness, large CRM.
     seconds = grow_crm(contacts, flat_large)
@@ -536,7 +564,7 @@ def main() -> None:
     )
 
     print()
-    print_table(("run", "messages", "seconds", "msg/s", "outcome"), rows)
+    print_table(("run", "messages", "seconds", "msg/s", "CPU ms/msg", "outcome"), rows)
     ratio = ours_rate / dm_auto if dm_auto else 0.0
     print(
         f"\nours/django-mailbox autocommit = {ratio:.2f} (target >= 10); ours/one transaction = "
@@ -549,7 +577,9 @@ def main() -> None:
         f"dm_autocommit_msg_s={line(round(dm_auto, 1))} dm_one_tx_msg_s={line(round(dm_tx, 1))} "
         f"ratio_one_tx={ours_rate / dm_tx:.3f} target_one_tx>=3 "
         f"parse_only_msg_s={line(round(parse_rate, 1))} "
-        f"flat_ratio={rate_large / rate_small:.3f} target_flat>=0.9",
+        f"flat_ratio={rate_large / rate_small:.3f} target_flat>=0.9 "
+        f"ours_cpu_ms_msg={cpu[ours_name]:.2f} dm_autocommit_cpu_ms_msg={cpu[dm_auto_name]:.2f} "
+        f"dm_one_tx_cpu_ms_msg={cpu[dm_tx_name]:.2f}",
         flush=True,
     )
     shutil.rmtree(media, ignore_errors=True)

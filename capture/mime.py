@@ -984,7 +984,8 @@ def _parse_email(raw: bytes, *, received_at: datetime, limits: ParseLimits) -> P
     if not data.strip():
         raise MessageRejected("empty")
     defects: list[str] = []
-    if b"\n" in data and _BARE_LF.search(data):
+    # Two C-speed counts instead of a look-behind search over the whole message (~0.5 ms).
+    if data.count(b"\n") != data.count(b"\r\n"):
         defects.append("bare_lf")
         data = _BARE_LF.sub(b"\r\n", data)
     msg = message_from_bytes(data, policy=compat32)

@@ -80,7 +80,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailwarden.sqlite3'}")
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Persistent connections: a Celery task or request reuses its process's connection instead of
+# paying a new PostgreSQL backend each time; health checks drop one the server has closed.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default lives under var/ (not in git): create its folder on a fresh clone.
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
