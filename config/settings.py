@@ -205,6 +205,7 @@ MAILWARDEN_IMAP_EXCLUDED_FOLDERS = env.list(
 )
 MAILWARDEN_IMAP_LEASE_SECONDS = env.int("MAILWARDEN_IMAP_LEASE_SECONDS", default=600)
 MAILWARDEN_IMAP_RETRY_MAX_SECONDS = env.int("MAILWARDEN_IMAP_RETRY_MAX_SECONDS", default=3600)
+MAILWARDEN_IMAP_CA_FILE = env.str("MAILWARDEN_IMAP_CA_FILE", default="")
 
 # ESP inbound webhooks (django-anymail): each provider's secret, see .env.example and
 # docs/webhooks.md. Only keys that are set go in: anymail treats "" as a (weak) key, and an

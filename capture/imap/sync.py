@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
 from capture.errors import StoreUnavailable
 from capture.imap.credentials import get_secret
@@ -130,11 +130,20 @@ def sync_mailbox(
 # --------------------------------------------------------------------------- connection
 
 
+# OpenSSL verify codes meaning "no trusted CA vouches for this certificate".
+_UNTRUSTED_CODES = {2, 18, 19, 20, 21}  # issuer unknown, self-signed leaf/chain, unverifiable
+
+
 def _describe(e: BaseException) -> str:
     if isinstance(e, socket.timeout | TimeoutError):
         return f"timeout: {e}" if str(e) else "timeout"
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        message = f"TLS certificate rejected: {e.verify_message or e.reason or e}"
+        if e.verify_code in _UNTRUSTED_CODES:
+            message += " (not signed by a trusted CA; for a private CA set MAILWARDEN_IMAP_CA_FILE)"
+        return message
     if isinstance(e, ssl.SSLError):
         return f"TLS error: {e.reason or e}"
     return f"{e.__class__.__name__}: {e}"
@@ -147,10 +156,24 @@ def _scrub(message: str, secret: str) -> str:
     return message[:500]
 
 
-@lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
+@lru_cache(maxsize=4)
+def _load_tls_context(cafile: str) -> ssl.SSLContext:
     # Loading the system CA store costs ~40 ms: once per process, not once per run.
-    return ssl.create_default_context()
+    return ssl.create_default_context(cafile=cafile or None)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Certificates verified and the host name checked; trusted: the system CA store, or
+    only the CAs in MAILWARDEN_IMAP_CA_FILE when it is set."""
+    cafile = settings.MAILWARDEN_IMAP_CA_FILE
+    try:
+        context = _load_tls_context(cafile)
+    except OSError as e:  # missing, unreadable, or no certificate in it (ssl.SSLError)
+        reason = e.reason if isinstance(e, ssl.SSLError) else e.strerror
+        raise MailboxSyncError(
+            f"MAILWARDEN_IMAP_CA_FILE {cafile!r} cannot be loaded: {reason or e}"
+        ) from e
+    return context
 
 
 def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
@@ -169,18 +192,34 @@ def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
         raise MailboxUnreachable(
             f"cannot connect to {mailbox.host}:{mailbox.port}: {_describe(e)}"
         ) from e
+    starttls_pending = mailbox.security == Sec.STARTTLS
     try:
-        if mailbox.security == Sec.STARTTLS:
+        if starttls_pending:
             client.starttls(context)
+            starttls_pending = False
         if mailbox.auth == MailboxConnection.Auth.XOAUTH2:
             client.oauth2_login(mailbox.username, secret)
         else:
             client.login(mailbox.username, secret)
     except LoginError as e:
         _shutdown(client)
+        cause = e.__context__  # imapclient re-raises any failure of the login command as LoginError
+        if isinstance(cause, imaplib.IMAP4.abort | OSError):
+            # The connection broke during LOGIN/AUTHENTICATE: the server refused nothing.
+            raise MailboxUnreachable(
+                _scrub(f"connection lost while logging in: {_describe(cause)}", secret)
+            ) from e
         raise MailboxAuthFailed(f"authentication failed: {_scrub(str(e), secret)}") from e
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
         _shutdown(client)
+        where = f"{mailbox.host}:{mailbox.port}"
+        if starttls_pending and isinstance(e, CapabilityError):
+            # Checked before anything is sent: no login in clear follows.
+            raise MailboxUnreachable(
+                f"{where} does not offer STARTTLS (nothing sent in clear)"
+            ) from e
+        if starttls_pending:
+            raise MailboxUnreachable(f"STARTTLS with {where} failed: {_describe(e)}") from e
         raise MailboxUnreachable(_describe(e)) from e
     return client
 

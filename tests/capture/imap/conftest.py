@@ -54,6 +54,19 @@ def dovecot() -> Iterator[Dovecot]:
         stop_dovecot(instance)
 
 
+@pytest.fixture(scope="session")
+def tls_dovecot() -> Iterator[Dovecot]:
+    """A second instance with TLS (imaps on tls_port, STARTTLS on port; certificate from a
+    throwaway CA in tls_dovecot.pki) and XOAUTH2 (tokens from tls_dovecot.access_token())."""
+    instance = start_dovecot(_ensure_dovecot(), tls=True, oauth2=True)
+    require_service(instance is not None, "a Dovecot test instance with TLS and XOAUTH2")
+    assert instance is not None
+    try:
+        yield instance
+    finally:
+        stop_dovecot(instance)
+
+
 class CuttingProxy:
     """A TCP proxy to the server that drops the connection after `cut_after` bytes of
     server→client traffic (None = never): a server that goes away mid-FETCH."""

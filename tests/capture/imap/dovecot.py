@@ -3,7 +3,12 @@ fixtures (conftest.py) and by bench/imap_sync.py. No pytest here."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import ipaddress
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -13,10 +18,14 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from imapclient import IMAPClient
 
 PASSWORD = "secret"
@@ -29,9 +38,9 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 auth_failure_delay = 0
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -42,11 +51,7 @@ mail_uid = 65534
 mail_gid = 65534
 mail_location = maildir:{dir}/mail/%u
 mail_fsync = never
-passdb {{
-  driver = static
-  args = password={password}
-}}
-userdb {{
+{passdbs}userdb {{
   driver = static
   args = home={dir}/mail/%u
 }}
@@ -73,7 +78,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+{imaps}
   }}
 }}
 # No auth penalty: after the auth-failure tests every login from 127.0.0.1 would wait ~4 s.
@@ -83,6 +88,51 @@ service anvil {{
     mode = 0
   }}
 }}
+"""
+
+
+PLAIN_PASSDB = """\
+passdb {{
+  driver = static
+  args = password={password}
+}}
+"""
+
+# TLS: STARTTLS on the plain port, implicit TLS on the imaps port (Dovecot 2.3 syntax: "<path"
+# reads the file). No ssl_dh: the default ciphers are ECDHE, so no DH parameters are needed.
+TLS_SSL = """\
+ssl = yes
+ssl_cert = <{dir}/tls/server.pem
+ssl_key = <{dir}/tls/server.key
+ssl_min_protocol = TLSv1.2"""
+
+TLS_IMAPS = """\
+    address = {addresses}
+    port = {port}
+    ssl = yes"""
+
+# XOAUTH2/OAUTHBEARER go to the oauth2 passdb only (the static one would otherwise accept the
+# password as a "token"); PLAIN/LOGIN (the fixtures' own seeding logins) to the static one.
+OAUTH2_PASSDBS = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {dir}/oauth2.conf.ext
+}}
+passdb {{
+  driver = static
+  mechanisms = plain login
+  args = password={password}
+}}
+"""
+
+# Local validation of HS256 JWT access tokens (Dovecot >= 2.3.11): no token server. The key
+# is looked up as shared/<azp>/<alg>/<kid> ("default" when the token has no azp/kid claim);
+# the token's "sub" must be the login name.
+OAUTH2_CONF = """\
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix={dir}/oauth2-keys/
+username_attribute = sub
 """
 
 
@@ -131,11 +181,122 @@ def make_message(
 
 
 @dataclass
+class TestPKI:
+    ca_file: Path  # the throwaway CA's certificate (PEM): what MAILWARDEN_IMAP_CA_FILE points at
+    cert_file: Path  # the server certificate (PEM), for "localhost" and 127.0.0.1, signed by the CA
+    key_file: Path
+
+
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    names = (
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+        "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+    )  # fmt: skip
+    return x509.KeyUsage(**{name: name in allowed for name in names})
+
+
+def write_test_pki(directory: Path) -> TestPKI:
+    """A throwaway CA and a server certificate for localhost/127.0.0.1 signed by it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Mailwarden test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage("digital_signature"), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = TestPKI(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    pki.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pki
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_access_token(user: str, key: bytes, *, lifetime: timedelta = timedelta(hours=1)) -> str:
+    """An HS256 JWT access token for `user` (claim "sub"), signed with `key`."""
+    now = int(time.time())
+    header = {"alg": "HS256", "typ": "JWT"}
+    claims = {"sub": user, "iat": now, "nbf": now, "exp": now + int(lifetime.total_seconds())}
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _loopback_alias() -> str | None:
+    """127.0.0.2 when it can be bound (all of 127/8 is loopback on Linux), else None."""
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+        return "127.0.0.2"
+    except OSError:
+        return None
+
+
+@dataclass
 class Dovecot:
     host: str
     port: int
     dir: Path
     process: subprocess.Popen = field(repr=False)
+    # With tls=True: implicit TLS on tls_port, STARTTLS on `port`, certificate signed by pki.
+    tls_port: int | None = None
+    pki: TestPKI | None = None
+    # Another loopback address the imaps port also answers on; the certificate does not name
+    # it (hostname-check test). None when it cannot be bound.
+    alt_host: str | None = None
+    # With oauth2=True: XOAUTH2/OAUTHBEARER accept JWTs signed with this key (access_token()).
+    oauth2_key: bytes | None = field(default=None, repr=False)
+
+    def access_token(self, user: str, **kwargs) -> str:
+        """A valid OAuth2 access token for `user` on this instance (oauth2=True)."""
+        assert self.oauth2_key is not None, "start_dovecot(..., oauth2=True)"
+        return make_access_token(user, self.oauth2_key, **kwargs)
 
     def new_user(self) -> str:
         return f"user{next(_seq)}-{os.getpid()}"
@@ -201,8 +362,13 @@ class Dovecot:
                 )
 
 
-def start_dovecot(binary: str) -> Dovecot | None:
-    """Start an instance in a fresh temp dir; None when it does not come up."""
+def start_dovecot(binary: str, *, tls: bool = False, oauth2: bool = False) -> Dovecot | None:
+    """Start an instance in a fresh temp dir; None when it does not come up.
+
+    tls: a throwaway CA and server certificate (Dovecot.pki), implicit TLS on a second port
+    (Dovecot.tls_port) and STARTTLS on the plain one. oauth2: XOAUTH2 and OAUTHBEARER with
+    tokens from Dovecot.access_token(); PLAIN/LOGIN keep the static password either way.
+    """
     # Not under pytest's 0700 temp root: the mail uid (nobody) must reach the mail dir.
     root = Path(tempfile.mkdtemp(prefix="mw-dovecot-"))
     root.chmod(0o755)
@@ -210,15 +376,42 @@ def start_dovecot(binary: str) -> Dovecot | None:
         (root / sub).mkdir()
     if os.geteuid() == 0:
         shutil.chown(root / "mail", user="nobody")
+    pki = write_test_pki(root / "tls") if tls else None
+    alt_host = _loopback_alias() if tls else None
+    oauth2_key = os.urandom(32) if oauth2 else None
+    if oauth2_key is not None:
+        key_path = root / "oauth2-keys" / "default" / "HS256" / "default"
+        key_path.parent.mkdir(parents=True)
+        key_path.write_bytes(base64.b64encode(oauth2_key))
+        (root / "oauth2.conf.ext").write_text(OAUTH2_CONF.format(dir=root))
     for _attempt in range(3):
         port = free_port()
+        tls_port = free_port() if tls else None
         conf = root / "dovecot.conf"
-        conf.write_text(DOVECOT_CONF.format(dir=root, port=port, password=PASSWORD))
+        conf.write_text(
+            DOVECOT_CONF.format(
+                dir=root,
+                port=port,
+                ssl=TLS_SSL.format(dir=root) if tls else "ssl = no",
+                auth_mechanisms="plain login" + (" xoauth2 oauthbearer" if oauth2 else ""),
+                passdbs=(OAUTH2_PASSDBS if oauth2 else PLAIN_PASSDB).format(
+                    dir=root, password=PASSWORD
+                ),
+                imaps=TLS_IMAPS.format(
+                    addresses=", ".join(a for a in ("127.0.0.1", alt_host) if a), port=tls_port
+                )
+                if tls
+                else "    port = 0",
+            )
+        )
         process = subprocess.Popen(
             [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        if wait_for_port(port):
-            return Dovecot("127.0.0.1", port, root, process)
+        if wait_for_port(port) and (tls_port is None or wait_for_port(tls_port)):
+            return Dovecot(
+                "127.0.0.1", port, root, process,
+                tls_port=tls_port, pki=pki, alt_host=alt_host, oauth2_key=oauth2_key,
+            )  # fmt: skip
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     shutil.rmtree(root, ignore_errors=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from capture.imap.sync import sync_mailbox
@@ -59,3 +61,31 @@ def test_a_checkpoint_lost_after_commit_is_absorbed_by_the_idempotency_key(dovec
     assert report.total("stored") == 0
     assert report.total("duplicates") == 3
     assert RawMessage.objects.filter(mailbox=mailbox).count() == 5
+
+
+def test_a_connection_dropped_during_login_is_not_an_auth_failure(
+    dovecot, make_mailbox, cutting_proxy, settings
+):
+    # imapclient re-raises any failure of LOGIN as LoginError: a server that went away while
+    # we logged in refused nothing, so it must not count toward pausing the mailbox.
+    settings.MAILWARDEN_IMAP_MAX_AUTH_FAILURES = 1
+    # What the server sends before the LOGIN reply: the greeting, then (imaplib asks) CAPABILITY,
+    # whose tagged reply echoes imaplib's first tag: 4 letters and "0", as long as "ABCD0".
+    with socket.create_connection((dovecot.host, dovecot.port)) as s:
+        reader = s.makefile("rb")
+        before_login = len(reader.readline())
+        s.sendall(b"ABCD0 CAPABILITY\r\n")
+        while not (line := reader.readline()).startswith(b"ABCD0 "):
+            before_login += len(line)
+        before_login += len(line)
+    proxy = cutting_proxy(cut_after=before_login)
+    mailbox = make_mailbox(port=proxy.port)
+
+    report = sync_mailbox(mailbox.pk, enqueue=False)
+
+    assert report.status == "error"
+    assert proxy.cuts == 1
+    mailbox.refresh_from_db()
+    assert "connection lost while logging in" in mailbox.last_error
+    assert mailbox.consecutive_auth_failures == 0
+    assert mailbox.paused_reason == ""
