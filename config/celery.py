@@ -5,9 +5,27 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("mailwarden")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes every database connection before and after each task unless
+# CELERY_DB_REUSE_MAX is set, whatever CONN_MAX_AGE says: each capture batch then paid a new
+# PostgreSQL backend (fork, authentication, cold catalog caches: ~20-30 ms a task on 2 cores,
+# bench/ingest.py). Leave connection lifetime to Django instead (below): CONN_MAX_AGE and
+# CONN_HEALTH_CHECKS apply to tasks as they do to requests.
+app.conf.CELERY_DB_REUSE_MAX = 1_000_000_000
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_db_connections(**kwargs) -> None:
+    """What Django does around a request: drop connections that are broken or past CONN_MAX_AGE."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 app.autodiscover_tasks()
