@@ -14,6 +14,7 @@ import email.utils
 import hashlib
 import logging
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from email.policy import compat32
@@ -109,9 +110,15 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x00".join(str(p) for p in parts).encode()).hexdigest()[:24]
 
 
+@lru_cache(maxsize=8192)
+def _normalize(address: str) -> str:
+    """normalize_address, cached: the same few senders repeat on every message."""
+    return normalize_address(address)
+
+
 def _norm(address: str) -> str:
     try:
-        return normalize_address(address)
+        return _normalize(address)
     except InvalidAddress:
         return address.strip().lower()
 
@@ -126,12 +133,13 @@ def _hit_window(key: str, limit: int, window: int) -> tuple[bool, int]:
     now = time.time()
     bucket = int(now // window)
     current_key, previous_key = f"{key}:{bucket}", f"{key}:{bucket - 1}"
-    cache.add(current_key, 0, timeout=2 * window)
     try:
         current = cache.incr(current_key)
-    except ValueError:  # evicted between add and incr
-        cache.set(current_key, 1, timeout=2 * window)
-        current = 1
+    except ValueError:  # the first hit of this bucket (or evicted): create it, atomically
+        if cache.add(current_key, 1, timeout=2 * window):
+            current = 1
+        else:  # another process created it first
+            current = cache.incr(current_key)
     previous = cache.get(previous_key) or 0
     overlap = 1.0 - (now - bucket * window) / window
     count = int(previous * overlap) + current
@@ -188,7 +196,7 @@ def screen_recipient(
 
 
 def _own_mail(mail_from: str, headers: HeaderInfo) -> bool:
-    ours = _norm(settings.DEFAULT_FROM_EMAIL)
+    ours = _norm(settings.DEFAULT_FROM_EMAIL)  # cached: a settings override still applies
     return (
         headers.loop_marker
         or _norm(mail_from) == ours
@@ -201,7 +209,7 @@ def _sender_ok(target: Target, senders: list[str]) -> bool:
     if target.allowed_senders is None:
         return team_sender_allowed(senders)
     try:
-        return all(normalize_address(a) in target.allowed_senders for a in senders)
+        return all(_normalize(a) in target.allowed_senders for a in senders)
     except InvalidAddress:
         return False
 

@@ -19,13 +19,15 @@ Either way the files are on disk before the rows that name them are committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import Error as DbError
@@ -43,43 +45,83 @@ SYNC_MODES = ("syncfs", "fsync")
 
 @dataclass
 class _Job:
+    """One submission: a thread waits on `future`; a session on an event loop waits on
+    `afuture` (resolved on its loop, see _settle)."""
+
     specs: list[RawSpec]
-    future: Future = field(default_factory=Future)
+    future: Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    afuture: asyncio.Future | None = None
 
 
-def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> None:
-    """Stage 1: put every file of the batch on disk (one syncfs, or fsync per file)."""
+def _resolve_on_loop(items: list[tuple[asyncio.Future, Any]]) -> None:
+    for fut, outcome in items:
+        if fut.done():  # the session went away (cancelled) while it waited
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+def _settle(done: list[tuple[_Job, Any]]) -> None:
+    """Give each job its outcome (raw ids or an exception).
+
+    Sessions waiting on one event loop are woken with ONE call_soon_threadsafe for the whole
+    batch: a wake-up per message (what asyncio.wrap_future does) cost the loop measurably
+    more than the sessions' own work in bench/smtp_accept.py.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+    for job, outcome in done:
+        if job.loop is not None and job.afuture is not None:
+            by_loop.setdefault(job.loop, []).append((job.afuture, outcome))
+        elif job.future is not None:
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_on_loop, items)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("event loop closed before %d sessions got their answer", len(items))
+
+
+Paths = list[tuple[str, str]]
+
+
+def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths:
+    """Stage 1: put every file of the batch on disk (one syncfs, or fsync per file);
+    returns (sha256, relative path) per spec."""
     try:
-        for spec in specs:
-            storage.save_raw(spec.data, fsync=(sync == "fsync"))
+        paths = [storage.save_raw(spec.data, fsync=(sync == "fsync")) for spec in specs]
         if sync == "syncfs":
             storage.sync_filesystem(storage.raw_root())
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
+    return paths
 
 
-def commit_rows(specs: Sequence[RawSpec]) -> list[int]:
-    """Stage 2: all rows in one transaction; returns raw ids. Files must already be durable.
+def commit_rows(specs: Sequence[RawSpec], paths: Paths) -> list[int]:
+    """Stage 2: all rows in one transaction; returns raw ids. `paths` are already durable.
 
-    The files exist with the right size, so store_raw_messages does not rewrite them.
     Processing is not queued here (the caller does it after answering the sessions), so a
     failure to queue can never turn a committed message into a 451. A database restart
     breaks the open connection: retry once on a new one.
     """
     try:
-        rows = store_raw_messages(specs, fsync=False, enqueue=False)
+        rows = store_raw_messages(specs, enqueue=False, paths=paths)
     except (StoreUnavailable, DbError) as e:
         if isinstance(e, StoreUnavailable) and not isinstance(e.__cause__, DbError):
             raise  # the file store, not the connection
         connection.close()
-        rows = store_raw_messages(specs, fsync=False, enqueue=False)
+        rows = store_raw_messages(specs, enqueue=False, paths=paths)
     return [r.pk for r in rows]
 
 
 def store_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> list[int]:
     """Both stages in a row (for callers without the pipeline); returns raw ids."""
-    write_files_durably(specs, sync)
-    return commit_rows(specs)
+    return commit_rows(specs, write_files_durably(specs, sync))
 
 
 class GroupCommitWriter:
@@ -128,13 +170,29 @@ class GroupCommitWriter:
         return self
 
     def submit(self, specs: list[RawSpec]) -> Future:
-        """Queue one session's message(s); the future resolves to the raw ids after commit."""
-        job = _Job(list(specs))
-        if not self._thread.is_alive():
-            job.future.set_exception(StoreUnavailable("writer is not running"))
-            return job.future
-        self._queue.put(job)
+        """Queue one message's row(s) from a thread; the future resolves to the raw ids after
+        commit (or to the exception that made the commit fail)."""
+        job = _Job(list(specs), future=Future())
+        self._enqueue(job)
+        assert job.future is not None
         return job.future
+
+    def submit_async(self, specs: list[RawSpec]) -> asyncio.Future:
+        """The same from a coroutine: an asyncio future on the running loop."""
+        loop = asyncio.get_running_loop()
+        job = _Job(list(specs), loop=loop, afuture=loop.create_future())
+        self._enqueue(job)
+        assert job.afuture is not None
+        return job.afuture
+
+    def _enqueue(self, job: _Job) -> None:
+        if not self._thread.is_alive():
+            if job.afuture is not None:
+                job.afuture.set_exception(StoreUnavailable("writer is not running"))
+            else:
+                _settle([(job, StoreUnavailable("writer is not running"))])
+            return
+        self._queue.put(job)
 
     def stop(self, timeout: float | None = None) -> None:
         """Commit everything already submitted, then end both threads."""
@@ -189,27 +247,29 @@ class GroupCommitWriter:
     def _write(self, batch: list[_Job]) -> None:
         limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
         ok: list[_Job] = []
+        refused: list[tuple[_Job, Any]] = []
         for job in batch:
             too_big = next((s for s in job.specs if len(s.data) > limit), None)
             if too_big is not None:
-                job.future.set_exception(MessageTooLarge(len(too_big.data), limit))
+                refused.append((job, MessageTooLarge(len(too_big.data), limit)))
             else:
                 ok.append(job)
+        _settle(refused)
         if not ok:
             return
         try:
-            write_files_durably([s for job in ok for s in job.specs], self.sync)
+            paths = write_files_durably([s for job in ok for s in job.specs], self.sync)
         except Exception as e:  # the boundary: every waiting session must get an answer
             self._fail(ok, e)
             return
-        self._db_queue.put(ok)
+        self._db_queue.put((ok, paths))
 
     def _run_db(self) -> None:
         while True:
-            batch = self._db_queue.get()
-            if batch is _STOP:
+            item = self._db_queue.get()
+            if item is _STOP:
                 break
-            self._commit(batch)
+            self._commit(*item)
         connection.close()
 
     def _fail(self, jobs: list[_Job], e: Exception) -> None:
@@ -219,13 +279,12 @@ class GroupCommitWriter:
         else:
             log.exception("SMTP group commit failed for %d messages", n)
             e = StoreUnavailable(f"commit failed: {e.__class__.__name__}")
-        for job in jobs:
-            job.future.set_exception(e)
+        _settle([(job, e) for job in jobs])
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job], paths: Paths) -> None:
         specs = [s for job in batch for s in job.specs]
         try:
-            ids = commit_rows(specs)
+            ids = commit_rows(specs, paths)
         except Exception as e:  # the boundary: every waiting session must get an answer
             try:
                 connection.close()  # a broken connection must not poison the next batch
@@ -236,11 +295,13 @@ class GroupCommitWriter:
         with self._count_lock:
             self.batches += 1
             self.messages += len(specs)
+        done: list[tuple[_Job, Any]] = []
         start = 0
         for job in batch:
             n = len(job.specs)
-            job.future.set_result(ids[start : start + n])
+            done.append((job, ids[start : start + n]))
             start += n
+        _settle(done)
         if self.on_stored is not None:
             try:
                 self.on_stored(ids)
