@@ -1,10 +1,18 @@
-"""Multi-row INSERT that skips rows conflicting on a unique key and says which ones won.
+"""Multi-row INSERTs for the pipeline's batches.
 
-`QuerySet.bulk_create(ignore_conflicts=True)` cannot tell which rows were inserted, and one
-`save()` per row in a savepoint costs three round trips a row (bench/ingest.py). This builds
-the same INSERT through Django's compiler with `ON CONFLICT DO NOTHING` (SQLite: `INSERT OR
-IGNORE`) and `RETURNING pk, key`, so a batch's rows go in one statement and the caller learns
-which keys another transaction had already taken.
+`insert_skipping_conflicts` inserts rows that may conflict on a unique key and says which ones
+won (`QuerySet.bulk_create(ignore_conflicts=True)` cannot tell, and one `save()` per row in a
+savepoint costs three round trips a row). `bulk_insert` is `bulk_create` for the batch's other
+rows.
+
+On PostgreSQL both send `INSERT ... SELECT * FROM unnest(...)` with one array per column, as
+Django 5.2's `bulk_create` does, but bound server-side in binary. Django binds client-side
+(psycopg's default): every value is then quoted into an array literal by psycopg's Python
+array code and parsed back by PostgreSQL's array parser, which for a batch of 50 emails with
+~25 KB of bodies each cost ~1 ms of CPU a message, against ~0.45 ms in binary (client and
+server; bench/ingest.py). A multi-row VALUES list bound server-side is no better: psycopg
+parses long statements for placeholders in Python, uncached. Elsewhere (SQLite: tests, the
+embedded mode) Django's own statements are used.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import AutoField, Model
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
@@ -32,21 +40,29 @@ def insert_skipping_conflicts(model: type[Model], objs: Sequence[Model], key: st
     conn = connections[db]
     if not conn.features.can_return_rows_from_bulk_insert:  # pragma: no cover - PG and SQLite can
         raise NotImplementedError(f"{conn.vendor} cannot return rows from a bulk insert")
-    fields = [f for f in opts.concrete_fields if f is not opts.pk and not f.generated]
     ordered = sorted(objs, key=lambda o: getattr(o, key_field.attname))
     for obj in ordered:
         obj._prepare_related_fields_for_save(operation_name="bulk_create")
-    size = max(1, conn.ops.bulk_batch_size(fields, ordered))
-    won: dict[Any, Any] = {}
-    for start in range(0, len(ordered), size):
-        query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
-        query.insert_values(fields, ordered[start : start + size])
-        compiler = query.get_compiler(using=db)
-        compiler.returning_fields = [opts.pk, key_field]
-        with conn.cursor() as cursor:
-            for sql, params in compiler.as_sql():
-                cursor.execute(sql, params)
-                won.update((k, pk) for pk, k in cursor.fetchall())
+    rows = None
+    if _arrays_possible(model, ordered, conn):
+        try:
+            rows = _pg_insert(model, ordered, db, ignore_conflicts=True, returning=key_field)
+        except _NotPlain:
+            rows = None
+    if rows is None:
+        rows = []
+        fields = [f for f in opts.concrete_fields if f is not opts.pk and not f.generated]
+        size = max(1, conn.ops.bulk_batch_size(fields, ordered))
+        for start in range(0, len(ordered), size):
+            query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+            query.insert_values(fields, ordered[start : start + size])
+            compiler = query.get_compiler(using=db)
+            compiler.returning_fields = [opts.pk, key_field]
+            with conn.cursor() as cursor:
+                for sql, params in compiler.as_sql():
+                    cursor.execute(sql, params)
+                    rows.extend(cursor.fetchall())
+    won = {k: pk for pk, k in rows}
     lost = set()
     for obj in ordered:
         value = getattr(obj, key_field.attname)
@@ -57,3 +73,140 @@ def insert_skipping_conflicts(model: type[Model], objs: Sequence[Model], key: st
         else:
             lost.add(value)
     return lost
+
+
+def bulk_insert(
+    model: type[Model],
+    objs: Sequence[Model],
+    *,
+    ignore_conflicts: bool = False,
+    batch_size: int | None = None,
+) -> None:
+    """`model.objects.bulk_create(objs, ...)`, cheaper on PostgreSQL (see the module docstring).
+
+    Without ignore_conflicts the objects get their primary keys, as with bulk_create.
+    """
+    objs = list(objs)
+    if not objs:
+        return
+    db = router.db_for_write(model)
+    conn = connections[db]
+    rows = None
+    if _arrays_possible(model, objs, conn):
+        for obj in objs:
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        try:
+            rows = _pg_insert(
+                model,
+                objs,
+                db,
+                ignore_conflicts=ignore_conflicts,
+                returning=None,
+                batch_size=batch_size,
+            )
+        except _NotPlain:
+            rows = None
+    if rows is None:
+        model._default_manager.bulk_create(
+            objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts
+        )
+        return
+    if not ignore_conflicts:
+        for obj, (pk,) in zip(objs, rows, strict=True):
+            obj.pk = pk
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = db
+
+
+def _arrays_possible(model: type[Model], objs: Sequence[Model], conn) -> bool:
+    """PostgreSQL, one table, an auto-increment key the database assigns to every row."""
+    return (
+        conn.vendor == "postgresql"
+        and not model._meta.parents
+        and isinstance(model._meta.pk, AutoField)
+        and all(o.pk is None for o in objs)
+    )
+
+
+def _server_binding_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class OneShotServerBindingCursor(ServerBindingCursor):
+        """Parameters bound server-side, never as a prepared statement (transaction poolers
+        drop prepared statements; the pipeline's statements are few per batch anyway)."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=False, binary=binary)
+
+    return OneShotServerBindingCursor
+
+
+_cursor_class = None
+
+
+def _pg_insert(
+    model: type[Model],
+    objs: list[Model],
+    db: str,
+    *,
+    ignore_conflicts: bool,
+    returning,
+    batch_size: int | None = None,
+) -> list[tuple]:
+    """INSERT ... SELECT * FROM unnest(one binary array per column) for pk-less objects.
+
+    Returns (pk,) or (pk, returning) per row inserted (nothing with ignore_conflicts and no
+    `returning`), in the objects' order (as Django's own UNNEST insert relies on).
+    """
+    global _cursor_class
+    conn = connections[db]
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.generated and not isinstance(f, AutoField)]
+    qn = conn.ops.quote_name
+    # As Django's UNNEST insert: no type modifiers (varchar[], not varchar(50)[]).
+    arrays = ", ".join(f"%b::{f.db_type(conn).split('(')[0]}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(f.column) for f in fields)})"  # noqa: S608
+        f" SELECT * FROM unnest({arrays})"
+    )
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    want_rows = returning is not None or not ignore_conflicts
+    if want_rows:
+        sql += " RETURNING " + qn(opts.pk.column)
+        if returning is not None:
+            sql += ", " + qn(returning.column)
+    size = batch_size or len(objs)
+    # Every chunk's arrays are built before the first statement, so a value that cannot go in
+    # an array (_NotPlain) makes the caller fall back to Django with nothing written yet.
+    chunks = [_columns(objs[i : i + size], fields, conn) for i in range(0, len(objs), size)]
+    if _cursor_class is None:
+        _cursor_class = _server_binding_cursor_class()
+    out: list[tuple] = []
+    conn.ensure_connection()
+    for columns in chunks:
+        with conn._prepare_cursor(_cursor_class(conn.connection)) as cursor:
+            cursor.execute(sql, columns)
+            if want_rows:
+                out.extend(cursor.fetchall())
+    if not ignore_conflicts and len(out) != len(objs):  # pragma: no cover - a broken invariant
+        raise RuntimeError(f"inserted {len(objs)} rows, got {len(out)} back")
+    return out
+
+
+class _NotPlain(Exception):
+    """A field holds an expression or a list (an array column): no array per column then."""
+
+
+def _columns(objs: list[Model], fields, conn) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in fields]
+    for obj in objs:
+        for column, f in zip(columns, fields, strict=True):
+            value = f.pre_save(obj, True)
+            if hasattr(value, "resolve_expression") or (
+                isinstance(value, (list, tuple)) and f.get_internal_type() != "JSONField"
+            ):
+                raise _NotPlain(f.name)
+            column.append(f.get_db_prep_save(value, connection=conn))
+    return columns

@@ -21,7 +21,7 @@ from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
-from capture.bulk import insert_skipping_conflicts
+from capture.bulk import bulk_insert, insert_skipping_conflicts
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
@@ -280,8 +280,8 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
                 detail={"raw": raw.pk, "duplicate": duplicate, "stored": email.stored},
             )
         )
-    Meeting.objects.bulk_create(ctx.new_meetings)
-    Participant.objects.bulk_create(ctx.new_participants, batch_size=1000)
+    bulk_insert(Meeting, ctx.new_meetings)
+    bulk_insert(Participant, ctx.new_participants, batch_size=1000)
     reviews = [
         ReviewItem(
             kind=ReviewItem.Kind.AMBIGUOUS_CONTACT,
@@ -293,14 +293,14 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
         for p in ctx.new_participants
         if p.match == Participant.Match.AMBIGUOUS
     ]
-    ReviewItem.objects.bulk_create(reviews)
-    MessageRef.objects.bulk_create(ctx.new_refs, ignore_conflicts=True, batch_size=1000)
+    bulk_insert(ReviewItem, reviews)
+    bulk_insert(MessageRef, ctx.new_refs, ignore_conflicts=True, batch_size=1000)
     for link in ctx.new_links:
         link.thread_id = ctx.resolve_thread_id(link.thread_id)
-    ThreadLink.objects.bulk_create(ctx.new_links, ignore_conflicts=True, batch_size=1000)
+    bulk_insert(ThreadLink, ctx.new_links, ignore_conflicts=True, batch_size=1000)
     flush_blobs(ctx)
-    Attachment.objects.bulk_create(ctx.new_attachments, batch_size=500)
-    Capture.objects.bulk_create(ctx.new_captures, batch_size=1000)
+    bulk_insert(Attachment, ctx.new_attachments, batch_size=500)
+    bulk_insert(Capture, ctx.new_captures, batch_size=1000)
     refresh_thread_stats({ctx.resolve_thread_id(t) for t in ctx.dirty_threads})
     now = timezone.now()
     for w in works:
