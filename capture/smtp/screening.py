@@ -14,10 +14,10 @@ import email.utils
 import hashlib
 import logging
 import time
-from functools import lru_cache
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from email.policy import compat32
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings

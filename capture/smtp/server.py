@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
@@ -32,6 +32,7 @@ from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.ingest import RawSpec
 from capture.models.raw import Channel
 from capture.smtp import screening
+from capture.smtp.data import DataState, read_data
 from capture.smtp.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,51 @@ class CaptureSMTP(SMTP):
             status = _REWRITES.get(status, status)
         await super().push(status)
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        self.in_data = True
+        """aiosmtpd's DATA command with the message read in blocks (capture/smtp/data.py);
+        the checks before it and the answers after it are aiosmtpd's."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.in_data = True  # until the handler has answered: a shutdown waits for it
         try:
-            await super().smtp_DATA(arg)
+            try:
+                result = await read_data(
+                    self._reader,
+                    size_limit=self.data_size_limit or 0,
+                    line_limit=self.line_length_limit,
+                )
+            except asyncio.CancelledError:  # the connection was lost during DATA
+                self._writer.close()
+                raise
+            except asyncio.IncompleteReadError:
+                self._writer.close()
+                return
+            if result.state is not DataState.NOMINAL:
+                await self.push(
+                    "500 Line too long (see RFC5321 4.5.3.1.6)"
+                    if result.state is DataState.TOO_LONG
+                    else "552 Error: Too much mail data"
+                )
+                self._set_post_data_state()
+                return
+            # decode_data is off: content and original_content are the same bytes.
+            self.envelope.content = self.envelope.original_content = result.content
+            status = await self._call_handler_hook("DATA")
         finally:
             self.in_data = False
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class CaptureHandler:
