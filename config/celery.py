@@ -21,8 +21,15 @@ app.conf.CELERY_DB_REUSE_MAX = 1_000_000_000
 
 @task_prerun.connect
 @task_postrun.connect
-def _close_old_db_connections(**kwargs) -> None:
-    """What Django does around a request: drop connections that are broken or past CONN_MAX_AGE."""
+def _close_old_db_connections(task=None, **kwargs) -> None:
+    """What Django does around a request: drop connections that are broken or past CONN_MAX_AGE.
+
+    Not for a task run eagerly (CELERY_TASK_ALWAYS_EAGER, the embedded mode and tests): it
+    runs inside its caller's transaction, whose connection must stay open (Django's test
+    client disconnects close_old_connections from its request signals for the same reason).
+    """
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()
