@@ -129,6 +129,22 @@ def _arrays_possible(model: type[Model], objs: Sequence[Model], conn) -> bool:
     )
 
 
+def execute_binary(sql: str, params, *, fetch: bool = False, using: str = "default") -> list:
+    """Run one statement on PostgreSQL with its parameters bound server-side (``%b``: binary).
+
+    Through Django's cursor wrapper (errors, query logging, execute wrappers), never as a
+    prepared statement. Returns the rows when `fetch`, else [].
+    """
+    global _cursor_class
+    conn = connections[using]
+    if _cursor_class is None:
+        _cursor_class = _server_binding_cursor_class()
+    conn.ensure_connection()
+    with conn._prepare_cursor(_cursor_class(conn.connection)) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else []
+
+
 def _server_binding_cursor_class():
     from django.db.backends.postgresql.base import ServerBindingCursor
 
@@ -159,7 +175,6 @@ def _pg_insert(
     Returns (pk,) or (pk, returning) per row inserted (nothing with ignore_conflicts and no
     `returning`), in the objects' order (as Django's own UNNEST insert relies on).
     """
-    global _cursor_class
     conn = connections[db]
     opts = model._meta
     fields = [f for f in opts.concrete_fields if not f.generated and not isinstance(f, AutoField)]
@@ -181,15 +196,9 @@ def _pg_insert(
     # Every chunk's arrays are built before the first statement, so a value that cannot go in
     # an array (_NotPlain) makes the caller fall back to Django with nothing written yet.
     chunks = [_columns(objs[i : i + size], fields, conn) for i in range(0, len(objs), size)]
-    if _cursor_class is None:
-        _cursor_class = _server_binding_cursor_class()
     out: list[tuple] = []
-    conn.ensure_connection()
     for columns in chunks:
-        with conn._prepare_cursor(_cursor_class(conn.connection)) as cursor:
-            cursor.execute(sql, columns)
-            if want_rows:
-                out.extend(cursor.fetchall())
+        out.extend(execute_binary(sql, columns, fetch=want_rows, using=db))
     if not ignore_conflicts and len(out) != len(objs):  # pragma: no cover - a broken invariant
         raise RuntimeError(f"inserted {len(objs)} rows, got {len(out)} back")
     return out
