@@ -18,6 +18,7 @@ import random
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -29,6 +30,7 @@ from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
+from capture import storage
 from capture.errors import StoreUnavailable
 from capture.imap.credentials import get_secret
 from capture.imap.errors import LeaseLost, MailboxAuthFailed, MailboxSyncError, MailboxUnreachable
@@ -319,11 +321,34 @@ def _sync_folder(
     done = 0
     if progress:
         progress(name, 0, total)
-    for batch in _chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):
-        _sync_batch(client, mailbox, state, uidvalidity, batch, token, report, enqueue)
-        done += len(batch)
+    # A pipeline of two: while batch N's files are written and flushed (a thread: file I/O
+    # releases the GIL), batch N+1 is fetched; then N's rows and checkpoint are committed
+    # (this thread, so this connection and its transaction). Files before rows, rows with
+    # the checkpoint: the order that makes a crash safe is unchanged.
+    pending: tuple[_Fetched, Future] | None = None
+
+    def commit_pending() -> None:
+        nonlocal pending, done
+        if pending is None:
+            return
+        batch, pending = pending, None
+        done += _commit_batch(mailbox, state, token, report, enqueue, *batch)
         if progress:
             progress(name, done, total)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mailwarden-imap-files") as files:
+        try:
+            for batch in _chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):
+                fetched = _fetch_batch(client, mailbox, state, uidvalidity, batch, report)
+                written = files.submit(_write_files, fetched.specs)
+                commit_pending()
+                pending = (fetched, written)
+        except (StoreUnavailable, LeaseLost, DatabaseError):
+            raise  # the store or the lease failed: what is pending is fetched again next run
+        except BaseException:
+            commit_pending()  # e.g. the server dropped the connection: keep what was fetched
+            raise
+        commit_pending()
 
     # Everything below UIDNEXT (as of SELECT) was searched: the checkpoint may jump there, so
     # the next run with nothing new answers from SELECT alone.
@@ -346,16 +371,31 @@ def _already_captured(mailbox: MailboxConnection, message_ids: set[str]) -> set[
     )
 
 
-def _sync_batch(
+@dataclass
+class _Fetched:
+    """One batch fetched from the server, not yet stored."""
+
+    batch: list[int]
+    specs: list[RawSpec]
+    skipped: list[dict[str, Any]]
+
+
+def _write_files(specs: list[RawSpec]) -> list[tuple[str, str]]:
+    """The batch's raw files, durable (one syncfs); runs in the file thread."""
+    try:
+        return storage.save_raws_durably([s.data for s in specs]) if specs else []
+    except OSError as e:
+        raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
+
+
+def _fetch_batch(
     client: IMAPClient,
     mailbox: MailboxConnection,
     state: MailboxFolder,
     uidvalidity: int,
     batch: list[int],
-    token: str,
     report: FolderReport,
-    enqueue: bool,
-) -> None:
+) -> _Fetched:
     limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
     now = timezone.now()
     meta = client.fetch(batch, _META_ITEMS)
@@ -419,7 +459,22 @@ def _sync_batch(
             )
         )  # fmt: skip
     report.fetched += len(specs)
+    return _Fetched(batch, specs, skipped)
 
+
+def _commit_batch(
+    mailbox: MailboxConnection,
+    state: MailboxFolder,
+    token: str,
+    report: FolderReport,
+    enqueue: bool,
+    fetched: _Fetched,
+    written: Future,
+) -> int:
+    """Rows and checkpoint of a fetched batch in one transaction, once its files are
+    durable; returns the batch's size (for progress)."""
+    paths = written.result()  # raises StoreUnavailable when the files could not be written
+    specs, skipped = fetched.specs, fetched.skipped
     try:
         with transaction.atomic():
             renew_lease(mailbox.pk, token)  # fence: a worker that lost the mailbox cannot commit
@@ -429,9 +484,9 @@ def _sync_batch(
                     "idempotency_key", flat=True
                 )
             )
-            store_raw_messages(specs, enqueue=enqueue)
+            store_raw_messages(specs, enqueue=enqueue, paths=paths)
             new = len(specs) - len(existing)
-            state.last_uid = max(state.last_uid, max(batch))
+            state.last_uid = max(state.last_uid, max(fetched.batch))
             state.messages_synced += new
             if skipped:
                 state.skipped += len(skipped)
@@ -444,6 +499,7 @@ def _sync_batch(
     report.stored += new
     report.duplicates += len(existing)
     report.skipped += len(skipped)
+    return len(fetched.batch)
 
 
 # --------------------------------------------------------------------------- outcome
