@@ -60,8 +60,8 @@ def store_raw_messages(
 
     `paths`: (sha256, relative path) of files the caller has already made durable (the SMTP
     group commit), one per spec; nothing is written then. With an idempotency key already
-    stored, the existing row is returned instead of a new one. Raises StoreUnavailable when
-    the database or the file store cannot take the write.
+    stored, the existing row is returned instead of a new one, with `already_stored = True`.
+    Raises StoreUnavailable when the database or the file store cannot take the write.
     """
     if not specs:
         return []
@@ -88,7 +88,9 @@ def store_raw_messages(
             new_rows: list[RawMessage] = []
             for spec, (digest, rel) in zip(specs, paths, strict=True):
                 if spec.idempotency_key and spec.idempotency_key in existing:
-                    result.append(existing[spec.idempotency_key])
+                    stored = existing[spec.idempotency_key]
+                    stored.already_stored = True  # type: ignore[attr-defined]
+                    result.append(stored)
                     continue
                 row = RawMessage(
                     created=now,

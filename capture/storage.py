@@ -11,9 +11,14 @@ import hashlib
 import itertools
 import os
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
+
+T = TypeVar("T")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -50,11 +55,14 @@ def _write_atomic(root: Path, rel: str, data: bytes, fsync: bool) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, flags, 0o600)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
             if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -118,6 +126,37 @@ def save_raw(data: bytes, *, digest: str | None = None, fsync: bool = True) -> t
     return digest, rel
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def write_in_parallel(fn: Callable[[bytes], T], items: Sequence[bytes]) -> list[T]:
+    """`[fn(x) for x in items]`, the files written by a few threads at once.
+
+    Creating a file here mostly waits in the kernel (inode and journal), and those waits
+    overlap: 4,000 files of 4 KB took 0.33 ms each on one thread and 0.06 ms on four
+    (ext4, this machine). File I/O releases the GIL. The pool belongs to the process that
+    made it (a forked Celery worker makes its own).
+    """
+    threads = settings.MAILWARDEN_STORE_WRITE_THREADS
+    if threads <= 1 or len(items) < 4:
+        return [fn(x) for x in items]
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (
+                os.getpid(),
+                ThreadPoolExecutor(threads, thread_name_prefix="mailwarden-store"),
+            )
+        pool = _pool[1]
+    return list(pool.map(fn, items))
+
+
+def save_raws(items: Sequence[bytes]) -> list[tuple[str, str]]:
+    """Store several raw messages without syncing (the caller flushes: sync_filesystem)."""
+    return write_in_parallel(lambda data: save_raw(data, fsync=False), items)
+
+
 def save_raws_durably(items: list[bytes]) -> list[tuple[str, str]]:
     """Store several raw messages and make them durable before returning: one file is
     fsynced with its directory; a batch is written unsynced and flushed with one syncfs."""
@@ -125,7 +164,7 @@ def save_raws_durably(items: list[bytes]) -> list[tuple[str, str]]:
         digest, rel = save_raw(items[0], fsync=True)
         fsync_dir((raw_root() / rel).parent)
         return [(digest, rel)]
-    paths = [save_raw(data, fsync=False) for data in items]
+    paths = save_raws(items)
     if paths:
         sync_filesystem(raw_root())
     return paths

@@ -174,6 +174,8 @@ MAILWARDEN_THREAD_WINDOW_DAYS = env.int("MAILWARDEN_THREAD_WINDOW_DAYS", default
 MAILWARDEN_RAW_STORAGE_DIR = Path(
     env.str("MAILWARDEN_RAW_STORAGE_DIR", default=str(MEDIA_ROOT / "raw"))
 )
+# Threads writing a batch's files at once (file creation mostly waits on the kernel).
+MAILWARDEN_STORE_WRITE_THREADS = env.int("MAILWARDEN_STORE_WRITE_THREADS", default=4)
 MAILWARDEN_BLOB_STORAGE_DIR = Path(
     env.str("MAILWARDEN_BLOB_STORAGE_DIR", default=str(MEDIA_ROOT / "blobs"))
 )

@@ -478,14 +478,9 @@ def _commit_batch(
     try:
         with transaction.atomic():
             renew_lease(mailbox.pk, token)  # fence: a worker that lost the mailbox cannot commit
-            keys = [s.idempotency_key for s in specs]
-            existing = set(
-                RawMessage.objects.filter(idempotency_key__in=keys).values_list(
-                    "idempotency_key", flat=True
-                )
-            )
-            store_raw_messages(specs, enqueue=enqueue, paths=paths)
-            new = len(specs) - len(existing)
+            rows = store_raw_messages(specs, enqueue=enqueue, paths=paths)
+            existing = sum(getattr(r, "already_stored", False) for r in rows)
+            new = len(specs) - existing
             state.last_uid = max(state.last_uid, max(fetched.batch))
             state.messages_synced += new
             if skipped:
@@ -497,7 +492,7 @@ def _commit_batch(
     except DatabaseError as e:
         raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
     report.stored += new
-    report.duplicates += len(existing)
+    report.duplicates += existing
     report.skipped += len(skipped)
     return len(fetched.batch)
 

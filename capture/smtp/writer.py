@@ -94,8 +94,11 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
     """Stage 1: put every file of the batch on disk (one syncfs, or fsync per file);
     returns (sha256, relative path) per spec."""
     try:
-        paths = [storage.save_raw(spec.data, fsync=(sync == "fsync")) for spec in specs]
-        if sync == "syncfs":
+        fsync = sync == "fsync"
+        paths = storage.write_in_parallel(
+            lambda data: storage.save_raw(data, fsync=fsync), [spec.data for spec in specs]
+        )
+        if not fsync:
             storage.sync_filesystem(storage.raw_root())
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
