@@ -77,6 +77,12 @@ class NeverLogRule(TimeStamped):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["kind", "value", "user"], name="gov_neverlog_unique"),
+            # NULL user (org-wide) is distinct from every other NULL in the constraint above.
+            models.UniqueConstraint(
+                fields=["kind", "value"],
+                condition=models.Q(user__isnull=True),
+                name="gov_neverlog_unique_org",
+            ),
         ]
         indexes = [models.Index(fields=["value"], name="gov_neverlog_value")]
 

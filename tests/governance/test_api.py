@@ -122,3 +122,14 @@ def test_org_settings_bad_input_is_400(payload, field):
     response = gov_client().patch("/api/v1/org-settings/", payload, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+def test_the_database_refuses_a_second_org_wide_rule_for_the_same_value():
+    from django.db import IntegrityError, transaction
+
+    NeverLogRule.objects.create(kind="domain", value="lawfirm.co.uk")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        NeverLogRule.objects.create(kind="domain", value="lawfirm.co.uk")
+    # a personal rule for the same value is another rule
+    NeverLogRule.objects.create(kind="domain", value="lawfirm.co.uk", user=make_user())
+    assert NeverLogRule.objects.count() == 2
