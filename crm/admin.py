@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
+from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from import_export.admin import ImportExportModelAdmin
 
@@ -213,11 +214,23 @@ class ApiTokenAdmin(admin.ModelAdmin):
             fields=form.changed_data,
         )
         if secret:
-            self.message_user(
-                request,
-                f"The token's secret is shown only this once — copy it now: {secret}",
-                messages.WARNING,
-            )
+            request._mailwarden_token_secret = secret  # for response_add, this request only
+
+    def response_add(self, request, obj: ApiToken, post_url_continue=None):
+        """Show the new secret on the page that answers the POST, and nowhere else.
+
+        Not through Django's messages: their default storage is a signed (not encrypted)
+        cookie, which would carry the secret to the browser's cookie jar and any proxy log.
+        """
+        secret = getattr(request, "_mailwarden_token_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        # Admin views are never_cache: the page is not stored by the browser either.
+        return TemplateResponse(
+            request,
+            "admin/crm/apitoken/secret.html",
+            {**self.admin_site.each_context(request), "token": obj, "secret": secret},
+        )
 
     def delete_model(self, request, obj: ApiToken) -> None:
         services.record_crm_change(
