@@ -321,10 +321,13 @@ def _sync_folder(
     done = 0
     if progress:
         progress(name, 0, total)
-    # A pipeline of two: while batch N's files are written and flushed (a thread: file I/O
-    # releases the GIL), batch N+1 is fetched; then N's rows and checkpoint are committed
-    # (this thread, so this connection and its transaction). Files before rows, rows with
-    # the checkpoint: the order that makes a crash safe is unchanged.
+    # A pipeline: the IMAP commands run on a fetch thread and the files are written by the
+    # store's threads (socket and file I/O release the GIL), while this thread does the
+    # database work (its connection, its transaction). For batch N: its bodies download while
+    # batch N-1's rows and checkpoint are committed; its files are written while batch N+1's
+    # metadata is fetched. Files before rows, rows with the checkpoint: the order that makes
+    # a crash safe is unchanged. Only one thread uses the IMAP connection at a time.
+    batches = list(_chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)))
     pending: tuple[_Fetched, Future] | None = None
 
     def commit_pending() -> None:
@@ -336,13 +339,21 @@ def _sync_folder(
         if progress:
             progress(name, done, total)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="mailwarden-imap-files") as files:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="mailwarden-imap-fetch") as imap,
+        ThreadPoolExecutor(1, thread_name_prefix="mailwarden-imap-files") as files,
+    ):
         try:
-            for batch in _chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):
-                fetched = _fetch_batch(client, mailbox, state, uidvalidity, batch, report)
-                written = files.submit(_write_files, fetched.specs)
+            meta = imap.submit(client.fetch, batches[0], _META_ITEMS) if batches else None
+            for i, batch in enumerate(batches):
+                plan = _plan_batch(mailbox, uidvalidity, batch, meta.result(), report)
+                bodies = imap.submit(client.fetch, plan.wanted, ["BODY.PEEK[]"])
                 commit_pending()
+                fetched = _collect_batch(mailbox, state, uidvalidity, plan, bodies.result(), report)
+                written = files.submit(_write_files, fetched.specs)
                 pending = (fetched, written)
+                if i + 1 < len(batches):
+                    meta = imap.submit(client.fetch, batches[i + 1], _META_ITEMS)
         except (StoreUnavailable, LeaseLost, DatabaseError):
             raise  # the store or the lease failed: what is pending is fetched again next run
         except BaseException:
@@ -388,17 +399,26 @@ def _write_files(specs: list[RawSpec]) -> list[tuple[str, str]]:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
 
 
-def _fetch_batch(
-    client: IMAPClient,
+@dataclass
+class _Plan:
+    """A batch after its metadata: what to download, what was skipped."""
+
+    batch: list[int]
+    wanted: list[int]
+    skipped: list[dict[str, Any]]
+
+
+def _plan_batch(
     mailbox: MailboxConnection,
-    state: MailboxFolder,
     uidvalidity: int,
     batch: list[int],
+    meta: dict,
     report: FolderReport,
-) -> _Fetched:
+) -> _Plan:
+    """Skip drafts, oversize mail and mail this mailbox already captured (from the FETCH of
+    RFC822.SIZE, FLAGS and the Message-ID header)."""
     limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
     now = timezone.now()
-    meta = client.fetch(batch, _META_ITEMS)
     skipped: list[dict[str, Any]] = []
     candidates: dict[int, str] = {}
     for uid in batch:
@@ -433,10 +453,23 @@ def _fetch_batch(
     known = _already_captured(mailbox, {m for m in candidates.values() if m})
     wanted = [uid for uid, mid in candidates.items() if not (mid and mid in known)]
     report.duplicates += len(candidates) - len(wanted)
+    return _Plan(batch, wanted, skipped)
 
-    bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+
+def _collect_batch(
+    mailbox: MailboxConnection,
+    state: MailboxFolder,
+    uidvalidity: int,
+    plan: _Plan,
+    bodies: dict,
+    report: FolderReport,
+) -> _Fetched:
+    """The downloaded bodies as raw specs (a body over the limit is skipped after all)."""
+    limit = settings.MAILWARDEN_MAX_MESSAGE_BYTES
+    now = timezone.now()
+    skipped = list(plan.skipped)
     specs: list[RawSpec] = []
-    for uid in wanted:
+    for uid in plan.wanted:
         data = (bodies.get(uid) or {}).get(b"BODY[]")
         if data is None:
             continue  # expunged meanwhile
@@ -459,7 +492,7 @@ def _fetch_batch(
             )
         )  # fmt: skip
     report.fetched += len(specs)
-    return _Fetched(batch, specs, skipped)
+    return _Fetched(plan.batch, specs, skipped)
 
 
 def _commit_batch(
