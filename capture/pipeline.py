@@ -130,7 +130,17 @@ def process_batch(ids: list[int]) -> list[IngestOutcome]:
         ctx = BatchContext(active)
         ctx.now = timezone.now()
         ctx.preload()
-        own = own_addresses_by_user({w.raw.user_id for w in active if w.raw.user_id})
+        # Only a submission to a capture address checks the sender against the user's own
+        # addresses (capture/gate.py): load them for those users alone.
+        own = own_addresses_by_user(
+            {
+                w.raw.user_id
+                for w in active
+                if w.raw.user_id
+                and w.raw.channel in SUBMITTED_CHANNELS
+                and w.raw.capture_address_id
+            }
+        )
         for w in active:
             process_one(ctx, w, own.get(w.raw.user_id or 0, set()))
         flush(ctx, works)
@@ -165,10 +175,10 @@ def addressed_to_capture(raw: RawMessage, parsed) -> bool:
 
 
 def own_addresses_by_user(user_ids: set[int]) -> dict[int, set[str]]:
-    out: dict[int, set[str]] = {}
-    for user in User.objects.filter(pk__in=user_ids).prefetch_related("addresses"):
-        out[user.pk] = user.own_addresses()
-    return out
+    if not user_ids:
+        return {}
+    # own_addresses() reads the addresses itself (a prefetch would go unused).
+    return {user.pk: user.own_addresses() for user in User.objects.filter(pk__in=user_ids)}
 
 
 def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
