@@ -376,10 +376,12 @@ def wait_processed(tag: str, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     pending = RawMessage.objects.filter(source=f"bench:{tag}", status=RawMessage.Status.PENDING)
-    while pending.exists():
+    while left := pending.count():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{pending.count()} messages still pending after {timeout:.0f} s")
-        time.sleep(0.05)
+            raise RuntimeError(f"{left} messages still pending after {timeout:.0f} s")
+        # Poll finely near the end only: the clock stops at the first poll that sees none
+        # pending, and polling costs the machine the workers run on.
+        time.sleep(0.05 if left > 100 else 0.01)
 
 
 def run_ours_celery(messages, warmup, users, workers: int) -> tuple[float, dict]:
