@@ -510,12 +510,23 @@ def main() -> None:
     contacts = args.flat_small
     print(f"CRM: {contacts} contacts seeded in {seconds:.1f} s", flush=True)
     run_ours_inprocess(make_messages(50, 9001, contacts, size_kb), users, "warmup")
-    small_seconds, small_st = run_ours_inprocess(
-        make_messages(flat_n, 1001, contacts, size_kb), users, "flat-small"
-    )
-    rate_small = row(
-        f"ours in-process, {contacts:,} contacts", flat_n, small_seconds, str(small_st)
-    )
+
+    def flat_run(tag: str, seed: int) -> float:
+        """The faster of two runs on different fresh messages: another job on this shared
+        machine only ever slows a run down, and one short run moved by +-20% (same code,
+        same CRM), which is noise, not the CRM size the ratio is about."""
+        best = None
+        for k in range(2):
+            seconds, statuses = run_ours_inprocess(
+                make_messages(flat_n, seed + 10 * k, contacts, size_kb), users, f"{tag}-{k}"
+            )
+            if best is None or seconds < best[0]:
+                best = (seconds, statuses, LAST_CPU[0])
+        seconds, statuses, LAST_CPU[0] = best
+        name = f"ours in-process, {contacts:,} contacts"
+        return row(name, flat_n, seconds, f"{statuses} best of 2")
+
+    rate_small = flat_run("flat-small", 1001)
 
     # Main runs on the full CRM.
     seconds = grow_crm(contacts, args.contacts)
@@ -558,12 +569,7 @@ def main() -> None:
     seconds = grow_crm(contacts, flat_large)
     contacts = max(contacts, flat_large)
     print(f"CRM: {contacts} contacts ({seconds:.1f} s to grow)", flush=True)
-    large_seconds, large_st = run_ours_inprocess(
-        make_messages(flat_n, 3001, contacts, size_kb), users, "flat-large"
-    )
-    rate_large = row(
-        f"ours in-process, {contacts:,} contacts", flat_n, large_seconds, str(large_st)
-    )
+    rate_large = flat_run("flat-large", 3001)
 
     print()
     print_table(("run", "messages", "seconds", "msg/s", "CPU ms/msg", "outcome"), rows)
