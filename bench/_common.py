@@ -28,6 +28,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/mailwarden"
 
 
+def bench_database_url(given: str | None, name: str) -> str:
+    """The benchmark's own database `name` on the PostgreSQL server of `given`, else of
+    $DATABASE_URL, else the local default (only the server is taken from them)."""
+    base = (given or os.environ.get("DATABASE_URL") or DEFAULT_PG_URL).rsplit("/", 1)[0]
+    if not base.startswith("postgres"):
+        base = DEFAULT_PG_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the database `url` names (a benchmark's own, never the app's)."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def bench_args(
     description: str | None = None,
     *,

@@ -33,7 +33,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_PG_URL, REPO_ROOT, bench_args, django_setup, print_table, result_line
+from _common import (
+    REPO_ROOT,
+    bench_args,
+    bench_database_url,
+    django_setup,
+    print_table,
+    recreate_database,
+    result_line,
+)
 
 BENCH_DB = "mailwarden_bench_imap"
 USER = "bench"
@@ -43,21 +51,6 @@ def configure(parser) -> None:
     parser.add_argument("--messages", type=int, default=0, help="messages in the folder")
     parser.add_argument("--repeat", type=int, default=0, help="runs per side (best counts)")
     parser.add_argument("--size", type=int, default=4000, help="approximate message size, bytes")
-
-
-def bench_database_url(given: str | None) -> str:
-    base = (given or os.environ.get("DATABASE_URL") or DEFAULT_PG_URL).rsplit("/", 1)[0]
-    if not base.startswith("postgres"):
-        base = DEFAULT_PG_URL.rsplit("/", 1)[0]
-    return f"{base}/{BENCH_DB}"
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 MBSYNC_CONF = """\
@@ -166,7 +159,7 @@ def main() -> None:
     args = bench_args(__doc__, configure=configure)
     count = args.messages or (2000 if args.quick else 10_000)
     repeat = args.repeat or 2
-    url = bench_database_url(args.database_url)
+    url = bench_database_url(args.database_url, BENCH_DB)
     if not shutil.which("mbsync"):
         raise SystemExit("mbsync is not installed (apt-get install isync)")
     sys.path.insert(0, str(REPO_ROOT))

@@ -26,25 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import DEFAULT_PG_URL, REPO_ROOT, bench_args, django_setup, print_table, result_line
+from _common import (
+    REPO_ROOT,
+    bench_args,
+    bench_database_url,
+    django_setup,
+    print_table,
+    recreate_database,
+    result_line,
+)
 
 SENDER = "bench-smtp@mailwarden-demo.com"
 BENCH_DB = "mailwarden_bench_smtp"
-
-
-def bench_database_url(given: str | None) -> str:
-    base = (given or os.environ.get("DATABASE_URL") or DEFAULT_PG_URL).rsplit("/", 1)[0]
-    if not base.startswith("postgres"):
-        base = DEFAULT_PG_URL.rsplit("/", 1)[0]
-    return f"{base}/{BENCH_DB}"
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def make_messages(n: int, seed: int) -> list[bytes]:
@@ -113,7 +106,7 @@ def free_port() -> int:
 
 def main() -> None:
     args = bench_args(__doc__)
-    url = bench_database_url(args.database_url)
+    url = bench_database_url(args.database_url, BENCH_DB)
     recreate_database(url)
     raw_dir = Path(
         tempfile.mkdtemp(
