@@ -323,9 +323,9 @@ def _sync_folder(
         progress(name, 0, total)
     # A pipeline: the IMAP commands run on a fetch thread and the files are written by the
     # store's threads (socket and file I/O release the GIL), while this thread does the
-    # database work (its connection, its transaction). For batch N: its bodies download while
-    # batch N-1's rows and checkpoint are committed; its files are written while batch N+1's
-    # metadata is fetched. Files before rows, rows with the checkpoint: the order that makes
+    # database work (its connection, its transaction). For batch N: its bodies, then batch
+    # N+1's metadata, download while batch N-1's rows and checkpoint are committed; its files
+    # are written while batch N+1 is planned. Files before rows, rows with the checkpoint: the order that makes
     # a crash safe is unchanged. Only one thread uses the IMAP connection at a time.
     batches = list(_chunks(uids, max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)))
     pending: tuple[_Fetched, Future] | None = None
@@ -348,12 +348,12 @@ def _sync_folder(
             for i, batch in enumerate(batches):
                 plan = _plan_batch(mailbox, uidvalidity, batch, meta.result(), report)
                 bodies = imap.submit(client.fetch, plan.wanted, ["BODY.PEEK[]"])
+                if i + 1 < len(batches):  # queued behind the bodies: the thread never waits
+                    meta = imap.submit(client.fetch, batches[i + 1], _META_ITEMS)
                 commit_pending()
                 fetched = _collect_batch(mailbox, state, uidvalidity, plan, bodies.result(), report)
                 written = files.submit(_write_files, fetched.specs)
                 pending = (fetched, written)
-                if i + 1 < len(batches):
-                    meta = imap.submit(client.fetch, batches[i + 1], _META_ITEMS)
         except (StoreUnavailable, LeaseLost, DatabaseError):
             raise  # the store or the lease failed: what is pending is fetched again next run
         except BaseException:
