@@ -72,7 +72,7 @@ def store_raw_messages(
             if fsync:
                 paths = storage.save_raws_durably([spec.data for spec in specs])
             else:
-                paths = [storage.save_raw(spec.data, fsync=False) for spec in specs]
+                paths = storage.save_raws([spec.data for spec in specs])
         except OSError as e:
             raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     now = timezone.now()
