@@ -49,6 +49,8 @@ SKIPPED_LOG_SIZE = 100
 WORKER = "imap-sync"
 _MSGID_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 _META_ITEMS = ["RFC822.SIZE", "FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+# Without the Message-ID: the server answers from its index, without opening each message.
+_META_ITEMS_NO_PRECHECK = ["RFC822.SIZE", "FLAGS"]
 
 
 @dataclass
@@ -344,12 +346,16 @@ def _sync_folder(
         ThreadPoolExecutor(1, thread_name_prefix="mailwarden-imap-files") as files,
     ):
         try:
-            meta = imap.submit(client.fetch, batches[0], _META_ITEMS) if batches else None
+            # The Message-ID pre-check can only skip mail this mailbox captured before: for a
+            # mailbox with nothing captured yet (a first sync) it is left out altogether.
+            precheck = bool(batches) and _has_captured(mailbox)
+            items = _META_ITEMS if precheck else _META_ITEMS_NO_PRECHECK
+            meta = imap.submit(client.fetch, batches[0], items) if batches else None
             for i, batch in enumerate(batches):
                 plan = _plan_batch(mailbox, uidvalidity, batch, meta.result(), report)
                 bodies = imap.submit(client.fetch, plan.wanted, ["BODY.PEEK[]"])
                 if i + 1 < len(batches):  # queued behind the bodies: the thread never waits
-                    meta = imap.submit(client.fetch, batches[i + 1], _META_ITEMS)
+                    meta = imap.submit(client.fetch, batches[i + 1], items)
                 commit_pending()
                 fetched = _collect_batch(mailbox, state, uidvalidity, plan, bodies.result(), report)
                 written = files.submit(_write_files, fetched.specs)
@@ -369,6 +375,11 @@ def _sync_folder(
             state.last_uid = max(state.last_uid, uidnext - 1)
         state.last_synced_at = timezone.now()
         state.save(update_fields=["last_uid", "last_synced_at", "updated"])
+
+
+def _has_captured(mailbox: MailboxConnection) -> bool:
+    """Whether any mail synced from this mailbox has been processed into a message."""
+    return RawMessage.objects.filter(mailbox=mailbox, email__isnull=False).exists()
 
 
 def _already_captured(mailbox: MailboxConnection, message_ids: set[str]) -> set[str]:
