@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models import AutoField, Model
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
@@ -209,13 +209,86 @@ class _NotPlain(Exception):
 
 
 def _columns(objs: list[Model], fields, conn) -> list[list[Any]]:
+    """One list of database values per field: `f.get_db_prep_save(f.pre_save(obj, True))`.
+
+    Most of a batch's values are plain str/int/bool in fields whose pre_save and
+    get_db_prep_save return them unchanged, or for integers wrapped in the backend's integer
+    type (psycopg's Int4/Int8: see _plain_conversion). Those are converted directly, which
+    halves the cost of the pipeline's inserts (~52,000 values per 600 messages went through
+    Django's per-field methods). Anything else takes Django's path.
+    tests/capture/pipeline/test_bulk_columns.py compares both on the rows the pipeline inserts.
+    """
     columns: list[list[Any]] = [[] for _ in fields]
-    for obj in objs:
-        for column, f in zip(columns, fields, strict=True):
-            value = f.pre_save(obj, True)
-            if hasattr(value, "resolve_expression") or (
-                isinstance(value, (list, tuple)) and f.get_internal_type() != "JSONField"
-            ):
-                raise _NotPlain(f.name)
-            column.append(f.get_db_prep_save(value, connection=conn))
+    for column, f in zip(columns, fields, strict=True):
+        plain, convert = _plain_conversion(f, conn)
+        attname = f.attname
+        append = column.append
+        for obj in objs:
+            if plain is not None:
+                value = obj.__dict__.get(attname, _MISSING)
+                if type(value) is plain:
+                    append(value if convert is None else convert(value))
+                    continue
+            append(_db_value(obj, f, conn))
     return columns
+
+
+def _columns_reference(objs: list[Model], fields, conn) -> list[list[Any]]:
+    """Django's own path for every value (what _columns must equal)."""
+    return [[_db_value(obj, f, conn) for obj in objs] for f in fields]
+
+
+def _db_value(obj: Model, f, conn) -> Any:
+    value = f.pre_save(obj, True)
+    if hasattr(value, "resolve_expression") or (
+        isinstance(value, (list, tuple)) and f.get_internal_type() != "JSONField"
+    ):
+        raise _NotPlain(f.name)
+    return f.get_db_prep_save(value, connection=conn)
+
+
+_MISSING = object()
+# Exact field classes whose pre_save returns the attribute and whose get_db_prep_save maps a
+# value of this exact type by a pure function (a subclass may override either).
+_PLAIN_BY_CLASS: dict[type, type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.EmailField: str,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.SmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.BooleanField: bool,
+}
+_conversions: dict[tuple[str, int], tuple[type | None, Any]] = {}
+
+
+def _plain_conversion(f, conn) -> tuple[type | None, Any]:
+    """(the value type field `f` takes directly, the conversion or None for none), or
+    (None, None). A foreign key to an integer primary key stores its target's integer."""
+    key = (conn.alias, id(f))
+    found = _conversions.get(key)
+    if found is not None:
+        return found
+    cls = type(f)
+    if cls in (models.ForeignKey, models.OneToOneField):
+        target = type(f.target_field)
+        plain = int if target in (models.AutoField, models.BigAutoField) else None
+    else:
+        plain = _PLAIN_BY_CLASS.get(cls)
+    convert = None
+    if plain is not None:
+        # What Django makes of a sample: the same value (str, bool; int on most backends) or
+        # the same integer in the driver's integer class (psycopg 3: Int2/Int4/Int8).
+        sample = {str: "x", int: 7, bool: True}[plain]
+        made = f.get_db_prep_save(sample, connection=conn)
+        if type(made) is plain and made == sample:
+            convert = None
+        elif plain is int and isinstance(made, int) and made == sample:
+            convert = type(made)
+        else:
+            plain = None
+    found = _conversions[key] = (plain, convert)
+    return found
