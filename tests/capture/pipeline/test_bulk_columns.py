@@ -1,4 +1,4 @@
-"""capture.bulk._columns takes plain str/int/bool values as they are and leaves everything
+"""governance.bulk._columns takes plain str/int/bool values as they are and leaves everything
 else to Django's pre_save/get_db_prep_save: it must give exactly what Django's path gives
 (_columns_reference), on awkward hand-made rows and on every row the pipeline inserts for
 generated mail."""
@@ -13,11 +13,11 @@ from django.db import connection
 from django.db.models import AutoField, Value
 from django.utils import timezone
 
-from capture import bulk
 from capture.demo import generate_demo_messages
 from capture.ingest import RawSpec, store_raw_messages
 from capture.models import EmailMessage, MessageRef, Participant, RawMessage, Thread
 from capture.pipeline import ingest_raw_messages
+from governance import bulk
 from governance.audit import build_event
 from governance.models import AuditEvent, OrgSettings
 from tests.factories import make_user, set_org_settings

@@ -1,0 +1,298 @@
+"""Multi-row INSERTs for batches of rows (the capture pipeline's, the audit log's).
+
+Generic (Django and the database only): it lives in governance, the lowest app that needs it,
+so governance/audit.py (a leaf every app may call) and capture (through capture/bulk.py) can
+both import it without a dependency pointing up from governance to capture.
+
+`insert_skipping_conflicts` inserts rows that may conflict on a unique key and says which ones
+won (`QuerySet.bulk_create(ignore_conflicts=True)` cannot tell, and one `save()` per row in a
+savepoint costs three round trips a row). `bulk_insert` is `bulk_create` for the batch's other
+rows.
+
+On PostgreSQL both send `INSERT ... SELECT * FROM unnest(...)` with one array per column, as
+Django 5.2's `bulk_create` does, but bound server-side in binary. Django binds client-side
+(psycopg's default): every value is then quoted into an array literal by psycopg's Python
+array code and parsed back by PostgreSQL's array parser, which for a batch of 50 emails with
+~25 KB of bodies each cost ~1 ms of CPU a message, against ~0.45 ms in binary (client and
+server; bench/ingest.py). A multi-row VALUES list bound server-side is no better: psycopg
+parses long statements for placeholders in Python, uncached. Elsewhere (SQLite: tests, the
+embedded mode) Django's own statements are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, models, router
+from django.db.models import AutoField, Model
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
+
+
+def insert_skipping_conflicts(model: type[Model], objs: Sequence[Model], key: str) -> set[Any]:
+    """Insert `objs`; winners get their pk set. Returns the `key` values that were not inserted.
+
+    Rows are inserted in `key` order, so two transactions inserting overlapping batches take
+    the unique index's locks in the same order and cannot deadlock on each other.
+    """
+    if not objs:
+        return set()
+    opts = model._meta
+    key_field = opts.get_field(key)
+    db = router.db_for_write(model)
+    conn = connections[db]
+    if not conn.features.can_return_rows_from_bulk_insert:  # pragma: no cover - PG and SQLite can
+        raise NotImplementedError(f"{conn.vendor} cannot return rows from a bulk insert")
+    ordered = sorted(objs, key=lambda o: getattr(o, key_field.attname))
+    for obj in ordered:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+    rows = None
+    if _arrays_possible(model, ordered, conn):
+        try:
+            rows = _pg_insert(model, ordered, db, ignore_conflicts=True, returning=key_field)
+        except _NotPlain:
+            rows = None
+    if rows is None:
+        rows = []
+        fields = [f for f in opts.concrete_fields if f is not opts.pk and not f.generated]
+        size = max(1, conn.ops.bulk_batch_size(fields, ordered))
+        for start in range(0, len(ordered), size):
+            query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+            query.insert_values(fields, ordered[start : start + size])
+            compiler = query.get_compiler(using=db)
+            compiler.returning_fields = [opts.pk, key_field]
+            with conn.cursor() as cursor:
+                for sql, params in compiler.as_sql():
+                    cursor.execute(sql, params)
+                    rows.extend(cursor.fetchall())
+    won = {k: pk for pk, k in rows}
+    lost = set()
+    for obj in ordered:
+        value = getattr(obj, key_field.attname)
+        if value in won:
+            obj.pk = won[value]
+            obj._state.adding = False
+            obj._state.db = db
+        else:
+            lost.add(value)
+    return lost
+
+
+def bulk_insert(
+    model: type[Model],
+    objs: Sequence[Model],
+    *,
+    ignore_conflicts: bool = False,
+    batch_size: int | None = None,
+) -> None:
+    """`model.objects.bulk_create(objs, ...)`, cheaper on PostgreSQL (see the module docstring).
+
+    Without ignore_conflicts the objects get their primary keys, as with bulk_create.
+    """
+    objs = list(objs)
+    if not objs:
+        return
+    db = router.db_for_write(model)
+    conn = connections[db]
+    rows = None
+    if _arrays_possible(model, objs, conn):
+        for obj in objs:
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        try:
+            rows = _pg_insert(
+                model,
+                objs,
+                db,
+                ignore_conflicts=ignore_conflicts,
+                returning=None,
+                batch_size=batch_size,
+            )
+        except _NotPlain:
+            rows = None
+    if rows is None:
+        model._default_manager.bulk_create(
+            objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts
+        )
+        return
+    if not ignore_conflicts:
+        for obj, (pk,) in zip(objs, rows, strict=True):
+            obj.pk = pk
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = db
+
+
+def _arrays_possible(model: type[Model], objs: Sequence[Model], conn) -> bool:
+    """PostgreSQL, one table, an auto-increment key the database assigns to every row."""
+    return (
+        conn.vendor == "postgresql"
+        and not model._meta.parents
+        and isinstance(model._meta.pk, AutoField)
+        and all(o.pk is None for o in objs)
+    )
+
+
+def execute_binary(sql: str, params, *, fetch: bool = False, using: str = "default") -> list:
+    """Run one statement on PostgreSQL with its parameters bound server-side (``%b``: binary).
+
+    Through Django's cursor wrapper (errors, query logging, execute wrappers), never as a
+    prepared statement. Returns the rows when `fetch`, else [].
+    """
+    global _cursor_class
+    conn = connections[using]
+    if _cursor_class is None:
+        _cursor_class = _server_binding_cursor_class()
+    conn.ensure_connection()
+    with conn._prepare_cursor(_cursor_class(conn.connection)) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else []
+
+
+def _server_binding_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class OneShotServerBindingCursor(ServerBindingCursor):
+        """Parameters bound server-side, never as a prepared statement (transaction poolers
+        drop prepared statements; the pipeline's statements are few per batch anyway)."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=False, binary=binary)
+
+    return OneShotServerBindingCursor
+
+
+_cursor_class = None
+
+
+def _pg_insert(
+    model: type[Model],
+    objs: list[Model],
+    db: str,
+    *,
+    ignore_conflicts: bool,
+    returning,
+    batch_size: int | None = None,
+) -> list[tuple]:
+    """INSERT ... SELECT * FROM unnest(one binary array per column) for pk-less objects.
+
+    Returns (pk,) or (pk, returning) per row inserted (nothing with ignore_conflicts and no
+    `returning`), in the objects' order (as Django's own UNNEST insert relies on).
+    """
+    conn = connections[db]
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.generated and not isinstance(f, AutoField)]
+    qn = conn.ops.quote_name
+    # As Django's UNNEST insert: no type modifiers (varchar[], not varchar(50)[]).
+    arrays = ", ".join(f"%b::{f.db_type(conn).split('(')[0]}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(f.column) for f in fields)})"  # noqa: S608
+        f" SELECT * FROM unnest({arrays})"
+    )
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    want_rows = returning is not None or not ignore_conflicts
+    if want_rows:
+        sql += " RETURNING " + qn(opts.pk.column)
+        if returning is not None:
+            sql += ", " + qn(returning.column)
+    size = batch_size or len(objs)
+    # Every chunk's arrays are built before the first statement, so a value that cannot go in
+    # an array (_NotPlain) makes the caller fall back to Django with nothing written yet.
+    chunks = [_columns(objs[i : i + size], fields, conn) for i in range(0, len(objs), size)]
+    out: list[tuple] = []
+    for columns in chunks:
+        out.extend(execute_binary(sql, columns, fetch=want_rows, using=db))
+    if not ignore_conflicts and len(out) != len(objs):  # pragma: no cover - a broken invariant
+        raise RuntimeError(f"inserted {len(objs)} rows, got {len(out)} back")
+    return out
+
+
+class _NotPlain(Exception):
+    """A field holds an expression or a list (an array column): no array per column then."""
+
+
+def _columns(objs: list[Model], fields, conn) -> list[list[Any]]:
+    """One list of database values per field: `f.get_db_prep_save(f.pre_save(obj, True))`.
+
+    Most of a batch's values are plain str/int/bool in fields whose pre_save and
+    get_db_prep_save return them unchanged, or for integers wrapped in the backend's integer
+    type (psycopg's Int4/Int8: see _plain_conversion). Those are converted directly, which
+    halves the cost of the pipeline's inserts (~52,000 values per 600 messages went through
+    Django's per-field methods). Anything else takes Django's path.
+    tests/capture/pipeline/test_bulk_columns.py compares both on the rows the pipeline inserts.
+    """
+    columns: list[list[Any]] = [[] for _ in fields]
+    for column, f in zip(columns, fields, strict=True):
+        plain, convert = _plain_conversion(f, conn)
+        attname = f.attname
+        append = column.append
+        for obj in objs:
+            if plain is not None:
+                value = obj.__dict__.get(attname, _MISSING)
+                if type(value) is plain:
+                    append(value if convert is None else convert(value))
+                    continue
+            append(_db_value(obj, f, conn))
+    return columns
+
+
+def _columns_reference(objs: list[Model], fields, conn) -> list[list[Any]]:
+    """Django's own path for every value (what _columns must equal)."""
+    return [[_db_value(obj, f, conn) for obj in objs] for f in fields]
+
+
+def _db_value(obj: Model, f, conn) -> Any:
+    value = f.pre_save(obj, True)
+    if hasattr(value, "resolve_expression") or (
+        isinstance(value, (list, tuple)) and f.get_internal_type() != "JSONField"
+    ):
+        raise _NotPlain(f.name)
+    return f.get_db_prep_save(value, connection=conn)
+
+
+_MISSING = object()
+# Exact field classes whose pre_save returns the attribute and whose get_db_prep_save maps a
+# value of this exact type by a pure function (a subclass may override either).
+_PLAIN_BY_CLASS: dict[type, type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.EmailField: str,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.SmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.BooleanField: bool,
+}
+_conversions: dict[tuple[str, int], tuple[type | None, Any]] = {}
+
+
+def _plain_conversion(f, conn) -> tuple[type | None, Any]:
+    """(the value type field `f` takes directly, the conversion or None for none), or
+    (None, None). A foreign key to an integer primary key stores its target's integer."""
+    key = (conn.alias, id(f))
+    found = _conversions.get(key)
+    if found is not None:
+        return found
+    cls = type(f)
+    if cls in (models.ForeignKey, models.OneToOneField):
+        target = type(f.target_field)
+        plain = int if target in (models.AutoField, models.BigAutoField) else None
+    else:
+        plain = _PLAIN_BY_CLASS.get(cls)
+    convert = None
+    if plain is not None:
+        # What Django makes of a sample: the same value (str, bool; int on most backends) or
+        # the same integer in the driver's integer class (psycopg 3: Int2/Int4/Int8).
+        sample = {str: "x", int: 7, bool: True}[plain]
+        made = f.get_db_prep_save(sample, connection=conn)
+        if type(made) is plain and made == sample:
+            convert = None
+        elif plain is int and isinstance(made, int) and made == sample:
+            convert = type(made)
+        else:
+            plain = None
+    found = _conversions[key] = (plain, convert)
+    return found
