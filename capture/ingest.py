@@ -19,9 +19,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from capture import queue, storage
-from capture.bulk import execute_binary
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
+from governance.bulk import execute_binary
 
 log = logging.getLogger(__name__)
 
