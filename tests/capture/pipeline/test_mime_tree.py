@@ -142,3 +142,25 @@ def test_preamble_epilogue_and_nested_multiparts():
     assert tree.preamble == "preamble line\r\n"
     assert tree.get_payload(0).epilogue == "inner epilogue"
     assert tree.get_payload(1).get_payload() == "no headers"
+
+
+def test_a_known_crlf_count_gives_the_same_answer():
+    """_parse_email passes the CRLF count it has from the bytes (every LF then ends a CRLF):
+    with it, _fast_tree takes or declines exactly what it does counting on its own, bare CRs
+    included."""
+    rng = random.Random(7)
+    texts = [crlf(m.data) for m in demo_mail(20, 13, size=(1_000, 6_000))]
+    texts += [crlf(p.read_bytes()) for p in FIXTURES]
+    for text in list(texts):
+        pos = rng.randrange(len(text))
+        texts.append(text[:pos] + "\r" + text[pos:])  # a bare CR (or a CRCRLF)
+    declined = 0
+    for text in texts:
+        assert text.count("\n") == text.count("\r\n")
+        own, hinted = _fast_tree(text), _fast_tree(text, crlf=text.count("\r\n"))
+        assert (own is None) == (hinted is None)
+        if own is None:
+            declined += 1
+        else:
+            assert differences(hinted, own) == []
+    assert declined >= 20  # the bare CRs are declined either way
