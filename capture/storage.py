@@ -118,11 +118,14 @@ def blob_root() -> Path:
     return Path(settings.MAILWARDEN_BLOB_STORAGE_DIR)
 
 
-def save_raw(data: bytes, *, digest: str | None = None, fsync: bool = True) -> tuple[str, str]:
-    """Store raw message bytes; returns (sha256, relative path)."""
+def save_raw(
+    data: bytes, *, digest: str | None = None, fsync: bool = True, root: Path | None = None
+) -> tuple[str, str]:
+    """Store raw message bytes; returns (sha256, relative path). `root`: raw_root(), when
+    the caller already has it (a batch reads the setting once)."""
     digest = digest or sha256_hex(data)
     rel = _relative_path(digest, ".eml")
-    _write_atomic(raw_root(), rel, data, fsync)
+    _write_atomic(root or raw_root(), rel, data, fsync)
     return digest, rel
 
 
@@ -152,9 +155,11 @@ def write_in_parallel(fn: Callable[[bytes], T], items: Sequence[bytes]) -> list[
     return list(pool.map(fn, items))
 
 
-def save_raws(items: Sequence[bytes]) -> list[tuple[str, str]]:
-    """Store several raw messages without syncing (the caller flushes: sync_filesystem)."""
-    return write_in_parallel(lambda data: save_raw(data, fsync=False), items)
+def save_raws(items: Sequence[bytes], *, fsync: bool = False) -> list[tuple[str, str]]:
+    """Store several raw messages, unsynced unless `fsync` (the caller flushes the batch:
+    sync_filesystem)."""
+    root = raw_root()
+    return write_in_parallel(lambda data: save_raw(data, fsync=fsync, root=root), items)
 
 
 def save_raws_durably(items: list[bytes]) -> list[tuple[str, str]]:

@@ -95,9 +95,7 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
     returns (sha256, relative path) per spec."""
     try:
         fsync = sync == "fsync"
-        paths = storage.write_in_parallel(
-            lambda data: storage.save_raw(data, fsync=fsync), [spec.data for spec in specs]
-        )
+        paths = storage.save_raws([spec.data for spec in specs], fsync=fsync)
         if not fsync:
             storage.sync_filesystem(storage.raw_root())
     except OSError as e:

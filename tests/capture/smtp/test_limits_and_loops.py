@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from capture.models import RawMessage, SmtpRateEvent
 from capture.smtp import LOOP_HEADER
+from capture.smtp.screening import local_counters
 from tests.capture.smtp.conftest import build_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,8 +18,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    local_counters.clear()
     yield
     cache.clear()
+    local_counters.clear()
 
 
 def test_a_message_over_the_size_limit_answers_552_534(make_listener, alice, alice_address):
