@@ -66,11 +66,17 @@ def random_payloads(n: int) -> list[bytes]:
     rng = random.Random(4552)
     pieces = [b"a", b"word ", b".", b"..", b"\r\n", b"\r\n.", b"\n", b"\r", b" ", b"\t", b"x" * 300]
     out = []
-    for _ in range(n):
+    while len(out) < n:
         body = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
         if rng.random() < 0.1:
             body += b"y" * rng.randint(990, 1010)
-        out.append(body + b"\r\n.\r\n")
+        data = body + b"\r\n.\r\n"
+        # Only the last line may end DATA: what followed an earlier end would be read as
+        # commands, and a server may close on a long one while the client is still sending,
+        # which makes the comparison a race (the known payloads cover an early end).
+        if data.startswith(b".\r\n") or b"\r\n.\r\n" in data[:-5] + b"\r\n":
+            continue
+        out.append(data)
     return out
 
 
