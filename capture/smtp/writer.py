@@ -96,8 +96,13 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
     try:
         fsync = sync == "fsync"
         paths = storage.save_raws([spec.data for spec in specs], fsync=fsync)
-        if not fsync:
-            storage.sync_filesystem(storage.raw_root())
+        root = storage.raw_root()
+        if fsync:
+            # A file's fsync does not cover its new name: the directory entries too.
+            for directory in {(root / rel).parent for _, rel in paths}:
+                storage.fsync_dir(directory)
+        else:
+            storage.sync_filesystem(root)
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     return paths
