@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 Status = RawMessage.Status
 RETRYABLE = (Status.PENDING, Status.FAILED)
 RACE_RETRIES = 2
+MAX_CATEGORIES = 50
 
 
 class DedupeRace(Exception):
@@ -220,7 +221,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         headers=[list(h) for h in parsed.headers[:200]]
         if work.stored == EmailMessage.Stored.FULL
         else [],
-        categories=[str(c)[:100] for c in work.raw.options.get("categories", [])][:50],
+        categories=_categories(work),
         first_raw=work.raw,
         **body_fields(parsed, work.stored),
     )
@@ -248,6 +249,50 @@ def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None
     chosen = work.raw.options.get("links") or {}
     if chosen:
         link_chosen_records(ctx, work, email.thread_id, chosen)
+    categories = _categories(work)
+    if categories:
+        # The email may be new in this very batch: its pk is known at flush.
+        ctx.extra.setdefault("categories_added", []).append((email, categories, work.raw))
+
+
+def _categories(work: Work) -> list[str]:
+    return [str(c)[:100] for c in work.raw.options.get("categories", [])][:MAX_CATEGORIES]
+
+
+def add_categories(ctx: BatchContext) -> None:
+    """Categories chosen when an already logged mail is saved again are added to it (in the
+    order first chosen; the message's row locked, so concurrent saves add up)."""
+    wanted = ctx.extra.get("categories_added")
+    if not wanted:
+        return
+    emails = {
+        e.pk: e
+        for e in EmailMessage.objects.select_for_update()
+        .filter(pk__in=[e.pk for e, _, _ in wanted])
+        .only("id", "categories")
+    }
+    changed = {}
+    for target, categories, raw in wanted:
+        email = emails.get(target.pk)
+        if email is None:
+            continue
+        have = list(email.categories or [])
+        new = [c for c in dict.fromkeys(categories) if c not in have]
+        if not new:
+            continue
+        email.categories = (have + new)[:MAX_CATEGORIES]
+        changed[email.pk] = email
+        ctx.audit.append(
+            build_event(
+                "email.categorised",
+                actor=Actor("worker", raw.user_id, "pipeline"),
+                obj=email,
+                channel=raw.channel,
+                detail={"raw": raw.pk, "added": new},
+            )
+        )
+    if changed:
+        EmailMessage.objects.bulk_update(list(changed.values()), ["categories"])
 
 
 def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplicate: bool) -> None:
@@ -342,6 +387,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
                 detail={"source": "capture"},
             )
         )
+    add_categories(ctx)
     record_events(ctx.audit)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from capture.mime import parse_email
 from capture.models import Attachment, EmailMessage, RawMessage, ThreadLink
+from governance.models import AuditEvent
 from tests.capture.pipeline.helpers import capture, fixture_bytes
 from tests.factories import make_contact, make_item, make_organization, make_user
 
@@ -134,3 +135,17 @@ def test_a_selected_attachment_is_still_dropped_when_policy_blocks_it(settings):
         make_user(), "rfc2047_rfc2231.eml", attachments=["Lieferbedingungen Änderung.pdf"]
     )
     assert attachments_of(email)["Lieferbedingungen Änderung.pdf"].dropped == Dropped.TOO_LARGE
+
+
+def test_saving_an_already_captured_mail_again_adds_the_newly_chosen_categories():
+    first, second = make_user(), make_user()
+    saved(first, "base64_and_qp.eml", categories=["pricing", "Q2 forecast"])
+    email, outcome = saved(second, "base64_and_qp.eml", categories=["Q2 forecast", "renewal"])
+    assert outcome.duplicate is True
+    email.refresh_from_db()
+    assert email.categories == ["pricing", "Q2 forecast", "renewal"]
+    event = AuditEvent.objects.get(action="email.categorised")
+    assert event.detail["added"] == ["renewal"]
+    # Saved a third time with nothing new: no change, no event.
+    saved(second, "base64_and_qp.eml", categories=["pricing"])
+    assert AuditEvent.objects.filter(action="email.categorised").count() == 1
