@@ -282,17 +282,20 @@ def add_categories(ctx: BatchContext) -> None:
             continue
         email.categories = (have + new)[:MAX_CATEGORIES]
         changed[email.pk] = email
-        ctx.audit.append(
-            build_event(
-                "email.categorised",
-                actor=Actor("worker", raw.user_id, "pipeline"),
-                obj=email,
-                channel=raw.channel,
-                detail={"raw": raw.pk, "added": new},
-            )
-        )
+        ctx.audit.append(worker_event("email.categorised", raw, email, raw=raw.pk, added=new))
     if changed:
         EmailMessage.objects.bulk_update(list(changed.values()), ["categories"])
+
+
+def worker_event(action: str, raw: RawMessage, obj, /, **detail):
+    """An audit event the pipeline writes about `obj` for the capture of `raw`."""
+    return build_event(
+        action,
+        actor=Actor("worker", raw.user_id, "pipeline"),
+        obj=obj,
+        channel=raw.channel,
+        detail=detail,
+    )
 
 
 def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplicate: bool) -> None:
@@ -327,12 +330,8 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
     for work, email, duplicate in ctx.captured:
         raw = work.raw
         ctx.audit.append(
-            build_event(
-                "email.captured",
-                actor=Actor("worker", raw.user_id, "pipeline"),
-                obj=email,
-                channel=raw.channel,
-                detail={"raw": raw.pk, "duplicate": duplicate, "stored": email.stored},
+            worker_event(
+                "email.captured", raw, email, raw=raw.pk, duplicate=duplicate, stored=email.stored
             )
         )
     bulk_insert(Meeting, ctx.new_meetings)
@@ -367,15 +366,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
         raw.processed_at = now
         raw.email = w.email
         if w.status == Status.REJECTED:
-            ctx.audit.append(
-                build_event(
-                    "raw.rejected",
-                    actor=Actor("worker", raw.user_id, "pipeline"),
-                    obj=raw,
-                    channel=raw.channel,
-                    detail={"reason": w.reason_code},
-                )
-            )
+            ctx.audit.append(worker_event("raw.rejected", raw, raw, reason=w.reason_code))
     save_raw_outcomes([w.raw for w in works], now)
     for cid in ctx.extra.get("contacts_created", []):
         ctx.audit.append(
