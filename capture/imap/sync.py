@@ -419,6 +419,17 @@ class _Plan:
     skipped: list[dict[str, Any]]
 
 
+def _skip_entry(uid: int, uidvalidity: int, size: int, reason: str, now) -> dict[str, Any]:
+    """One line of MailboxFolder.skipped_log."""
+    return {
+        "uid": uid,
+        "uidvalidity": uidvalidity,
+        "size": size,
+        "reason": reason,
+        "at": now.isoformat(),
+    }
+
+
 def _plan_batch(
     mailbox: MailboxConnection,
     uidvalidity: int,
@@ -447,15 +458,7 @@ def _plan_batch(
         elif size > limit:
             reason = "too_large"
         if reason:
-            skipped.append(
-                {
-                    "uid": uid,
-                    "uidvalidity": uidvalidity,
-                    "size": size,
-                    "reason": reason,
-                    "at": now.isoformat(),
-                }
-            )
+            skipped.append(_skip_entry(uid, uidvalidity, size, reason, now))
             continue
         header = item.get(_MSGID_ITEM) or b""
         value = header.decode("utf-8", "replace").partition(":")[2] if header else ""
@@ -485,15 +488,7 @@ def _collect_batch(
         if data is None:
             continue  # expunged meanwhile
         if len(data) > limit:  # RFC822.SIZE understated it
-            skipped.append(
-                {
-                    "uid": uid,
-                    "uidvalidity": uidvalidity,
-                    "size": len(data),
-                    "reason": "too_large",
-                    "at": now.isoformat(),
-                }
-            )
+            skipped.append(_skip_entry(uid, uidvalidity, len(data), "too_large", now))
             continue
         key = f"imap:{mailbox.pk}:{state.name}:{uidvalidity}:{uid}"
         specs.append(
