@@ -3,6 +3,6 @@ that governance/audit.py can use it too (dependencies point crm <- governance <-
 
 from __future__ import annotations
 
-from governance.bulk import bulk_insert, execute_binary, insert_skipping_conflicts
+from governance.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
 
-__all__ = ["bulk_insert", "execute_binary", "insert_skipping_conflicts"]
+__all__ = ["bulk_insert", "execute_binary", "insert_skipping_conflicts", "new_row"]

@@ -96,8 +96,13 @@ class BatchContext:
         # referenced Message-ID -> thread ids of messages that point at it (late parents)
         self.children_threads: dict[str, set[int]] = defaultdict(set)
         self.threads: dict[int, Thread] = {}
+        self.loaded_threads: dict[int, Thread] = {}  # preloaded, not yet used (see thread())
         self.thread_alias: dict[int, int] = {}
         self.thread_addresses: dict[int, set[str]] = defaultdict(set)
+        # threads of this batch inserted at flush, and ids drawn for more (capture/threads.py)
+        self.pending_threads: dict[int, Thread] = {}
+        self.thread_ids: list[int] = []
+        self.batch_threads: set[int] = set()  # every thread this batch started
         # normalised subject -> stored threads near the batch's dates (capture/threads.py)
         self.subject_candidates: dict[str, list[Thread]] | None = None
         # rows written at the end of the batch
@@ -108,6 +113,8 @@ class BatchContext:
         self.new_refs: list[MessageRef] = []
         self.new_captures: list[Capture] = []
         self.new_links: list[ThreadLink] = []
+        # (thread id, "contact" | "organization", id) of the participant links queued
+        self.link_keys: set[tuple[int, str, int]] = set()
         self.new_attachments: list[Attachment] = []
         self.audit: list[AuditEvent] = []
         self.dirty_threads: set[int] = set()
@@ -157,11 +164,18 @@ class BatchContext:
                 "ref", "email__thread_id"
             ):
                 self.children_threads[ref].add(tid)
+            # The threads a reply may join or a late parent absorb, in one query; self.thread
+            # takes them from here (they join self.threads only when a message uses them).
+            tids = {e.thread_id for e in self.emails_by_mid.values() if e.thread_id}
+            tids.update(t for ts in self.children_threads.values() for t in ts)
+            if tids:
+                self.loaded_threads = {t.pk: t for t in Thread.objects.filter(pk__in=tids)}
 
     def thread(self, thread_id: int) -> Thread:
         thread_id = self.resolve_thread_id(thread_id)
         if thread_id not in self.threads:
-            self.threads[thread_id] = Thread.objects.get(pk=thread_id)
+            loaded = self.loaded_threads.pop(thread_id, None)
+            self.threads[thread_id] = loaded or Thread.objects.get(pk=thread_id)
         return self.threads[thread_id]
 
     def resolve_thread_id(self, thread_id: int) -> int:

@@ -8,6 +8,7 @@ and tickets (single_open, recent_open, reference) plug in at `apply_link_rules` 
 
 from __future__ import annotations
 
+from capture.bulk import new_row
 from capture.context import BatchContext, Work
 from capture.models import Participant, ThreadLink
 from crm.models import Contact, Item, Organization
@@ -29,9 +30,16 @@ def apply_link_rules(ctx: BatchContext, work: Work, thread_id: int) -> None:
     # them), not as an anonymous participant match: one link per record and thread.
     contacts -= chosen_ids(chosen, "contacts")
     orgs -= chosen_ids(chosen, "organizations")
+    # A reply queues its thread's links again; within a batch the first one is kept (the
+    # insert would skip the repeats on the unique constraints anyway).
+    queued = ctx.link_keys
     for cid in sorted(contacts):
+        if (thread_id, "contact", cid) in queued:
+            continue
+        queued.add((thread_id, "contact", cid))
         ctx.new_links.append(
-            ThreadLink(
+            new_row(
+                ThreadLink,
                 thread_id=thread_id,
                 contact_id=cid,
                 source=ThreadLink.Source.PARTICIPANT,
@@ -39,8 +47,12 @@ def apply_link_rules(ctx: BatchContext, work: Work, thread_id: int) -> None:
             )
         )
     for oid in sorted(orgs):
+        if (thread_id, "organization", oid) in queued:
+            continue
+        queued.add((thread_id, "organization", oid))
         ctx.new_links.append(
-            ThreadLink(
+            new_row(
+                ThreadLink,
                 thread_id=thread_id,
                 organization_id=oid,
                 source=ThreadLink.Source.PARTICIPANT,

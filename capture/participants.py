@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from capture.bulk import new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import Address, ParsedEmail
 from capture.models import EmailMessage, Participant
@@ -64,7 +65,8 @@ def resolve_participants(ctx: BatchContext, work: Work, direction: str) -> list[
     assert parsed is not None and work.email is not None
     out: list[Participant] = []
     for role, addr in message_roles(parsed):
-        p = Participant(
+        p = new_row(
+            Participant,
             email=work.email,
             role=role,
             address=addr.address or addr.raw[:254],

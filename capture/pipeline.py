@@ -21,7 +21,7 @@ from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
-from capture.bulk import bulk_insert, insert_skipping_conflicts
+from capture.bulk import bulk_insert, insert_skipping_conflicts, new_row
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
@@ -199,7 +199,8 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         return
     direction = derive_direction(ctx, parsed)
     thread = assign_thread(ctx, work)
-    email = EmailMessage(
+    email = new_row(
+        EmailMessage,
         message_id=parsed.message_id,
         message_id_synthesised=parsed.message_id_synthesised,
         thread=thread,
@@ -234,7 +235,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     work.participants = resolve_participants(ctx, work, direction)
     ctx.new_participants.extend(work.participants)
     for ref in {parsed.in_reply_to, *parsed.references} - {"", parsed.message_id}:
-        ctx.new_refs.append(MessageRef(email=email, ref=ref[:995]))
+        ctx.new_refs.append(new_row(MessageRef, email=email, ref=ref[:995]))
         ctx.children_threads[ref].add(thread.pk)
     apply_link_rules(ctx, work, thread.pk)
     store_attachments(ctx, work)
@@ -303,7 +304,8 @@ def record_capture(ctx: BatchContext, work: Work, email: EmailMessage, *, duplic
     work.email, work.duplicate = email, duplicate
     work.status = Status.PROCESSED
     ctx.new_captures.append(
-        Capture(
+        new_row(
+            Capture,
             email=email,
             raw=raw,
             user_id=raw.user_id,
@@ -324,6 +326,8 @@ def reject(work: Work, code: str, detail: str = "") -> None:
 
 def flush(ctx: BatchContext, works: list[Work]) -> None:
     """Write what the batch produced in bulk, then settle each raw message's status."""
+    bulk_insert(Thread, list(ctx.pending_threads.values()))
+    ctx.pending_threads.clear()
     lost = insert_skipping_conflicts(EmailMessage, ctx.new_emails, "message_id")
     if lost:
         raise DedupeRace(lost)

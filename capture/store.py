@@ -9,6 +9,7 @@ import os
 from django.conf import settings
 
 from capture import storage
+from capture.bulk import bulk_insert, new_row
 from capture.context import BatchContext, Work
 from capture.mime import ParsedEmail
 from capture.models import Attachment, Blob, EmailMessage, Meeting
@@ -69,7 +70,8 @@ def store_attachments(ctx: BatchContext, work: Work) -> None:
                 digest, rel = storage.save_blob(part.payload, digest=part.sha256, fsync=False)
                 pending[digest] = Blob(sha256=digest, size=part.size, storage_path=rel)
         ctx.new_attachments.append(
-            Attachment(
+            new_row(
+                Attachment,
                 email=email,
                 blob=blob,
                 filename=part.filename[:255],
@@ -101,7 +103,7 @@ def flush_blobs(ctx: BatchContext) -> None:
     if not pending:
         return
     storage.sync_filesystem(storage.blob_root())
-    Blob.objects.bulk_create(list(pending.values()), ignore_conflicts=True, batch_size=500)
+    bulk_insert(Blob, list(pending.values()), ignore_conflicts=True, batch_size=500)
     ids = dict(Blob.objects.filter(sha256__in=list(pending)).values_list("sha256", "pk"))
     for att in ctx.new_attachments:
         if att.blob_id is None and att.dropped == Attachment.Dropped.KEPT and att.sha256 in ids:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
@@ -45,7 +47,8 @@ def assign_thread(ctx: BatchContext, work: Work) -> Thread:
     if thread is None:
         thread = thread_by_subject(ctx, work)
     if thread is None:
-        thread = Thread.objects.create(
+        thread = new_thread(
+            ctx,
             subject=parsed.subject[:2000],
             subject_norm=normalize_subject(parsed.subject)[:255],
             owner_id=work.raw.user_id,
@@ -53,11 +56,45 @@ def assign_thread(ctx: BatchContext, work: Work) -> Thread:
             last_at=parsed.date,
             message_count=0,
         )
-        ctx.threads[thread.pk] = thread
     for child_tid in sorted(ctx.children_threads.get(parsed.message_id, set())):
         child_tid = ctx.resolve_thread_id(child_tid)
         if child_tid != thread.pk:
             merge_threads(ctx, into=thread, other_id=child_tid)
+    return thread
+
+
+# Thread ids taken from the sequence at a time (PostgreSQL). A batch of 100 generated messages
+# starts ~20 threads; an unused id is a gap in the sequence, as a rolled-back insert leaves.
+ID_BLOCK = 16
+
+
+def new_thread(ctx: BatchContext, **fields) -> Thread:
+    """A new thread of this batch.
+
+    PostgreSQL: its id is drawn from the table's sequence (a block of ids per query) and the
+    row is inserted with the batch's other rows at flush (`ctx.pending_threads`), instead of
+    one INSERT per thread here; the foreign keys pointing at it are deferred to the commit
+    (Django creates them DEFERRABLE INITIALLY DEFERRED). Elsewhere it is inserted now.
+    """
+    if connection.vendor != "postgresql":
+        thread = Thread.objects.create(**fields)
+        ctx.threads[thread.pk] = thread
+        ctx.batch_threads.add(thread.pk)
+        return thread
+    if not ctx.thread_ids:
+        assert Thread._meta.db_table == "capture_thread"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('capture_thread', 'id'))"
+                " FROM generate_series(1, %s)",
+                [ID_BLOCK],
+            )
+            ctx.thread_ids = [row[0] for row in cursor.fetchall()][::-1]
+    now = timezone.now()
+    thread = Thread(pk=ctx.thread_ids.pop(), created=now, updated=now, **fields)
+    ctx.threads[thread.pk] = thread
+    ctx.pending_threads[thread.pk] = thread
+    ctx.batch_threads.add(thread.pk)
     return thread
 
 
@@ -109,13 +146,7 @@ def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
             candidates.setdefault(t.pk, t)
     if not candidates:
         return None
-    overlap: dict[int, int] = {}
-    for tid, n in (
-        Participant.objects.filter(email__thread_id__in=list(candidates), address__in=mine)
-        .values_list("email__thread_id")
-        .annotate(n=Count("id"))
-    ):
-        overlap[tid] = n
+    overlap = stored_overlap(ctx, candidates, mine)
     for tid in candidates:
         n = len(ctx.thread_addresses.get(tid, set()) & mine)
         if n:
@@ -157,31 +188,89 @@ def stored_subject_candidates(ctx: BatchContext, norm: str) -> list[Thread]:
     return ctx.subject_candidates[norm]
 
 
+def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, int]:
+    """Thread id -> how many stored participants of that thread have one of `mine`'s addresses.
+
+    The batch's subject candidates are counted in one query for all the batch's addresses
+    (stored_participant_counts); other threads, and a thread a stored thread was merged into
+    in this batch (its rows moved), are asked about here.
+    """
+    preloaded = stored_participant_counts(ctx)
+    stale = ctx.extra.get("overlap_stale", set())
+    overlap: dict[int, int] = {}
+    ask = []
+    for tid in candidates:
+        if tid in ctx.batch_threads and tid not in stale:
+            continue  # started in this batch: none of its participants is stored yet
+        counts = preloaded.get(tid)
+        if counts is None or tid in stale:
+            ask.append(tid)
+            continue
+        n = sum(counts.get(a, 0) for a in mine)
+        if n:
+            overlap[tid] = n
+    if ask:
+        for tid, n in (
+            Participant.objects.filter(email__thread_id__in=ask, address__in=mine)
+            .values_list("email__thread_id")
+            .annotate(n=Count("id"))
+        ):
+            overlap[tid] = n
+    return overlap
+
+
+def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
+    """For every stored subject candidate of the batch: address -> participant rows, for the
+    addresses the batch's mail has (one query per batch instead of one per message)."""
+    counts = ctx.extra.get("stored_participants")
+    if counts is None:
+        assert ctx.subject_candidates is not None
+        tids = {t.pk for ts in ctx.subject_candidates.values() for t in ts}
+        counts = {tid: {} for tid in tids}
+        addresses = {a for w in ctx.works if w.parsed is not None for a in all_addresses(w.parsed)}
+        if tids and addresses:
+            for tid, address, n in (
+                Participant.objects.filter(email__thread_id__in=tids, address__in=addresses)
+                .values_list("email__thread_id", "address")
+                .annotate(n=Count("id"))
+            ):
+                counts[tid][address] = n
+        ctx.extra["stored_participants"] = counts
+    return counts
+
+
 def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
     """Move every message, link and review of thread `other_id` into `into`, then drop it."""
     other = ctx.thread(other_id)
-    EmailMessage.objects.filter(thread_id=other.pk).update(thread=into)
+    # A thread of this batch not yet inserted has no rows pointing at it in the database.
+    stored = ctx.pending_threads.pop(other.pk, None) is None
+    if stored:
+        EmailMessage.objects.filter(thread_id=other.pk).update(thread=into)
+        # its participants now count for `into` (see stored_overlap)
+        ctx.extra.setdefault("overlap_stale", set()).add(into.pk)
     for email in ctx.emails_by_mid.values():
         if email.thread_id == other.pk:
             email.thread_id = into.pk
     for w in ctx.works:
         if w.email is not None and w.email.thread_id == other.pk:
             w.email.thread_id = into.pk
-    existing = set(
-        ThreadLink.objects.filter(thread=into).values_list(
-            "contact_id", "organization_id", "item_id"
+    if stored:
+        existing = set(
+            ThreadLink.objects.filter(thread=into).values_list(
+                "contact_id", "organization_id", "item_id"
+            )
         )
-    )
-    for link in ThreadLink.objects.filter(thread=other):
-        if (link.contact_id, link.organization_id, link.item_id) in existing:
-            link.delete()
-        else:
-            link.thread = into
-            link.save(update_fields=["thread"])
+        for link in ThreadLink.objects.filter(thread=other):
+            if (link.contact_id, link.organization_id, link.item_id) in existing:
+                link.delete()
+            else:
+                link.thread = into
+                link.save(update_fields=["thread"])
     for link in ctx.new_links:
         if link.thread_id == other.pk:
             link.thread_id = into.pk
-    ReviewItem.objects.filter(thread=other).update(thread=into)
+    if stored:
+        ReviewItem.objects.filter(thread=other).update(thread=into)
     into.message_count += other.message_count
     for attr, pick in (("first_at", min), ("last_at", max)):
         values = [v for v in (getattr(into, attr), getattr(other, attr)) if v is not None]
@@ -190,13 +279,15 @@ def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
     # stats refresh at the end of the batch writes counts and times only).
     if other.owner_id and (into.owner_id is None or other.created < into.created):
         into.owner_id = other.owner_id
-        Thread.objects.filter(pk=into.pk).update(owner_id=into.owner_id)
+        if into.pk not in ctx.pending_threads:
+            Thread.objects.filter(pk=into.pk).update(owner_id=into.owner_id)
     ctx.thread_addresses[into.pk] |= ctx.thread_addresses.pop(other.pk, set())
     ctx.thread_alias[other.pk] = into.pk
     ctx.threads.pop(other.pk, None)
     ctx.dirty_threads.discard(other.pk)
     ctx.dirty_threads.add(into.pk)
-    other.delete()
+    if stored:
+        other.delete()
     ctx.extra["threads_merged"] = ctx.extra.get("threads_merged", 0) + 1
 
 
@@ -208,6 +299,7 @@ def touch_thread(ctx: BatchContext, thread: Thread, work: Work) -> None:
     thread.last_at = max(thread.last_at or parsed.date, parsed.date)
     if thread.owner_id is None and work.raw.user_id:
         thread.owner_id = work.raw.user_id
-        Thread.objects.filter(pk=thread.pk, owner__isnull=True).update(owner_id=thread.owner_id)
+        if thread.pk not in ctx.pending_threads:
+            Thread.objects.filter(pk=thread.pk, owner__isnull=True).update(owner_id=thread.owner_id)
     ctx.thread_addresses[thread.pk].update(all_addresses(parsed))
     ctx.dirty_threads.add(thread.pk)

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max
 
-from governance.bulk import bulk_insert
+from governance.bulk import bulk_insert, new_row
 from governance.models import AuditAnchor, AuditEvent
 
 GENESIS = "0" * 64
@@ -82,7 +82,8 @@ def build_event(
     """An unsaved event (for bulk inserts). Detail must hold no raw addresses or bodies."""
     who = Actor.of(actor)
     otype, oid = _object_ref(obj)
-    return AuditEvent(
+    return new_row(
+        AuditEvent,
         actor_type=who.type,
         actor_user_id=who.user_id,
         actor_label=who.label[:200],

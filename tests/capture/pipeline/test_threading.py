@@ -140,6 +140,30 @@ def test_parent_and_reply_stored_in_reverse_order_in_one_batch_end_in_one_thread
     assert Thread.objects.get().message_count == 3
 
 
+def test_a_late_parent_in_the_same_batch_takes_over_the_replys_thread_links_and_owner():
+    # The reply's thread is created and merged away inside the batch (on PostgreSQL it is
+    # never inserted): the merged thread keeps one link per contact and the first capturer.
+    tom = make_contact(emails=("tom.buyer@globex.co.uk",))
+    first, second = make_user(), make_user()
+    # dated before its parent, so the batch (in date order) meets it first
+    early_reply = make_mail(
+        message_id="<early@globex.co.uk>",
+        subject="Re: Deliveries",
+        from_=TOM,
+        to=SAM,
+        in_reply_to="<thread-msg-1@mailwarden-demo.com>",
+        date=T0 - timedelta(hours=2),
+    )
+    raws = [store(early_reply, user_id=first.pk), store(LATE_ROOT, user_id=second.pk)]
+    outcomes = ingest_raw_messages([r.pk for r in raws])
+    assert {o.status for o in outcomes} == {RawMessage.Status.PROCESSED}
+    thread = Thread.objects.get()
+    assert thread.message_count == 2
+    assert thread.owner_id == first.pk
+    assert set(EmailMessage.objects.values_list("thread_id", flat=True)) == {thread.pk}
+    assert list(ThreadLink.objects.values_list("thread_id", "contact_id")) == [(thread.pk, tom.pk)]
+
+
 def test_a_reply_dated_before_its_parent_in_the_same_batch_still_ends_in_one_thread():
     # a sender's clock is off: the reply claims to be older than the mail it answers
     early_reply = make_mail(
