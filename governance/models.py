@@ -115,7 +115,7 @@ class AuditEvent(models.Model):
         related_name="+",
     )
     actor_label = models.CharField(max_length=200, blank=True)
-    action = models.CharField(max_length=60, db_index=True)
+    action = models.CharField(max_length=60)  # indexed in Meta (gov_audit_action)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     channel = models.CharField(max_length=20, blank=True)
@@ -131,6 +131,9 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["id"], condition=models.Q(seal_seq__isnull=True), name="gov_audit_unsealed"
             ),
+            # A Meta index, not db_index=True: on PostgreSQL db_index=True on a CharField also
+            # builds a varchar_pattern_ops "_like" index, which only serves __startswith.
+            models.Index(fields=["action"], name="gov_audit_action"),
         ]
 
     def __str__(self) -> str:

@@ -49,9 +49,15 @@ class EmailMessage(TimeStamped):
         SUBJECT = "subject", "Subject and metadata"
         METADATA = "metadata", "Metadata only"
 
-    message_id = models.CharField(max_length=995, unique=True)
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL unique=True (and
+    # db_index=True) on a CharField also builds a varchar_pattern_ops "_like" index, which
+    # only serves LIKE 'prefix%' / __startswith and no code queries these columns that way.
+    message_id = models.CharField(max_length=995)
     message_id_synthesised = models.BooleanField(default=False)
-    thread = models.ForeignKey(Thread, on_delete=models.PROTECT, related_name="messages")
+    # No index of its own: cap_email_thread_date starts with thread_id.
+    thread = models.ForeignKey(
+        Thread, on_delete=models.PROTECT, related_name="messages", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EMAIL)
     subject = models.TextField(blank=True)
     date = models.DateTimeField(db_index=True)
@@ -59,7 +65,9 @@ class EmailMessage(TimeStamped):
     direction = models.CharField(
         max_length=10, choices=Direction.choices, default=Direction.UNKNOWN
     )
-    from_address = models.CharField(max_length=254, blank=True, db_index=True)
+    # Not indexed: no query filters on it with = or a range (the API search is __icontains, the
+    # admin's "=from_address" is __iexact, i.e. UPPER(...) = UPPER(...): a btree serves neither).
+    from_address = models.CharField(max_length=254, blank=True)
     from_name = models.CharField(max_length=300, blank=True)
     in_reply_to = models.CharField(max_length=995, blank=True)
     references = models.JSONField(default=list, blank=True)
@@ -82,10 +90,15 @@ class EmailMessage(TimeStamped):
     first_raw = models.ForeignKey(
         "capture.RawMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Not indexed while nothing reads (or sets) it; a retention purge should add a partial
+    # index (condition expires_at IS NOT NULL) rather than index every row's NULL.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["thread", "date"], name="cap_email_thread_date")]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id"], name="cap_email_message_id_unique")
+        ]
 
     def __str__(self) -> str:
         return self.subject or self.message_id
@@ -95,13 +108,18 @@ class MessageRef(models.Model):
     """A Message-ID this message points at (In-Reply-To or References): lets a parent that
     arrives late find and absorb the replies that came first."""
 
-    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="refs")
-    ref = models.CharField(max_length=995, db_index=True)
+    # No index of its own: cap_messageref_unique starts with email_id.
+    email = models.ForeignKey(
+        EmailMessage, on_delete=models.CASCADE, related_name="refs", db_index=False
+    )
+    ref = models.CharField(max_length=995)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["email", "ref"], name="cap_messageref_unique")
         ]
+        # A Meta index, not db_index=True: no "_like" index on PostgreSQL (see EmailMessage).
+        indexes = [models.Index(fields=["ref"], name="cap_messageref_ref")]
 
     def __str__(self) -> str:
         return self.ref
@@ -149,7 +167,7 @@ class Participant(models.Model):
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="participants")
     role = models.CharField(max_length=10, choices=Role.choices)
-    address = models.CharField(max_length=254, db_index=True)
+    address = models.CharField(max_length=254)
     name = models.CharField(max_length=300, blank=True)
     match = models.CharField(max_length=10, choices=Match.choices, default=Match.UNMATCHED)
     contact = models.ForeignKey(
@@ -168,7 +186,11 @@ class Participant(models.Model):
     candidates = models.JSONField(default=list, blank=True, help_text="Contact ids when ambiguous.")
 
     class Meta:
-        indexes = [models.Index(fields=["match", "address"], name="cap_participant_match_addr")]
+        indexes = [
+            models.Index(fields=["match", "address"], name="cap_participant_match_addr"),
+            # A Meta index, not db_index=True: no "_like" index on PostgreSQL (see EmailMessage).
+            models.Index(fields=["address"], name="cap_participant_address"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.address}"
@@ -177,10 +199,14 @@ class Participant(models.Model):
 class Blob(models.Model):
     """Content-addressed file: identical attachments share one stored copy."""
 
-    sha256 = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
     storage_path = models.CharField(max_length=300)
     created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Not unique=True: no "_like" index on PostgreSQL (see EmailMessage).
+        constraints = [models.UniqueConstraint(fields=["sha256"], name="cap_blob_sha256_unique")]
 
     def __str__(self) -> str:
         return self.sha256
@@ -217,7 +243,7 @@ class Meeting(models.Model):
     """A calendar invite (text/calendar) stored as a meeting activity, linked like mail."""
 
     email = models.OneToOneField(EmailMessage, on_delete=models.CASCADE, related_name="meeting")
-    uid = models.CharField(max_length=255, blank=True, db_index=True)
+    uid = models.CharField(max_length=255, blank=True)  # not indexed: nothing looks it up
     method = models.CharField(max_length=20, blank=True)
     summary = models.TextField(blank=True)
     organizer = models.CharField(max_length=254, blank=True)
@@ -243,7 +269,10 @@ class ThreadLink(TimeStamped):
         REFERENCE = "reference", "Reference found in mail"
         ADDIN = "addin", "Chosen in the add-in"
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="links")
+    # No index of its own: the three unique constraints below start with thread_id.
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, related_name="links", db_index=False
+    )
     contact = models.ForeignKey(
         Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="thread_links"
     )

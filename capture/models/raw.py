@@ -36,7 +36,7 @@ class RawMessage(TimeStamped):
 
     Channel = Channel
 
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64)  # indexed in Meta (cap_raw_sha256)
     size = models.PositiveBigIntegerField()
     storage_path = models.CharField(
         max_length=300, help_text="Content-addressed path under the raw store."
@@ -94,6 +94,9 @@ class RawMessage(TimeStamped):
         indexes = [
             models.Index(fields=["status", "updated"], name="cap_raw_status_updated"),
             models.Index(fields=["channel", "received_at"], name="cap_raw_channel_received"),
+            # A Meta index, not db_index=True: on PostgreSQL db_index=True on a CharField also
+            # builds a varchar_pattern_ops "_like" index, which only serves __startswith.
+            models.Index(fields=["sha256"], name="cap_raw_sha256"),
         ]
 
     def __str__(self) -> str:
