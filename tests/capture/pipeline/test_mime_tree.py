@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from capture.demo import generate_demo_messages
-from capture.mime import _fast_tree, _message_tree
+from capture.mime import _LONE_CR, _LONE_LF, _fast_tree, _message_tree
 
 FIXTURES = sorted((Path(__file__).resolve().parents[2] / "fixtures").rglob("*.eml"))
 
@@ -144,10 +144,11 @@ def test_preamble_epilogue_and_nested_multiparts():
     assert tree.get_payload(1).get_payload() == "no headers"
 
 
-def test_a_known_crlf_count_gives_the_same_answer():
-    """_parse_email passes the CRLF count it has from the bytes (every LF then ends a CRLF):
-    with it, _fast_tree takes or declines exactly what it does counting on its own, bare CRs
-    included."""
+def test_a_caller_checked_crlf_gives_the_same_answer():
+    """_parse_email searches the bytes for lone LFs (made CRLFs) and lone CRs (left to the
+    stdlib) and tells _fast_tree when there are none: its searches agree with the counts
+    _fast_tree makes on its own, and with the hint _fast_tree takes or declines exactly what
+    it does without, bare CRs included."""
     rng = random.Random(7)
     texts = [crlf(m.data) for m in demo_mail(20, 13, size=(1_000, 6_000))]
     texts += [crlf(p.read_bytes()) for p in FIXTURES]
@@ -156,8 +157,18 @@ def test_a_known_crlf_count_gives_the_same_answer():
         texts.append(text[:pos] + "\r" + text[pos:])  # a bare CR (or a CRCRLF)
     declined = 0
     for text in texts:
+        data = text.encode("ascii", "surrogateescape")
         assert text.count("\n") == text.count("\r\n")
-        own, hinted = _fast_tree(text), _fast_tree(text, crlf=text.count("\r\n"))
+        assert _LONE_LF.search(data) is None
+        assert _LONE_LF.search(b"\n" + data) is not None
+        crlf_only = _LONE_CR.search(data) is None
+        assert crlf_only == (text.count("\r") == text.count("\r\n"))
+        own = _fast_tree(text)
+        if not crlf_only:
+            assert own is None  # what _parse_email leaves to the stdlib
+            declined += 1
+            continue
+        hinted = _fast_tree(text, crlf_only=True)
         assert (own is None) == (hinted is None)
         if own is None:
             declined += 1
