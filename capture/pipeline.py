@@ -124,9 +124,10 @@ def process_batch(ids: list[int]) -> list[IngestOutcome]:
         raws = list(qs)
         works = [Work(raw=r) for r in raws if r.status in RETRYABLE]
         done = [outcome_of(r) for r in raws if r.status not in RETRYABLE]
+        limits = parse_limits()
         for w in works:
             w.raw.attempts += 1
-            parse_step(w)
+            parse_step(w, limits)
         active = sorted((w for w in works if not w.status), key=lambda w: (w.parsed.date, w.raw.pk))
         ctx = BatchContext(active)
         ctx.now = timezone.now()
@@ -148,7 +149,7 @@ def process_batch(ids: list[int]) -> list[IngestOutcome]:
     return sorted(done + [outcome_of(w.raw, w.duplicate) for w in works], key=lambda o: o.raw_id)
 
 
-def parse_step(work: Work) -> None:
+def parse_step(work: Work, limits: ParseLimits | None = None) -> None:
     """Bytes → ParsedEmail; a forward sent to a capture address yields its original."""
     raw = work.raw
     try:
@@ -156,7 +157,7 @@ def parse_step(work: Work) -> None:
     except FileNotFoundError:
         raise RuntimeError("raw bytes missing from the raw store") from None
     try:
-        parsed = parse_email(data, received_at=raw.received_at, limits=parse_limits())
+        parsed = parse_email(data, received_at=raw.received_at, limits=limits or parse_limits())
     except MessageRejected as e:
         reject(work, e.code, e.detail)
         return
