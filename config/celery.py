@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -33,6 +34,18 @@ def _close_old_db_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_init.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    """Move what a worker process holds once started (Django, the apps, the models, the
+    pipeline's modules) out of the garbage collector's sight (gc.freeze): a full collection
+    then scans only what tasks allocate. A batch of mail makes enough objects to trigger one
+    every ~1,000 messages, each scanning the whole heap: 0.13 ms of CPU a message in the
+    workers, 0.05 with the startup objects frozen (bench/ingest.py mail, 100k contacts)."""
+    import capture.pipeline  # noqa: F401  (import the pipeline before freezing)
+
+    gc.freeze()
 
 
 app.autodiscover_tasks()
