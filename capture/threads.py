@@ -15,6 +15,7 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from capture.bulk import execute_binary
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
@@ -229,11 +230,23 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
         counts = {tid: {} for tid in tids}
         addresses = {a for w in ctx.works if w.parsed is not None for a in all_addresses(w.parsed)}
         if tids and addresses:
-            for tid, address, n in (
-                Participant.objects.filter(email__thread_id__in=tids, address__in=addresses)
-                .values_list("email__thread_id", "address")
-                .annotate(n=Count("id"))
-            ):
+            if connection.vendor == "postgresql":
+                # arrays bound in binary, not IN lists of hundreds of literals (context.py)
+                pt, em = Participant._meta.db_table, EmailMessage._meta.db_table
+                rows = execute_binary(
+                    f"SELECT e.thread_id, p.address, count(*) FROM {pt} p"  # noqa: S608
+                    f" JOIN {em} e ON e.id = p.email_id WHERE e.thread_id = ANY(%b::bigint[])"
+                    " AND p.address = ANY(%b::text[]) GROUP BY e.thread_id, p.address",
+                    [sorted(tids), sorted(addresses)],
+                    fetch=True,
+                )
+            else:
+                rows = (
+                    Participant.objects.filter(email__thread_id__in=tids, address__in=addresses)
+                    .values_list("email__thread_id", "address")
+                    .annotate(n=Count("id"))
+                )
+            for tid, address, n in rows:
                 counts[tid][address] = n
         ctx.extra["stored_participants"] = counts
     return counts
