@@ -94,14 +94,28 @@ def test_a_related_object_of_the_wrong_model_is_refused_as_by_the_constructor():
         bulk.new_row(Participant, email=Thread(subject="s"))
 
 
-def test_unknown_names_and_one_to_one_fields_take_the_models_constructor():
+def test_unknown_names_take_the_models_constructor():
     with pytest.raises(TypeError):
         bulk.new_row(Participant, nonsense=1)
+
+
+def test_a_one_to_one_instance_also_caches_the_reverse_side():
     raw = RawMessage(sha256="c" * 64, size=1, channel="api", storage_path="x")
-    # Capture.raw and Meeting.email are one-to-one: the descriptor also caches the reverse side.
-    assert_same(Capture, raw=raw, user_id=None, channel="api", captured_at=WHEN)
-    assert bulk._row_specs[Capture] is bulk._SLOW
-    assert_same(Meeting, uid="u", summary="m")
+    fast = bulk.new_row(Capture, raw=raw, user_id=None, channel="api", captured_at=WHEN)
+    assert raw.capture is fast
+    slow = Capture(raw=raw, user_id=None, channel="api", captured_at=WHEN)
+    assert raw.capture is slow
+    same(fast, slow)
+    assert_same(Meeting, uid="u", summary="m", email=None)
+
+
+def test_a_stored_related_object_gives_its_id_and_database():
+    user = make_user()
+    thread = Thread.objects.create(subject="s")
+    assert_same(Thread, subject="t", owner=user)
+    assert_same(EmailMessage, message_id="d@example.com", date=WHEN, thread=thread)
+    assert bulk.new_row(Thread, owner=user).owner_id == user.pk
+    assert bulk.new_row(Thread, owner=user)._state.db == "default"
 
 
 def test_every_row_the_pipeline_builds_for_generated_mail_equals_the_constructors(monkeypatch):
