@@ -235,8 +235,11 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     touch_thread(ctx, thread, work)
     work.participants = resolve_participants(ctx, work, direction)
     ctx.new_participants.extend(work.participants)
+    stored_refs = set()
     for ref in {parsed.in_reply_to, *parsed.references} - {"", parsed.message_id}:
-        ctx.new_refs.append(new_row(MessageRef, email=email, ref=ref[:995]))
+        if ref[:995] not in stored_refs:
+            stored_refs.add(ref[:995])
+            ctx.new_refs.append(new_row(MessageRef, email=email, ref=ref[:995]))
         ctx.children_threads[ref].add(thread.pk)
     apply_link_rules(ctx, work, thread.pk)
     store_attachments(ctx, work)
@@ -353,7 +356,9 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
         if p.match == Participant.Match.AMBIGUOUS
     ]
     bulk_insert(ReviewItem, reviews)
-    bulk_insert(MessageRef, ctx.new_refs, ignore_conflicts=True, batch_size=1000)
+    # Plain inserts, no ON CONFLICT (a speculative insertion per row, ~40% of their cost on
+    # the server): every ref belongs to an email inserted just above and is unique per email.
+    bulk_insert(MessageRef, ctx.new_refs, batch_size=1000)
     for link in ctx.new_links:
         link.thread_id = ctx.resolve_thread_id(link.thread_id)
     bulk_insert(ThreadLink, ctx.new_links, ignore_conflicts=True, batch_size=1000)

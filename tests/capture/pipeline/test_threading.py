@@ -416,3 +416,17 @@ def test_more_stored_threads_on_one_subject_than_the_batch_lookup_keeps_still_fi
     ]
     ingest_raw_messages([r.pk for r in raws])
     assert thread_of("old-reply@globex.co.uk") == old_root.thread
+
+
+def test_references_longer_than_the_column_that_agree_on_their_stored_part_are_stored_once():
+    # Message-IDs are stored up to 995 characters: two that differ only beyond that are one
+    # stored reference (a plain insert, so a repeat would be a unique-constraint error).
+    stem = "a" * 900 + "@" + "b" * 94  # 995 characters: the column's length
+    data = make_mail(
+        message_id="<long-refs@globex.co.uk>",
+        references=f"<{stem}1> <{stem}2>",
+        in_reply_to=f"<{stem}3>",
+    )
+    email = email_of(data)
+    refs = list(email.refs.values_list("ref", flat=True))
+    assert refs == [stem]
