@@ -89,6 +89,7 @@ class BatchContext:
         self.now: datetime | None = None
         # address -> internal user id (login e-mails, connected addresses, aliases)
         self.internal_users: dict[str, int] = {}
+        self._internal: dict[str, bool] = {}  # is_internal's answers (set after preload)
         # address -> [(contact_id, organization_id)]
         self.contacts_by_address: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
         # registrable domain -> organization id
@@ -201,6 +202,13 @@ class BatchContext:
         return thread_id
 
     def is_internal(self, address: str) -> bool:
+        # asked ~3 times per address and message (direction, participants, threading)
+        found = self._internal.get(address)
+        if found is None:
+            found = self._internal[address] = self._is_internal(address)
+        return found
+
+    def _is_internal(self, address: str) -> bool:
         if address in self.internal_users:
             return True
         try:
