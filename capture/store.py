@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
+from django.db import connection
 
 from capture import storage
-from capture.bulk import bulk_insert, new_row
+from capture.bulk import bulk_insert, execute_binary, new_row
 from capture.context import BatchContext, Work
 from capture.mime import ParsedEmail
 from capture.models import Attachment, Blob, EmailMessage, Meeting
@@ -104,7 +105,16 @@ def flush_blobs(ctx: BatchContext) -> None:
         return
     storage.sync_filesystem(storage.blob_root())
     bulk_insert(Blob, list(pending.values()), ignore_conflicts=True, batch_size=500)
-    ids = dict(Blob.objects.filter(sha256__in=list(pending)).values_list("sha256", "pk"))
+    if connection.vendor == "postgresql":  # one binary array, not an IN list (context.py)
+        ids = dict(
+            execute_binary(
+                f"SELECT sha256, id FROM {Blob._meta.db_table} WHERE sha256 = ANY(%b::text[])",  # noqa: S608
+                [sorted(pending)],
+                fetch=True,
+            )
+        )
+    else:
+        ids = dict(Blob.objects.filter(sha256__in=list(pending)).values_list("sha256", "pk"))
     for att in ctx.new_attachments:
         if att.blob_id is None and att.dropped == Attachment.Dropped.KEPT and att.sha256 in ids:
             att.blob_id = ids[att.sha256]
