@@ -22,14 +22,20 @@ embedded mode) Django's own statements are used.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router
 from django.db.models import AutoField, Model
 from django.db.models.base import ModelState
 from django.db.models.constants import OnConflict
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import InsertQuery
+from django.utils import timezone
+from django.utils.functional import Promise
 
 M = TypeVar("M", bound=Model)
 
@@ -49,8 +55,7 @@ def insert_skipping_conflicts(model: type[Model], objs: Sequence[Model], key: st
     if not conn.features.can_return_rows_from_bulk_insert:  # pragma: no cover - PG and SQLite can
         raise NotImplementedError(f"{conn.vendor} cannot return rows from a bulk insert")
     ordered = sorted(objs, key=lambda o: getattr(o, key_field.attname))
-    for obj in ordered:
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+    prepare_related_fields(ordered)
     rows = None
     if _arrays_possible(model, ordered, conn):
         try:
@@ -101,8 +106,7 @@ def bulk_insert(
     conn = connections[db]
     rows = None
     if _arrays_possible(model, objs, conn):
-        for obj in objs:
-            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        prepare_related_fields(objs)
         try:
             rows = _pg_insert(
                 model,
@@ -125,6 +129,125 @@ def bulk_insert(
     for obj in objs:
         obj._state.adding = False
         obj._state.db = db
+
+
+def prepare_related_fields(objs: Sequence[Model], operation_name: str = "bulk_create") -> None:
+    """`obj._prepare_related_fields_for_save(operation_name)` for each object, cheaper.
+
+    Django's method walks every concrete field of every object; what it does is only for a
+    relation whose object is cached: a ValueError if that object has no pk, its pk copied into
+    the relation's attname when that is empty (`setattr(obj, name, related)`), the cache
+    dropped when the two disagree; then a check of each GenericForeignKey. Here a per-model
+    list of the foreign keys and one-to-ones does the same for the objects with a cache, and
+    anything else takes Django's method: an unsaved related object (for its error and side
+    effects: the method is idempotent, so rerunning it after the fields already done is the
+    same), a model with private fields, other relation fields, deferred attnames, database
+    routers or overridden descriptors (the assignment). tests/capture/pipeline/
+    test_bulk_prepare.py compares both.
+    """
+    specs: dict[type, Any] = {}
+    slow = bool(router.routers)  # the assignment asks the routers
+    for obj in objs:
+        cls = type(obj)
+        spec = specs.get(cls)
+        if spec is None:
+            spec = _prepare_specs.get(cls)
+            if spec is None:
+                spec = _prepare_specs[cls] = _prepare_spec(cls)
+            specs[cls] = spec
+        if spec is _SLOW or slow:
+            obj._prepare_related_fields_for_save(operation_name=operation_name)
+            continue
+        cache = obj._state.fields_cache
+        if cache and not _prepare_fast(obj, cache, spec):
+            obj._prepare_related_fields_for_save(operation_name=operation_name)
+
+
+def _prepare_fast(obj: Model, cache: dict, spec) -> bool:
+    """Django's loop over `spec`'s relations for one object; False: let Django's method
+    (re)do it (an unsaved related object, anything unusual)."""
+    d = obj.__dict__
+    for cache_name, attname, empty_values, target, target_attname, reverse_cache_name in spec:
+        if cache_name not in cache:
+            continue
+        related = cache[cache_name]  # what the descriptor returns (None if unset)
+        if not related:
+            continue
+        if type(related) is not target:
+            return False  # a subclass, a proxy: its own pk attname, Django's method
+        rd = related.__dict__
+        pk = rd.get(target_attname, _MISSING)
+        if pk is None or pk is _MISSING or isinstance(pk, tuple):
+            return False  # unsaved (Django raises), deferred, composite
+        value = d.get(attname, _MISSING)
+        if value is _MISSING:
+            return False
+        if value is None or (type(value) is not int and value in empty_values):
+            # setattr(obj, name, related), as the descriptor does it without routers.
+            state, related_state = obj._state, related._state
+            if state.db is None:
+                state.db = related_state.db or DEFAULT_DB_ALIAS
+            if related_state.db is None:
+                related_state.db = state.db or DEFAULT_DB_ALIAS
+            if related_state.db != state.db:
+                return False  # the descriptor refuses the relation
+            d[attname] = value = pk
+            del cache[cache_name]  # as ForeignKeyDeferredAttribute.__set__, then set again
+            cache[cache_name] = related
+            if reverse_cache_name is not None:
+                related_state.fields_cache[reverse_cache_name] = obj
+        if pk != value:
+            del cache[cache_name]
+    return True
+
+
+_prepare_specs: dict[type, Any] = {}
+
+
+def _prepare_spec(model: type[Model]):
+    """[(cache name, attname, empty values, target model, target pk attname, reverse cache
+    name or None)] per foreign key and one-to-one of `model`, or _SLOW."""
+    opts = model._meta
+    if (
+        opts.private_fields
+        or model._prepare_related_fields_for_save is not Model._prepare_related_fields_for_save
+        or model.__setattr__ is not object.__setattr__
+    ):
+        return _SLOW
+    spec = []
+    for field in opts.concrete_fields:
+        if not field.is_relation:
+            continue
+        if type(field) not in (models.ForeignKey, models.OneToOneField):
+            return _SLOW
+        if field.primary_key or len(field.related_fields) != 1:
+            return _SLOW  # multi-table inheritance, composite keys: Django's method
+        if type(getattr(model, field.name, None)) is not field.forward_related_accessor_class:
+            return _SLOW
+        if type(getattr(model, field.attname, None)) is not ForeignKeyDeferredAttribute:
+            return _SLOW
+        remote = field.remote_field
+        target = remote.model._meta.concrete_model
+        pk = target._meta.pk
+        if (
+            field.target_field is not pk
+            or field.related_fields[0][1] is not pk
+            or type(getattr(target, pk.attname, None)) is not DeferredAttribute
+            or target._is_pk_set is not Model._is_pk_set
+            or target._get_pk_val is not Model._get_pk_val
+        ):
+            return _SLOW  # a to_field, an unusual pk: not what _prepare_fast reads
+        spec.append(
+            (
+                field.cache_name,
+                field.attname,
+                field.empty_values,
+                target,
+                pk.attname,
+                None if remote.multiple else remote.cache_name,
+            )
+        )
+    return tuple(spec)
 
 
 def _arrays_possible(model: type[Model], objs: Sequence[Model], conn) -> bool:
@@ -228,23 +351,50 @@ def _columns(objs: list[Model], fields, conn) -> list[list[Any]]:
 
     Most of a batch's values are plain str/int/bool in fields whose pre_save and
     get_db_prep_save return them unchanged, or for integers wrapped in the backend's integer
-    type (psycopg's Int4/Int8: see _plain_conversion). Those are converted directly, which
+    type (psycopg's Int4/Int8), None (NULL), aware datetimes (unchanged on PostgreSQL), dicts
+    and lists in a JSONField (wrapped as Django's PostgreSQL backend wraps them, in psycopg's
+    Jsonb with Django's dumps): see _plain_conversion. Those are converted directly, which
     halves the cost of the pipeline's inserts (~52,000 values per 600 messages went through
-    Django's per-field methods). Anything else takes Django's path.
+    Django's per-field methods). An auto_now/auto_now_add timestamp is set as its pre_save
+    sets it, with one timezone.now() per chunk (see _NOW). Anything else takes Django's path.
     tests/capture/pipeline/test_bulk_columns.py compares both on the rows the pipeline inserts.
     """
     columns: list[list[Any]] = [[] for _ in fields]
     for column, f in zip(columns, fields, strict=True):
-        plain, convert = _plain_conversion(f, conn)
+        kind, plain, convert, none_ok = _plain_conversion(f, conn)
         attname = f.attname
         append = column.append
+        if kind is _NOW:
+            # pre_save(obj, add=True) is `value = timezone.now(); setattr(obj, attname, value)`;
+            # Django's bulk_create calls it once per row, microseconds apart: one instant for
+            # the chunk's rows here. Only what get_db_prep_save passes unchanged (aware).
+            now = timezone.now()
+            if type(now) is datetime and now.utcoffset() is not None:
+                for obj in objs:
+                    setattr(obj, attname, now)
+                column.extend([now] * len(objs))
+                continue
+            kind = None
+        if kind is None:
+            for obj in objs:
+                append(_db_value(obj, f, conn))
+            continue
+        str_plain = str in plain and convert is None
         for obj in objs:
-            if plain is not None:
-                value = obj.__dict__.get(attname, _MISSING)
-                if type(value) is plain:
+            value = obj.__dict__.get(attname, _MISSING)
+            t = type(value)
+            if t in plain:
+                if kind is _AWARE and value.utcoffset() is None:
+                    append(_db_value(obj, f, conn))  # naive: Django warns and makes it aware
+                else:
                     append(value if convert is None else convert(value))
-                    continue
-            append(_db_value(obj, f, conn))
+            elif value is None and none_ok:
+                append(None)
+            elif str_plain and _is_str_choice(t):
+                plain.add(t)  # a TextChoices member: stored as it is, like a str
+                append(value)
+            else:
+                append(_db_value(obj, f, conn))
     return columns
 
 
@@ -263,6 +413,9 @@ def _db_value(obj: Model, f, conn) -> Any:
 
 
 _MISSING = object()
+# Kinds of fast path: the value as it is (or converted), an aware datetime as it is, the
+# auto_now/auto_now_add timestamp.
+_PLAIN, _AWARE, _NOW = "plain", "aware", "now"
 # Exact field classes whose pre_save returns the attribute and whose get_db_prep_save maps a
 # value of this exact type by a pure function (a subclass may override either).
 _PLAIN_BY_CLASS: dict[type, type] = {
@@ -276,37 +429,113 @@ _PLAIN_BY_CLASS: dict[type, type] = {
     models.PositiveBigIntegerField: int,
     models.PositiveSmallIntegerField: int,
     models.BooleanField: bool,
+    models.AutoField: int,
+    models.BigAutoField: int,
+    models.SmallAutoField: int,
+    models.DateField: date,
+    models.DateTimeField: datetime,
+    models.JSONField: dict,
 }
-_conversions: dict[tuple[str, int], tuple[type | None, Any]] = {}
+_SAMPLES: dict[type, Any] = {
+    str: "x",
+    int: 7,
+    bool: True,
+    date: date(2026, 3, 2),
+    datetime: datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+}
+_conversions: dict[tuple[str, int], tuple[str | None, set, Any, bool]] = {}
 
 
-def _plain_conversion(f, conn) -> tuple[type | None, Any]:
-    """(the value type field `f` takes directly, the conversion or None for none), or
-    (None, None). A foreign key to an integer primary key stores its target's integer."""
+def _plain_conversion(f, conn) -> tuple[str | None, set, Any, bool]:
+    """(kind, the value types field `f` takes directly, the conversion or None for none,
+    whether None is stored as NULL unchanged), kind None when only Django's path will do.
+    A foreign key to an integer primary key stores its target's integer.
+
+    What Django makes of a sample value of each type decides, once per field and connection:
+    the same value (str, bool, date; int on most backends; an aware datetime on PostgreSQL),
+    the same integer in the driver's integer class (psycopg 3: Int2/Int4/Int8), a JSON dict
+    in the driver's JSON wrapper (psycopg's Jsonb) with Django's dumps, or anything else (a
+    string on SQLite): Django's path.
+    """
     key = (conn.alias, id(f))
     found = _conversions.get(key)
     if found is not None:
         return found
+    found = _conversions[key] = _conversion(f, conn)
+    return found
+
+
+def _conversion(f, conn) -> tuple[str | None, set, Any, bool]:
     cls = type(f)
     if cls in (models.ForeignKey, models.OneToOneField):
         target = type(f.target_field)
         plain = int if target in (models.AutoField, models.BigAutoField) else None
     else:
         plain = _PLAIN_BY_CLASS.get(cls)
-    convert = None
-    if plain is not None:
-        # What Django makes of a sample: the same value (str, bool; int on most backends) or
-        # the same integer in the driver's integer class (psycopg 3: Int2/Int4/Int8).
-        sample = {str: "x", int: 7, bool: True}[plain]
+    if plain is None:
+        return None, set(), None, False
+    none_ok = f.get_db_prep_save(None, connection=conn) is None
+    kind, plains, convert = _PLAIN, {plain}, None
+    if plain is dict:
+        # JSONField: get_db_prep_value(v) = connection.ops.adapt_json_value(v, f.encoder); on
+        # PostgreSQL Jsonb(v, dumps=get_json_dumps(encoder)), one dumps function per encoder.
+        sample: Any = {"k": [1, "x"]}
         made = f.get_db_prep_save(sample, connection=conn)
-        if type(made) is plain and made == sample:
-            convert = None
-        elif plain is int and isinstance(made, int) and made == sample:
-            convert = type(made)
-        else:
-            plain = None
-    found = _conversions[key] = (plain, convert)
+        if f.encoder is not None or _Jsonb is None or type(made) is not _Jsonb:
+            return None, set(), None, none_ok
+        if made.obj is not sample:
+            return None, set(), None, none_ok
+        dumps = made.dumps
+
+        def convert(value, _wrap=_Jsonb, _dumps=dumps):
+            return _wrap(value, dumps=_dumps)
+
+        return _PLAIN, {dict, list}, convert, none_ok
+    if f.get_internal_type() in ("DateField", "DateTimeField") and (f.auto_now or f.auto_now_add):
+        if plain is date:
+            return None, set(), None, False  # date.today(): rare, Django's path
+        kind = _NOW
+    elif plain is datetime:
+        kind = _AWARE
+    sample = _SAMPLES[plain]
+    try:
+        made = f.get_db_prep_save(sample, connection=conn)
+    except Exception:  # e.g. an aware datetime on a backend that refuses it (MySQL without USE_TZ)
+        return None, set(), None, none_ok
+    if plain in (date, datetime):
+        if made is not sample:
+            return None, set(), None, none_ok
+    elif type(made) is plain and made == sample:
+        convert = None
+    elif plain is int and isinstance(made, int) and made == sample:
+        convert = type(made)
+    else:
+        return None, set(), None, none_ok
+    return kind, plains, convert, none_ok
+
+
+_str_choices: dict[type, bool] = {}
+
+
+def _is_str_choice(t: type) -> bool:
+    """A str enum (TextChoices): CharField/TextField's get_prep_value (to_python) returns any
+    str as it is, so Django stores the member itself; not a lazy string nor an expression."""
+    found = _str_choices.get(t)
+    if found is None:
+        found = _str_choices[t] = (
+            issubclass(t, str)
+            and issubclass(t, Enum)
+            and not issubclass(t, Promise)
+            and not hasattr(t, "resolve_expression")
+            and not hasattr(t, "as_sql")
+        )
     return found
+
+
+try:
+    from django.db.backends.postgresql.psycopg_any import Jsonb as _Jsonb
+except ImportError:  # pragma: no cover - without psycopg (SQLite only)
+    _Jsonb = None
 
 
 def new_row(model: type[M], **values: Any) -> M:
