@@ -6,8 +6,9 @@ replies) between four internal users and customers of a CRM of 100k contacts (se
 COPY; the mail's addresses are real contacts, so matching does real work). Measures, in one
 run: ours with a real Celery worker (2 prefork processes, Redis broker); ours in-process on
 one thread (orientation); django-mailbox as deployed (autocommit: each message its own
-transactions) and in one transaction; the stdlib parse-only rate of the same messages (the
-ceiling); and whether our per-message cost stays flat from 1k to 1M contacts (--quick: 100k).
+transactions) and in one transaction, these three twice in alternation on fresh mail, each
+taking its fastest round; the stdlib parse-only rate of the same messages (the ceiling); and
+whether our per-message cost stays flat from 1k to 1M contacts (--quick: 100k).
 
 Uses its own databases `mailwarden_bench` (the main runs) and `mailwarden_bench_flat_small`,
 `mailwarden_bench_flat_large` (the flatness runs), dropped and re-created on the server of
@@ -385,7 +386,7 @@ def wait_processed(tag: str, timeout: float, ids: list[int] | None = None) -> No
         time.sleep(0.05 if left > 100 else 0.01)
 
 
-def run_ours_celery(messages, warmup, users, workers: int) -> tuple[float, dict]:
+def run_ours_celery(messages, warmup, users, workers: int, tag: str = "celery"):
     from collections import Counter
 
     from capture.models import RawMessage
@@ -394,9 +395,9 @@ def run_ours_celery(messages, warmup, users, workers: int) -> tuple[float, dict]
     try:
         # Warm the worker processes (imports, connections) outside the measurement.
         for i in range(0, len(warmup), 25):
-            store_batch(specs_for(warmup[i : i + 25], users, "celery-warmup"), enqueue=True)
-        wait_processed("celery-warmup", 120)
-        specs = specs_for(messages, users, "celery")
+            store_batch(specs_for(warmup[i : i + 25], users, f"{tag}-warmup"), enqueue=True)
+        wait_processed(f"{tag}-warmup", 120)
+        specs = specs_for(messages, users, tag)
 
         def everyone() -> list[int]:
             # the worker processes, every database backend, Redis; this process counts itself
@@ -408,13 +409,13 @@ def run_ours_celery(messages, warmup, users, workers: int) -> tuple[float, dict]
         ids: list[int] = []
         for i in range(0, len(specs), BATCH):
             ids += store_batch(specs[i : i + BATCH], enqueue=True)
-        wait_processed("celery", 600, ids)
+        wait_processed(tag, 600, ids)
         elapsed = time.perf_counter() - t0
         LAST_CPU[0] = meter.stop()
     finally:
         stop_worker(proc)
     statuses = Counter(
-        RawMessage.objects.filter(source="bench:celery").values_list("status", flat=True)
+        RawMessage.objects.filter(source=f"bench:{tag}").values_list("status", flat=True)
     )
     return elapsed, dict(statuses)
 
@@ -490,6 +491,7 @@ def prepare_flat_database(url: str, contacts: int) -> dict[str, int]:
 
 
 FLAT_ROUNDS = 3
+MAIN_ROUNDS = 2
 
 
 def measure_flatness(url: str, small: int, large: int, n: int, size_kb, row) -> tuple[float, float]:
@@ -600,13 +602,38 @@ def main() -> None:
         profiler.disable()
         profiler.dump_stats(args.profile)
     row("ours in-process, 1 thread", n, inproc_s, str(inproc_st))
-    celery_s, celery_st = run_ours_celery(main_set, warm_set, users, args.workers)
+    # The ratio's three runs, MAIN_ROUNDS times in alternation on fresh mail (ours would
+    # otherwise only dedupe the second time), each side taking its fastest round: another job
+    # on this shared machine only ever slows a run down, and a single run moved by +-25% (for
+    # django-mailbox as for ours) with the same code.
     ours_name = f"ours end to end, Celery -c {args.workers}"
-    ours_rate = row(ours_name, n, celery_s, str(celery_st))
     dm_auto_name = "django-mailbox as deployed (autocommit)"
-    dm_auto = row(dm_auto_name, n, run_django_mailbox(main_set, one_transaction=False))
     dm_tx_name = "django-mailbox in one transaction"
-    dm_tx = row(dm_tx_name, n, run_django_mailbox(main_set, one_transaction=True))
+    best: dict[str, tuple[float, str, float]] = {}
+
+    def keep(name: str, seconds: float, note: str = "") -> None:
+        print(
+            f"  round {k + 1}, {name}: {n / seconds:.1f} msg/s, "
+            f"{LAST_CPU[0] * 1000 / n:.2f} CPU ms/msg {note}",
+            flush=True,
+        )
+        if name not in best or seconds < best[name][0]:
+            best[name] = (seconds, note, LAST_CPU[0])
+
+    for k in range(MAIN_ROUNDS):
+        round_set = main_set if k == 0 else make_messages(n, 2001 + 100 * k, contacts, size_kb)
+        round_warm = warm_set if k == 0 else make_messages(50, 2003 + 100 * k, contacts, size_kb)
+        celery_s, celery_st = run_ours_celery(
+            round_set, round_warm, users, args.workers, tag=f"celery-{k}"
+        )
+        keep(ours_name, celery_s, str(celery_st))
+        keep(dm_auto_name, run_django_mailbox(round_set, one_transaction=False))
+        keep(dm_tx_name, run_django_mailbox(round_set, one_transaction=True))
+    rates = {}
+    for name in (ours_name, dm_auto_name, dm_tx_name):
+        seconds, note, LAST_CPU[0] = best[name]
+        rates[name] = row(name, n, seconds, f"{note} best of {MAIN_ROUNDS}".strip())
+    ours_rate, dm_auto, dm_tx = rates[ours_name], rates[dm_auto_name], rates[dm_tx_name]
 
     # Flatness: the same in-process run on a small and on a large CRM, each in a fresh
     # database of its own (so both have stored the same mail: the threading and dedupe
