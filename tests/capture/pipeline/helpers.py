@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from capture.ingest import RawSpec, store_raw_message
+from capture.demo import generate_demo_messages
+from capture.ingest import RawSpec, store_raw_message, store_raw_messages
 from capture.models import (
     Attachment,
     Blob,
@@ -20,7 +21,7 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
-from capture.pipeline import IngestOutcome, ingest_raw_message
+from capture.pipeline import IngestOutcome, ingest_raw_message, ingest_raw_messages
 from crm.models import Contact, ContactEmail, Organization
 from governance.models import AuditEvent
 
@@ -98,3 +99,27 @@ def make_mail(
     lines.extend(extra_headers)
     lines += ["MIME-Version: 1.0", f"Content-Type: {content_type}", "", body, ""]
     return "\r\n".join(lines).encode("utf-8")
+
+
+def ingest_generated_mail(
+    *,
+    seed: int,
+    customers: list[tuple[str, str]],
+    channel: str = RawMessage.Channel.API,
+    user_id: int | None = None,
+    n: int = 40,
+) -> None:
+    """Store and process `n` generated messages (capture.demo) between Alice Archer
+    (alice@mailwarden-demo.com) and `customers` in one batch; every one must end processed."""
+    mail = generate_demo_messages(
+        n=n,
+        seed=seed,
+        internal=[("Alice Archer", "alice@mailwarden-demo.com")],
+        customers=customers,
+        start=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+    )
+    raws = store_raw_messages(
+        [RawSpec(data=m.data, channel=channel, user_id=user_id) for m in mail], enqueue=False
+    )
+    outcomes = ingest_raw_messages([r.pk for r in raws])
+    assert {o.status for o in outcomes} == {RawMessage.Status.PROCESSED}

@@ -12,12 +12,10 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from capture.demo import generate_demo_messages
-from capture.ingest import RawSpec, store_raw_messages
 from capture.models import Capture, EmailMessage, Participant, RawMessage, Thread
-from capture.pipeline import ingest_raw_messages
 from governance import bulk
 from governance.models import AuditEvent, OrgSettings
+from tests.capture.pipeline.helpers import ingest_generated_mail
 from tests.factories import make_user, set_org_settings
 
 WHEN = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -207,18 +205,10 @@ def test_every_batch_the_pipeline_inserts_matches(monkeypatch):
         checked[name] = checked.get(name, 0) + len(objs)
 
     monkeypatch.setattr(bulk, "prepare_related_fields", checking)
-    mail = generate_demo_messages(
-        n=40,
+    ingest_generated_mail(
         seed=3,
-        internal=[("Alice Archer", "alice@mailwarden-demo.com")],
         customers=[("Tom Buyer", "tom.buyer@globex.co.uk"), ("Eve Ng", "eve@initech.com")],
-        start=WHEN,
     )
-    raws = store_raw_messages(
-        [RawSpec(data=m.data, channel=RawMessage.Channel.API) for m in mail], enqueue=False
-    )
-    outcomes = ingest_raw_messages([r.pk for r in raws])
-    assert {o.status for o in outcomes} == {"processed"}
     assert "EmailMessage" in set(checked)  # insert_skipping_conflicts, on any backend
     if connection.vendor == "postgresql":  # bulk_insert prepares on PostgreSQL only
         assert {"Capture", "Participant", "MessageRef", AuditEvent.__name__} <= set(checked)

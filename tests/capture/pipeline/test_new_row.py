@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from capture.demo import generate_demo_messages
-from capture.ingest import RawSpec, store_raw_messages
 from capture.models import (
     Attachment,
     Capture,
@@ -23,10 +21,10 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
-from capture.pipeline import ingest_raw_messages
 from crm.models import Contact
 from governance import bulk
 from governance.models import AuditEvent
+from tests.capture.pipeline.helpers import ingest_generated_mail
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -131,19 +129,12 @@ def test_every_row_the_pipeline_builds_for_generated_mail_equals_the_constructor
         monkeypatch.setattr(f"{module}.new_row", spy)
     monkeypatch.setattr("governance.audit.new_row", spy)
     Contact.objects.create(first_name="C")
-    messages = generate_demo_messages(
-        n=40,
+    ingest_generated_mail(
         seed=5,
-        internal=[("Alice Archer", "alice@mailwarden-demo.com")],
         customers=[("Tom Buyer", "tom@globex.example"), ("Ann Lee", "ann@initech.example")],
-        start=WHEN,
+        channel=RawMessage.Channel.IMPORT,
+        user_id=user.pk,
     )
-    raws = store_raw_messages(
-        [RawSpec(data=m.data, channel="import", user_id=user.pk) for m in messages],
-        enqueue=False,
-    )
-    outcomes = ingest_raw_messages([r.pk for r in raws])
-    assert {o.status for o in outcomes} == {"processed"}
     models = {model for model, _ in built}
     assert {EmailMessage, Participant, MessageRef, Capture, ThreadLink, AuditEvent} <= models
     for model, values in built:
