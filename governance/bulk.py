@@ -184,12 +184,8 @@ def _prepare_fast(obj: Model, cache: dict, spec) -> bool:
             return False
         if value is None or (type(value) is not int and value in empty_values):
             # setattr(obj, name, related), as the descriptor does it without routers.
-            state, related_state = obj._state, related._state
-            if state.db is None:
-                state.db = related_state.db or DEFAULT_DB_ALIAS
-            if related_state.db is None:
-                related_state.db = state.db or DEFAULT_DB_ALIAS
-            if related_state.db != state.db:
+            related_state = related._state
+            if not _share_database(obj._state, related_state):
                 return False  # the descriptor refuses the relation
             d[attname] = value = pk
             del cache[cache_name]  # as ForeignKeyDeferredAttribute.__set__, then set again
@@ -199,6 +195,17 @@ def _prepare_fast(obj: Model, cache: dict, spec) -> bool:
         if pk != value:
             del cache[cache_name]
     return True
+
+
+def _share_database(state: ModelState, related_state: ModelState) -> bool:
+    """The database states a foreign key's descriptor sets on assignment without routers: the
+    object takes the related object's (or the default), an unsaved related object the
+    object's. False when they differ: the descriptor refuses the relation."""
+    if state.db is None:
+        state.db = related_state.db or DEFAULT_DB_ALIAS
+    if related_state.db is None:
+        related_state.db = state.db
+    return related_state.db == state.db
 
 
 _prepare_specs: dict[type, Any] = {}
@@ -575,11 +582,7 @@ def new_row(model: type[M], **values: Any) -> M:
             if not isinstance(value, target):
                 setattr(obj, name, value)  # raises the descriptor's ValueError
             value_state = value._state
-            if state.db is None:
-                state.db = value_state.db or DEFAULT_DB_ALIAS
-            if value_state.db is None:
-                value_state.db = state.db
-            elif value_state.db != state.db:
+            if not _share_database(state, value_state):
                 setattr(obj, name, value)  # the descriptor refuses the relation
             d[attname] = getattr(value, target_attname)
             if reverse_cache_name is not None:
