@@ -262,9 +262,10 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
     ctx.new_participants.extend(work.participants)
     stored_refs = set()
     for ref in {parsed.in_reply_to, *parsed.references} - {"", parsed.message_id}:
-        if ref[:995] not in stored_refs:
-            stored_refs.add(ref[:995])
-            ctx.new_refs.append(new_row(MessageRef, email=email, ref=ref[:995]))
+        stored = ref[:995]  # the column's length
+        if stored not in stored_refs:
+            stored_refs.add(stored)
+            ctx.new_refs.append(new_row(MessageRef, email=email, ref=stored))
         ctx.children_threads[ref].add(thread.pk)
     apply_link_rules(ctx, work, thread.pk)
     store_attachments(ctx, work)
