@@ -109,8 +109,10 @@ def ingest_generated_mail(
     user_id: int | None = None,
     n: int = 40,
 ) -> None:
-    """Store and process `n` generated messages (capture.demo) between Alice Archer
-    (alice@mailwarden-demo.com) and `customers` in one batch; every one must end processed."""
+    """Generate `n` messages (capture.demo) between Alice Archer (alice@mailwarden-demo.com)
+    and `customers`, then store and process them in one batch; every one must end processed.
+    Every fifth is left out, as a colleague's mail that was never captured: the replies to it
+    reference a missing parent, which is what makes MessageRef rows."""
     mail = generate_demo_messages(
         n=n,
         seed=seed,
@@ -118,6 +120,7 @@ def ingest_generated_mail(
         customers=customers,
         start=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
     )
+    mail = [m for i, m in enumerate(mail) if i % 5 != 4]
     raws = store_raw_messages(
         [RawSpec(data=m.data, channel=channel, user_id=user_id) for m in mail], enqueue=False
     )

@@ -431,3 +431,43 @@ def test_references_longer_than_the_column_that_agree_on_their_stored_part_are_s
     email = email_of(data)
     refs = list(email.refs.values_list("ref", flat=True))
     assert refs == [stem]
+
+
+def test_only_references_to_messages_not_stored_keep_a_row_for_a_late_parent():
+    # A reference row is how a late parent finds its replies; a stored parent (or one new in
+    # the same batch) never arrives again, so pointing at it would only cost rows.
+    email_of(ROOT)
+    reply = email_of(
+        make_mail(
+            message_id="<r1@globex.co.uk>",
+            in_reply_to="<gone@globex.co.uk>",
+            references="<thread-msg-1@mailwarden-demo.com> <gone@globex.co.uk>",
+            date=T0 + timedelta(hours=1),
+        )
+    )
+    assert list(reply.refs.values_list("ref", flat=True)) == ["gone@globex.co.uk"]
+    same_batch = [
+        store(make_mail(message_id="<b1@globex.co.uk>", subject="Batch root", date=T0)),
+        store(
+            make_mail(
+                message_id="<b2@globex.co.uk>",
+                subject="Re: Batch root",
+                in_reply_to="<b1@globex.co.uk>",
+                date=T0 + timedelta(hours=1),
+            )
+        ),
+    ]
+    ingest_raw_messages([r.pk for r in same_batch])
+    assert not EmailMessage.objects.get(message_id="b2@globex.co.uk").refs.exists()
+    assert thread_of("b2@globex.co.uk") == thread_of("b1@globex.co.uk")
+    # The missing parent arrives: the row it needed was kept, so it takes the reply's thread.
+    late = email_of(
+        make_mail(
+            message_id="<gone@globex.co.uk>",
+            subject="Something else entirely",
+            from_=SAM,
+            to=TOM,
+            date=T0 + timedelta(minutes=30),
+        )
+    )
+    assert thread_of("r1@globex.co.uk") == late.thread == thread_of("thread-msg-1@mailwarden-demo.com")
