@@ -244,6 +244,15 @@ def _preload_addresses_pg(addresses: list[str], domains: list[str]):
     return [r[:2] for r in users], contacts, orgs
 
 
+CHILD_REFS_PG = (
+    "SELECT m.ref, e.thread_id FROM unnest(%b::text[]) AS m(ref)"
+    " CROSS JOIN LATERAL (SELECT r.email_id FROM capture_messageref r WHERE r.ref = m.ref"
+    " OFFSET 0) AS r"
+    " CROSS JOIN LATERAL (SELECT e.thread_id FROM capture_emailmessage e WHERE e.id = r.email_id"
+    " OFFSET 0) AS e"
+)
+
+
 def _preload_message_ids_pg(mids: list[str]):
     """(stored emails by these Message-IDs, (ref, thread id) of stored messages pointing at
     them); the emails as EmailMessage.objects.only("id", "message_id", "thread_id", "date")."""
@@ -255,12 +264,14 @@ def _preload_message_ids_pg(mids: list[str]):
         fetch=True,
     )
     emails = [EmailMessage.from_db("default", fields, row) for row in rows]
-    refs = execute_binary(
-        f"SELECT r.ref, e.thread_id FROM {mr} r JOIN {em} e ON e.id = r.email_id"  # noqa: S608
-        f" WHERE r.ref = ANY(%b::text[])",
-        [mids],
-        fetch=True,
-    )
+    # Driven from the batch's Message-IDs through the indexes (OFFSET 0 keeps each lateral
+    # lookup a parameterised index scan): `ref` is not unique, and with its statistics missing
+    # or stale (no autovacuum run yet, a table that just grew) the planner guessed a large
+    # share of the table and hash-joined two sequential scans, a cost that grew with all
+    # stored mail (bench/ingest.py). The Message-ID lookup above needs no such care: its
+    # unique index tells the planner one row per ID.
+    assert (em, mr) == ("capture_emailmessage", "capture_messageref")
+    refs = execute_binary(CHILD_REFS_PG, [mids], fetch=True)
     return emails, refs
 
 

@@ -254,14 +254,16 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
         addresses = {a for w in ctx.works if w.parsed is not None for a in all_addresses(w.parsed)}
         if tids and addresses:
             if connection.vendor == "postgresql":
-                # arrays bound in binary, not IN lists of hundreds of literals (context.py)
+                # Arrays bound in binary, not IN lists of hundreds of literals (context.py).
+                # Driven from the thread ids through the indexes (OFFSET 0 keeps each lateral
+                # lookup a parameterised index scan): a plain join let the planner hash-join
+                # two sequential scans whenever the tables' statistics were missing or stale
+                # (a bench server without autovacuum, a table that just grew), a cost that
+                # grew with all stored mail instead of the candidates' (bench/ingest.py).
                 pt, em = Participant._meta.db_table, EmailMessage._meta.db_table
+                assert (pt, em) == ("capture_participant", "capture_emailmessage")
                 rows = execute_binary(
-                    f"SELECT e.thread_id, p.address, count(*) FROM {pt} p"  # noqa: S608
-                    f" JOIN {em} e ON e.id = p.email_id WHERE e.thread_id = ANY(%b::bigint[])"
-                    " AND p.address = ANY(%b::text[]) GROUP BY e.thread_id, p.address",
-                    [sorted(tids), sorted(addresses)],
-                    fetch=True,
+                    STORED_OVERLAP_PG, [sorted(tids), sorted(addresses)], fetch=True
                 )
             else:
                 rows = (
@@ -273,6 +275,16 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
                 counts[tid][address] = n
         ctx.extra["stored_participants"] = counts
     return counts
+
+
+STORED_OVERLAP_PG = (
+    "SELECT t.id, p.address, count(*) FROM unnest(%b::bigint[]) AS t(id)"
+    " CROSS JOIN LATERAL (SELECT e.id FROM capture_emailmessage e WHERE e.thread_id = t.id"
+    " OFFSET 0) AS e"
+    " CROSS JOIN LATERAL (SELECT p.address FROM capture_participant p WHERE p.email_id = e.id"
+    " OFFSET 0) AS p"
+    " WHERE p.address = ANY(%b::text[]) GROUP BY t.id, p.address"
+)
 
 
 def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:

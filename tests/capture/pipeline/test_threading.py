@@ -470,4 +470,6 @@ def test_only_references_to_messages_not_stored_keep_a_row_for_a_late_parent():
             date=T0 + timedelta(minutes=30),
         )
     )
-    assert thread_of("r1@globex.co.uk") == late.thread == thread_of("thread-msg-1@mailwarden-demo.com")
+    assert (
+        thread_of("r1@globex.co.uk") == late.thread == thread_of("thread-msg-1@mailwarden-demo.com")
+    )
