@@ -114,7 +114,8 @@ class Command(BaseCommand):
             listener.stop()
 
     def print_addresses(self, host: str, port: int) -> None:
-        self.stdout.write(f"SMTP capture listener on {host}:{port}")
+        # The listener logs its own "SMTP capture listener on ..." line when it starts.
+        self.stdout.write(f"Capture addresses (mail them through {host}:{port}):")
         users = User.objects.filter(is_active=True).exclude(email="").order_by("username")
         for user in users:
             addr = get_or_create_capture_address(user, actor="run_embedded")
