@@ -244,6 +244,12 @@ def _preload_addresses_pg(addresses: list[str], domains: list[str]):
     return [r[:2] for r in users], contacts, orgs
 
 
+# Driven from the batch's Message-IDs through the indexes (OFFSET 0 keeps each lateral lookup
+# a parameterised index scan): `ref` is not unique, and as a plain join the planner guessed a
+# large share of the table and hash-joined two sequential scans, always without statistics
+# and often with them, a cost that grew with all stored mail (bench/ingest.py;
+# tests/capture/test_lookup_plans.py). The Message-ID lookup of _preload_message_ids_pg needs
+# no such care: its unique index tells the planner one row per ID.
 CHILD_REFS_PG = (
     "SELECT m.ref, e.thread_id FROM unnest(%b::text[]) AS m(ref)"
     " CROSS JOIN LATERAL (SELECT r.email_id FROM capture_messageref r WHERE r.ref = m.ref"
@@ -264,13 +270,7 @@ def _preload_message_ids_pg(mids: list[str]):
         fetch=True,
     )
     emails = [EmailMessage.from_db("default", fields, row) for row in rows]
-    # Driven from the batch's Message-IDs through the indexes (OFFSET 0 keeps each lateral
-    # lookup a parameterised index scan): `ref` is not unique, and with its statistics missing
-    # or stale (no autovacuum run yet, a table that just grew) the planner guessed a large
-    # share of the table and hash-joined two sequential scans, a cost that grew with all
-    # stored mail (bench/ingest.py). The Message-ID lookup above needs no such care: its
-    # unique index tells the planner one row per ID.
-    assert (em, mr) == ("capture_emailmessage", "capture_messageref")
+    assert (em, mr) == ("capture_emailmessage", "capture_messageref")  # CHILD_REFS_PG names both
     refs = execute_binary(CHILD_REFS_PG, [mids], fetch=True)
     return emails, refs
 

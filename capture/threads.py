@@ -254,14 +254,9 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
         addresses = {a for w in ctx.works if w.parsed is not None for a in all_addresses(w.parsed)}
         if tids and addresses:
             if connection.vendor == "postgresql":
-                # Arrays bound in binary, not IN lists of hundreds of literals (context.py).
-                # Driven from the thread ids through the indexes (OFFSET 0 keeps each lateral
-                # lookup a parameterised index scan): a plain join let the planner hash-join
-                # two sequential scans whenever the tables' statistics were missing or stale
-                # (a bench server without autovacuum, a table that just grew), a cost that
-                # grew with all stored mail instead of the candidates' (bench/ingest.py).
-                pt, em = Participant._meta.db_table, EmailMessage._meta.db_table
-                assert (pt, em) == ("capture_participant", "capture_emailmessage")
+                # arrays bound in binary, not IN lists of hundreds of literals (context.py)
+                assert Participant._meta.db_table == "capture_participant"
+                assert EmailMessage._meta.db_table == "capture_emailmessage"
                 rows = execute_binary(
                     STORED_OVERLAP_PG, [sorted(tids), sorted(addresses)], fetch=True
                 )
@@ -277,6 +272,11 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
     return counts
 
 
+# Driven from the thread ids through the indexes (OFFSET 0 keeps each lateral lookup a
+# parameterised index scan): as a plain join the planner hash-joined two sequential scans
+# whenever the tables' statistics were missing or stale (a server without autovacuum, a table
+# that just grew), a cost that grew with all stored mail instead of with the candidates
+# (bench/ingest.py; tests/capture/test_lookup_plans.py).
 STORED_OVERLAP_PG = (
     "SELECT t.id, p.address, count(*) FROM unnest(%b::bigint[]) AS t(id)"
     " CROSS JOIN LATERAL (SELECT e.id FROM capture_emailmessage e WHERE e.thread_id = t.id"
