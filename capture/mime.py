@@ -1135,9 +1135,16 @@ def _build(
             and ctype != "message/delivery-status"
         ):
             # message/rfc822 (and message/global): a forwarded mail, parsed on its own
+            cte = (_header(part, "content-transfer-encoding", part_first) or "").strip().lower()
             for inner in payload_obj:
                 if not isinstance(inner, Message):
                     continue
+                if cte in ("base64", "quoted-printable"):
+                    # RFC 2046 5.2.1 allows 7bit, 8bit or binary only, but some clients
+                    # encode an attached .eml anyway; the stdlib then parses the encoded
+                    # text as the message (no headers, a base64 body).
+                    defects.append("encoded_message_part")
+                    inner = _decoded_message(inner, cte)
                 inner_defects: list[str] = []
                 try:
                     inner_size = len(inner.as_bytes())
@@ -1340,6 +1347,26 @@ def _message_tree(
     if firsts:
         firsts.clear()  # parts of an abandoned tree: their ids may be reused
     return Parser(policy=compat32).parsestr(text)
+
+
+def _decoded_message(inner: Message, cte: str) -> Message:
+    """The message inside a base64 or quoted-printable message/* part (see _build): the
+    encoded text is what the stdlib parsed as `inner`, given back unchanged by as_string
+    (maxheaderlen=0: no refolding); a message without headers is only its payload."""
+    if inner._headers or not isinstance(inner._payload, str):
+        encoded = inner.as_string()
+    else:
+        encoded = inner._payload
+    data = encoded.encode("ascii", "surrogateescape")
+    try:
+        if cte == "base64":
+            data = binascii.a2b_base64(data)  # skips characters outside the alphabet
+        else:
+            data = quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return inner
+    data = _BARE_LF.sub(b"\r\n", data.lstrip(b"\r\n\t "))
+    return _message_tree(data, crlf_only=_LONE_CR.search(data) is None)
 
 
 class _NotSimple(Exception):

@@ -245,3 +245,11 @@ def test_damaged_forward_texts_never_raise():
             text[rnd.randrange(len(text))] = rnd.choice(b"\n:<>@-_ ;,*\t")
         result = extract(replace(mail, text_body=text.decode("utf-8", "replace")))
         assert result.method in ("inline", "none", "attached")
+
+
+def test_an_original_attached_in_base64_is_recovered_with_all_its_headers():
+    result = extract(wrapper("forwarded_rfc822_base64.eml"))
+    assert (result.method, result.recovered_headers) == ("attached", True)
+    assert result.parsed is not None
+    assert result.parsed.message_id == "original-7781@mail.acme-widgets.com"
+    assert [a.filename for a in result.parsed.attachments] == ["order-7781.pdf"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import quopri
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -585,3 +586,43 @@ def test_random_bytes_never_raise_anything_but_message_rejected():
             parse_email(raw, received_at=RECEIVED_AT)
         except MessageRejected:
             pass
+
+
+def test_an_attached_message_encoded_in_base64_is_decoded_and_parsed():
+    # RFC 2046 allows only 7bit/8bit/binary for message/rfc822, but some clients encode an
+    # attached .eml in base64: the stdlib would parse the base64 text as the message.
+    mail = parse("forwarded_rfc822_base64.eml")
+    assert "encoded_message_part" in mail.defects
+    (original,) = mail.forwarded
+    assert original.message_id == "original-7781@mail.acme-widgets.com"
+    assert original.subject == "Widget order 7781"
+    assert addresses(original.from_) == ["jane.doe@acme-widgets.com"]
+    assert original.text_body == "Tom, order 7781 ships Monday."
+    assert [a.filename for a in original.attachments] == ["order-7781.pdf"]
+    plain = parse("forwarded_rfc822.eml").forwarded[0]
+    assert original.attachments[0].sha256 == plain.attachments[0].sha256
+
+
+def test_an_attached_message_encoded_in_quoted_printable_is_decoded_and_parsed():
+    inner = (
+        "From: =?utf-8?q?J=C3=BCrgen?= <juergen@example.de>\r\nTo: tom@example.com\r\n"
+        "Subject: Preise\r\nMessage-ID: <qp-inner@example.de>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Gr\u00fc\u00dfe aus M\u00fcnchen, Preis = 42\r\n" + "x" * 120 + "\r\n"
+    ).encode()
+    encoded = quopri.encodestring(inner).replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+    assert b"=\r\n" in encoded and b"=3D" in encoded  # soft breaks and an encoded '='
+    outer = (
+        b"From: tom@example.com\r\nTo: alice@example.com\r\nSubject: Fwd: Preise\r\n"
+        b"Message-ID: <qp-outer@example.com>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+        b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + encoded
+        + b"\r\n--b--\r\n"
+    )
+    mail = parse_email(outer, received_at=RECEIVED_AT)
+    (original,) = mail.forwarded
+    assert original.message_id == "qp-inner@example.de"
+    assert [(a.address, a.name) for a in original.from_] == [("juergen@example.de", "J\u00fcrgen")]
+    assert original.text_body == "Gr\u00fc\u00dfe aus M\u00fcnchen, Preis = 42\n" + "x" * 120 + "\n"

@@ -55,6 +55,13 @@ FORWARDS = {
         datetime(2025, 2, 28, 16, 30, tzinfo=UTC),
         "Tom, order 7781 ships Monday.",
     ),
+    "forwarded_rfc822_base64.eml": (  # an .eml attached in base64 (RFC 2046 says 7/8bit)
+        SAM,
+        "jane.doe@acme-widgets.com",
+        "Widget order 7781",
+        datetime(2025, 2, 28, 16, 30, tzinfo=UTC),
+        "Tom, order 7781 ships Monday.",
+    ),
 }
 
 
