@@ -125,7 +125,13 @@ def test_every_row_the_pipeline_builds_for_generated_mail_equals_the_constructor
         built.append((model, values))
         return real(model, **values)
 
-    for module in ("capture.pipeline", "capture.participants", "capture.linking", "capture.store"):
+    for module in (
+        "capture.ingest",
+        "capture.pipeline",
+        "capture.participants",
+        "capture.linking",
+        "capture.store",
+    ):
         monkeypatch.setattr(f"{module}.new_row", spy)
     monkeypatch.setattr("governance.audit.new_row", spy)
     Contact.objects.create(first_name="C")
@@ -136,7 +142,15 @@ def test_every_row_the_pipeline_builds_for_generated_mail_equals_the_constructor
         user_id=user.pk,
     )
     models = {model for model, _ in built}
-    assert {EmailMessage, Participant, MessageRef, Capture, ThreadLink, AuditEvent} <= models
+    assert {
+        RawMessage,
+        EmailMessage,
+        Participant,
+        MessageRef,
+        Capture,
+        ThreadLink,
+        AuditEvent,
+    } <= models
     for model, values in built:
         # the same values again: instances given as values are shared, as they were
         same(real(model, **values), model(**values))
