@@ -428,8 +428,8 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
 def save_raw_outcomes(raws: list[RawMessage], now) -> None:
     """Settle the raw rows.
 
-    PostgreSQL: one UPDATE joined to the batch's values (unnest), so each row gets one new
-    version; bulk_update over eight fields builds a CASE per field and row and cost ~2-3 ms a
+    PostgreSQL: one UPDATE joined to the batch's values (unnest, bound in binary), so each row
+    gets one new version; bulk_update over eight fields builds a CASE per field and row and cost ~2-3 ms a
     message (bench/ingest.py). Elsewhere: one UPDATE per distinct outcome, then the email ids.
     """
     for raw in raws:
@@ -472,17 +472,16 @@ def _save_raw_outcomes_pg(raws: list[RawMessage], now) -> None:
         [r.attempts for r in raws],
         [r.email_id for r in raws],
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_SETTLE_RAWS_PG, params)
+    execute_binary(_SETTLE_RAWS_PG, params)
 
 
 _SETTLE_RAWS_PG = """
 UPDATE capture_rawmessage AS r
 SET status = v.status, reason_code = v.reason_code, reason_detail = v.reason_detail,
     traceback = v.traceback, attempts = v.attempts, email_id = v.email_id,
-    processed_at = %s, updated = %s
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::integer[],
-            %s::bigint[]) AS v(id, status, reason_code, reason_detail, traceback, attempts, email_id)
+    processed_at = %b, updated = %b
+FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::integer[],
+            %b::bigint[]) AS v(id, status, reason_code, reason_detail, traceback, attempts, email_id)
 WHERE r.id = v.id
 """
 
@@ -496,8 +495,7 @@ def refresh_thread_stats(thread_ids: set[int]) -> None:
         # per thread.
         assert Thread._meta.db_table == "capture_thread"
         assert EmailMessage._meta.db_table == "capture_emailmessage"
-        with connection.cursor() as cursor:
-            cursor.execute(_REFRESH_THREADS_PG, [timezone.now(), sorted(thread_ids)])
+        execute_binary(_REFRESH_THREADS_PG, [timezone.now(), sorted(thread_ids)])
         return
     msgs = EmailMessage.objects.filter(thread=OuterRef("pk")).values("thread")
     Thread.objects.filter(pk__in=thread_ids).update(
@@ -510,10 +508,10 @@ def refresh_thread_stats(thread_ids: set[int]) -> None:
 
 _REFRESH_THREADS_PG = """
 UPDATE capture_thread AS t
-SET message_count = s.n, first_at = s.first_at, last_at = s.last_at, updated = %s
+SET message_count = s.n, first_at = s.first_at, last_at = s.last_at, updated = %b
 FROM (
     SELECT thread_id, count(*) AS n, min(date) AS first_at, max(date) AS last_at
-    FROM capture_emailmessage WHERE thread_id = ANY(%s::bigint[]) GROUP BY thread_id
+    FROM capture_emailmessage WHERE thread_id = ANY(%b::bigint[]) GROUP BY thread_id
 ) AS s
 WHERE t.id = s.thread_id
 """

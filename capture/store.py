@@ -69,7 +69,7 @@ def store_attachments(ctx: BatchContext, work: Work) -> None:
             blob = blobs.get(part.sha256)
             if blob is None and part.sha256 not in pending:
                 digest, rel = storage.save_blob(part.payload, digest=part.sha256, fsync=False)
-                pending[digest] = Blob(sha256=digest, size=part.size, storage_path=rel)
+                pending[digest] = new_row(Blob, sha256=digest, size=part.size, storage_path=rel)
         ctx.new_attachments.append(
             new_row(
                 Attachment,

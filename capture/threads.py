@@ -15,7 +15,7 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from capture.bulk import execute_binary
+from capture.bulk import execute_binary, new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
@@ -92,7 +92,7 @@ def new_thread(ctx: BatchContext, **fields) -> Thread:
             )
             ctx.thread_ids = [row[0] for row in cursor.fetchall()][::-1]
     now = timezone.now()
-    thread = Thread(pk=ctx.thread_ids.pop(), created=now, updated=now, **fields)
+    thread = new_row(Thread, id=ctx.thread_ids.pop(), created=now, updated=now, **fields)
     ctx.threads[thread.pk] = thread
     ctx.pending_threads[thread.pk] = thread
     ctx.batch_threads.add(thread.pk)
