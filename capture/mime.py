@@ -1352,8 +1352,12 @@ def _message_tree(
 def _decoded_message(inner: Message, cte: str) -> Message:
     """The message inside a base64 or quoted-printable message/* part (see _build): the
     encoded text is what the stdlib parsed as `inner`, given back unchanged by as_string
-    (maxheaderlen=0: no refolding); a message without headers is only its payload."""
+    (maxheaderlen=0: no refolding); a message without headers is only its payload. A
+    "base64" part whose text parsed with headers is not base64 (that alphabet has no colon):
+    it is kept as parsed."""
     if inner._headers or not isinstance(inner._payload, str):
+        if cte == "base64":
+            return inner
         encoded = inner.as_string()
     else:
         encoded = inner._payload

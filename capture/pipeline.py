@@ -429,8 +429,9 @@ def save_raw_outcomes(raws: list[RawMessage], now) -> None:
     """Settle the raw rows.
 
     PostgreSQL: one UPDATE joined to the batch's values (unnest, bound in binary), so each row
-    gets one new version; bulk_update over eight fields builds a CASE per field and row and cost ~2-3 ms a
-    message (bench/ingest.py). Elsewhere: one UPDATE per distinct outcome, then the email ids.
+    gets one new version; bulk_update over eight fields builds a CASE per field and row and
+    cost ~2-3 ms a message (bench/ingest.py). Elsewhere: one UPDATE per distinct outcome, then
+    the email ids.
     """
     for raw in raws:
         raw.updated = now

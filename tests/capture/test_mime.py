@@ -626,3 +626,13 @@ def test_an_attached_message_encoded_in_quoted_printable_is_decoded_and_parsed()
     assert original.message_id == "qp-inner@example.de"
     assert [(a.address, a.name) for a in original.from_] == [("juergen@example.de", "J\u00fcrgen")]
     assert original.text_body == "Gr\u00fc\u00dfe aus M\u00fcnchen, Preis = 42\n" + "x" * 120 + "\n"
+
+
+def test_an_attached_message_labelled_base64_that_is_plain_text_is_kept_as_parsed():
+    outer = load("forwarded_rfc822.eml").replace(
+        b"Content-Type: message/rfc822\r\n",
+        b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n",
+    )
+    (original,) = parse_email(outer, received_at=RECEIVED_AT).forwarded
+    assert original.message_id == "original-7781@mail.acme-widgets.com"
+    assert [a.filename for a in original.attachments] == ["order-7781.pdf"]
