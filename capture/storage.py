@@ -1,7 +1,8 @@
 """Content-addressed file storage for raw messages and attachment blobs.
 
-A file is named by the sha256 of its bytes, written to a temp name, fsynced and renamed,
-so a crash leaves either the whole file or nothing; writing the same bytes twice is free.
+A file is named by the sha256 of its bytes, written to a temp name, fsynced (or flushed with
+its batch by one syncfs) and renamed; writing the same bytes again costs one read, which
+checks that the file there holds them (see _holds).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _tmp_counter = itertools.count()
 def _write_atomic(root: Path, rel: str, data: bytes, fsync: bool) -> None:
     target = root / rel
     try:
-        if os.stat(target).st_size == len(data):
+        if os.stat(target).st_size == len(data) and _holds(target, data):
             return  # content-addressed: the same bytes are already there
     except FileNotFoundError:
         pass
@@ -70,6 +71,19 @@ def _write_atomic(root: Path, rel: str, data: bytes, fsync: bool) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data`. A file of the right size is read back
+    rather than trusted: files of a batch are renamed into place before its one syncfs, so a
+    crash in between can leave a name whose blocks never reached the disk (zeros, or nothing
+    on some file systems), and the next store of the same bytes (an SMTP retry, a re-sync)
+    must not commit a row pointing at it. Costs a read only when the bytes repeat."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return f.read() == data
+    except OSError:
+        return False
 
 
 def _libc_syncfs():

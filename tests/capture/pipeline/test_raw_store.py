@@ -220,3 +220,16 @@ def test_every_raw_message_ends_processed_rejected_or_failed_after_processing(mo
     assert set(final.values()) <= {Status.PROCESSED, Status.REJECTED, Status.FAILED}
     assert {o.raw_id: o.status for o in outcomes} == final
     assert list(final.values()).count(Status.FAILED) == 1
+
+
+@pytest.mark.parametrize("save", [storage.save_raw, storage.save_blob])
+def test_a_file_of_the_right_size_but_other_bytes_is_rewritten_not_trusted(save):
+    # What a crash between rename and syncfs can leave: the name, the size, no data.
+    data = b"Subject: the real bytes\r\n\r\nbody\r\n"
+    digest, rel = save(data)
+    root = storage.raw_root() if save is storage.save_raw else storage.blob_root()
+    (root / rel).write_bytes(b"\0" * len(data))
+    assert save(data) == (digest, rel)
+    assert (root / rel).read_bytes() == data
+    assert save(data) == (digest, rel)  # and the same bytes again are left as they are
+    assert (root / rel).read_bytes() == data
