@@ -1144,7 +1144,7 @@ def _build(
                     # encode an attached .eml anyway; the stdlib then parses the encoded
                     # text as the message (no headers, a base64 body).
                     defects.append("encoded_message_part")
-                    inner = _decoded_message(inner, cte)
+                    inner = _decoded_message(inner, cte, defects)
                 inner_defects: list[str] = []
                 try:
                     inner_size = len(inner.as_bytes())
@@ -1310,11 +1310,8 @@ def _parse_email(raw: bytes, *, received_at: datetime, limits: ParseLimits) -> P
     if not data or data.isspace():  # not data.strip(), without copying the message
         raise MessageRejected("empty")
     defects: list[str] = []
-    if _LONE_LF.search(data):
-        defects.append("bare_lf")
-        data = _BARE_LF.sub(b"\r\n", data)  # every LF now ends a CRLF
     firsts: dict[int, dict[str, str]] = {}
-    msg = _message_tree(data, crlf_only=_LONE_CR.search(data) is None, firsts=firsts)
+    msg = _crlf_tree(data, defects, firsts)
     if not any(str(k).strip().lower() in _CORE_HEADERS for k, _ in msg._headers):
         raise MessageRejected("not_email", "no RFC 5322 header found")
     return _build(
@@ -1330,6 +1327,16 @@ def _parse_email(raw: bytes, *, received_at: datetime, limits: ParseLimits) -> P
 
 
 # --------------------------------------------------------------------------- the tree
+
+
+def _crlf_tree(
+    data: bytes, defects: list[str], firsts: dict[int, dict[str, str]] | None = None
+) -> Message:
+    """The tree of a whole message's bytes, every lone LF first made a CRLF (defect bare_lf)."""
+    if _LONE_LF.search(data):
+        defects.append("bare_lf")
+        data = _BARE_LF.sub(b"\r\n", data)  # every LF now ends a CRLF
+    return _message_tree(data, crlf_only=_LONE_CR.search(data) is None, firsts=firsts)
 
 
 def _message_tree(
@@ -1349,7 +1356,7 @@ def _message_tree(
     return Parser(policy=compat32).parsestr(text)
 
 
-def _decoded_message(inner: Message, cte: str) -> Message:
+def _decoded_message(inner: Message, cte: str, defects: list[str]) -> Message:
     """The message inside a base64 or quoted-printable message/* part (see _build): the
     encoded text is what the stdlib parsed as `inner`, given back unchanged by as_string
     (maxheaderlen=0: no refolding); a message without headers is only its payload. A
@@ -1363,14 +1370,11 @@ def _decoded_message(inner: Message, cte: str) -> Message:
         encoded = inner._payload
     data = encoded.encode("ascii", "surrogateescape")
     try:
-        if cte == "base64":
-            data = binascii.a2b_base64(data)  # skips characters outside the alphabet
-        else:
-            data = quopri.decodestring(data)
+        # a2b_base64 (not strict) skips characters outside the alphabet
+        data = _a2b_base64(data) if cte == "base64" else _a2b_qp(data)
     except (binascii.Error, ValueError):
         return inner
-    data = _BARE_LF.sub(b"\r\n", data.lstrip(b"\r\n\t "))
-    return _message_tree(data, crlf_only=_LONE_CR.search(data) is None)
+    return _crlf_tree(data.lstrip(b"\r\n\t "), defects)
 
 
 class _NotSimple(Exception):
