@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection
 from django.db.models.functions import Lower
 
-from capture.bulk import execute_binary
+from core.db.bulk import execute_binary
 from capture.mime import ParsedEmail
 from capture.models import (
     Attachment,

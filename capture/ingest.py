@@ -21,7 +21,7 @@ from django.utils import timezone
 from capture import queue, storage
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
-from governance.bulk import execute_binary, new_row
+from core.db.bulk import execute_binary, new_row
 
 log = logging.getLogger(__name__)
 

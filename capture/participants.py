@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from capture.bulk import new_row
+from core.db.bulk import new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import Address, ParsedEmail
 from capture.models import EmailMessage, Participant

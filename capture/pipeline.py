@@ -1,5 +1,5 @@
 """Processing stored raw messages: parse → dedupe → gate → thread → resolve participants →
-link → store → audit (DESIGN.md "The capture pipeline").
+link → store → audit (docs/architecture.md, "The capture pipeline").
 
 `ingest_raw_messages` is the one dispatcher. A batch is processed in one transaction with
 bulk lookups (capture/context.py); known bad input ends `rejected` with a reason code, an
@@ -21,7 +21,7 @@ from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
-from capture.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
+from core.db.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original

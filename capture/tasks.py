@@ -1,4 +1,4 @@
-"""Celery tasks: thin, idempotent wrappers over service functions (STYLE.md).
+"""Celery tasks: thin, idempotent wrappers over service functions (docs/architecture.md, "Where code goes").
 
 Every periodic task has a management command calling the same function.
 """

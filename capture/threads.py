@@ -1,7 +1,7 @@
 """Threading: References / In-Reply-To first, then normalised subject + participant overlap.
 
 A message whose parent arrives later starts its own thread; when the parent comes, the
-threads are merged into the parent's (DESIGN.md). A reply joins its thread and so shares
+threads are merged into the parent's (docs/architecture.md, "Threading"). A reply joins its thread and so shares
 the thread's links.
 """
 
@@ -15,7 +15,7 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from capture.bulk import execute_binary, new_row
+from core.db.bulk import execute_binary, new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink

@@ -1,4 +1,4 @@
-"""The Celery app. Tasks are thin wrappers over service functions (STYLE.md)."""
+"""The Celery app. Tasks are thin wrappers over service functions (docs/architecture.md, "Where code goes")."""
 
 from __future__ import annotations
 

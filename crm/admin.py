@@ -31,7 +31,7 @@ from crm.models import (
 )
 from crm.resources import ContactResource, ItemResource, OrganizationResource
 
-# Deleting captured data goes through services that write the audit log (STYLE.md).
+# Deleting captured data goes through services that write the audit log (docs/architecture.md, "Where code goes").
 admin.site.disable_action("delete_selected")
 
 

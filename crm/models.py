@@ -1,7 +1,7 @@
 """The records email links to, and the people who use Mailwarden.
 
 Users live here (not in governance) because CRM records have owners and the module
-dependencies point one way: crm <- governance <- capture (DESIGN.md).
+dependencies point one way: core <- crm <- governance <- capture (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-
-class TimeStamped(models.Model):
-    created = models.DateTimeField(default=timezone.now, editable=False)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        abstract = True
+from core.models import TimeStamped
 
 
 class Team(TimeStamped):

@@ -5,7 +5,7 @@ path into the CRM normalises the same way and writes the same audit events.
 
 Other apps learn about new contact addresses through a hook registry
 (:func:`register_address_hook`), never through an import of theirs here: `crm` must not
-import `capture` (DESIGN.md, dependency direction).
+import `capture` (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations

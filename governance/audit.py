@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max
 
-from governance.bulk import bulk_insert, new_row
+from core.db.bulk import bulk_insert, new_row
 from governance.models import AuditAnchor, AuditEvent
 
 GENESIS = "0" * 64
@@ -105,7 +105,7 @@ def record_event(action: str, **kwargs: Any) -> AuditEvent:
 
 def record_events(events: Iterable[AuditEvent]) -> None:
     """Append several events in one statement; they get their primary keys, as with
-    bulk_create. On PostgreSQL the arrays are bound server-side in binary (governance/bulk.py):
+    bulk_create. On PostgreSQL the arrays are bound server-side in binary (core/db/bulk.py):
     ~25 instead of ~60 us of client CPU an event (one per captured message)."""
     bulk_insert(AuditEvent, list(events))
 

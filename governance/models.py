@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from crm.models import TimeStamped
+from core.models import TimeStamped
 
 
 class OrgSettings(TimeStamped):

@@ -1,4 +1,4 @@
-"""Celery tasks of governance: thin wrappers over service functions (STYLE.md)."""
+"""Celery tasks of governance: thin wrappers over service functions (docs/architecture.md, "Where code goes")."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 SENT_FALLBACK_NAMES = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail")
-# Never captured, whatever the configuration: drafts are not mail yet (REFERENCE.md), junk and
+# Never captured, whatever the configuration: drafts are not mail yet (no CRM logs a draft), junk and
 # trash are not business mail.
 EXCLUDED_SPECIAL_USE = frozenset({"\\drafts", "\\junk", "\\trash"})
 

@@ -7,7 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from crm.models import TimeStamped
+from core.models import TimeStamped
 
 
 def new_capture_token() -> str:

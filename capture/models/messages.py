@@ -7,7 +7,8 @@ from django.db import models
 from django.utils import timezone
 
 from capture.models.raw import Channel
-from crm.models import Contact, Item, Organization, TimeStamped
+from core.models import TimeStamped
+from crm.models import Contact, Item, Organization
 
 
 class Thread(TimeStamped):

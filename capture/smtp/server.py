@@ -353,7 +353,7 @@ class CaptureListener:
 
     async def start(self) -> None:
         # aiosmtpd logs every command with the peer's addresses at INFO: personal data in
-        # logs (STYLE.md), and a measurable cost per message. Keep its warnings only.
+        # logs (docs/operations.md), and a measurable cost per message. Keep its warnings only.
         if logging.getLogger("mail.log").getEffectiveLevel() < logging.WARNING:
             logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.writer.start()

@@ -10,7 +10,7 @@ from django.db import connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-#: Tables written per captured message (capture/pipeline.py, governance/bulk.py).
+#: Tables written per captured message (capture/pipeline.py, core/db/bulk.py).
 PER_MESSAGE_TABLES = (
     "capture_rawmessage",
     "capture_emailmessage",

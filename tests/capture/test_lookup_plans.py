@@ -13,7 +13,7 @@ from django.db import connection
 from capture.context import CHILD_REFS_PG
 from capture.models import EmailMessage, Participant
 from capture.threads import STORED_OVERLAP_PG
-from governance.bulk import execute_binary
+from core.db.bulk import execute_binary
 from tests.capture.pipeline.helpers import ingest_generated_mail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

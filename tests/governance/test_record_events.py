@@ -1,5 +1,5 @@
 """governance.audit.record_events inserts a batch of events in one statement (binary arrays
-on PostgreSQL, governance/bulk.py): the rows must be exactly what Django's bulk_create stores
+on PostgreSQL, core/db/bulk.py): the rows must be exactly what Django's bulk_create stores
 for the same events, they get their keys, and they seal and verify like any other event."""
 
 from __future__ import annotations

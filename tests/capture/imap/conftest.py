@@ -1,4 +1,4 @@
-"""A real Dovecot for IMAP tests: a throwaway instance on a loopback port (NOTES-infra.md).
+"""A real Dovecot for IMAP tests: a throwaway instance on a loopback port (docs/imap.md, "Tests and benchmark").
 
 Installed with apt-get when missing and running as root; otherwise the tests skip locally
 and fail under CI=true (tests/services.py).

@@ -1,4 +1,4 @@
-"""A throwaway Dovecot on a loopback port (NOTES-infra.md): used by the IMAP tests'
+"""A throwaway Dovecot on a loopback port (docs/imap.md, "Tests and benchmark"): used by the IMAP tests'
 fixtures (conftest.py) and by bench/imap_sync.py. No pytest here."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""governance.bulk._columns takes plain str/int/bool values, None, aware datetimes, dates, JSON
+"""core.db.bulk._columns takes plain str/int/bool values, None, aware datetimes, dates, JSON
 dicts and lists, TextChoices members and auto_now timestamps directly and leaves everything
 else to Django's pre_save/get_db_prep_save: it must give exactly what Django's path gives
 (_columns_reference), on awkward hand-made rows and on every row the pipeline inserts for
@@ -19,7 +19,7 @@ from django.db.models import AutoField, Value
 from django.utils import timezone
 
 from capture.models import EmailMessage, MessageRef, Participant, Thread
-from governance import bulk
+from core.db import bulk
 from governance.audit import build_event
 from governance.models import AuditEvent, OrgSettings
 from tests.capture.pipeline.helpers import ingest_generated_mail

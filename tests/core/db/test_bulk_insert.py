@@ -1,4 +1,4 @@
-"""capture.bulk.bulk_insert: bulk_create for the pipeline's rows (one statement per chunk on
+"""core.db.bulk.bulk_insert: bulk_create for the pipeline's rows (one statement per chunk on
 PostgreSQL, Django's bulk_create elsewhere); rows come back with their keys and every value
 (text with quotes and backslashes, JSON, NULL foreign keys, timestamps) stored as given."""
 
@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Value
 from django.test.utils import CaptureQueriesContext
 
-from capture.bulk import bulk_insert, insert_skipping_conflicts
+from core.db.bulk import bulk_insert, insert_skipping_conflicts
 from capture.models import EmailMessage, MessageRef, Participant, Thread
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""governance.bulk.new_row builds the same unsaved instance as `Model(**values)`: the same
+"""core.db.bulk.new_row builds the same unsaved instance as `Model(**values)`: the same
 attribute values, the same cached related objects, the same state, for the rows the pipeline
 builds (hand-made values and every row generated mail produces), and falls back to the model's
 own constructor where its shortcut does not apply."""
@@ -24,7 +24,7 @@ from capture.models import (
     ThreadLink,
 )
 from crm.models import Contact
-from governance import bulk
+from core.db import bulk
 from governance.models import AuditEvent
 from tests.capture.pipeline.helpers import ingest_generated_mail
 from tests.factories import make_user

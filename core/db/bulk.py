@@ -1,8 +1,7 @@
 """Multi-row INSERTs for batches of rows (the capture pipeline's, the audit log's).
 
-Generic (Django and the database only): it lives in governance, the lowest app that needs it,
-so governance/audit.py (a leaf every app may call) and capture (through capture/bulk.py) can
-both import it without a dependency pointing up from governance to capture.
+Generic (Django and the database only, no models of ours): it lives in `core`, below every app,
+so governance/audit.py and the capture pipeline use the same code.
 
 `insert_skipping_conflicts` inserts rows that may conflict on a unique key and says which ones
 won (`QuerySet.bulk_create(ignore_conflicts=True)` cannot tell, and one `save()` per row in a

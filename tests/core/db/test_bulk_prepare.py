@@ -1,4 +1,4 @@
-"""governance.bulk.prepare_related_fields is Model._prepare_related_fields_for_save for a
+"""core.db.bulk.prepare_related_fields is Model._prepare_related_fields_for_save for a
 batch, cheaper: the same attnames, caches (the row's and, for a one-to-one, the related
 object's reverse cache), database states and errors, on hand-made rows and on every batch the
 pipeline inserts for generated mail."""
@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from capture.models import Capture, EmailMessage, Participant, RawMessage, Thread
-from governance import bulk
+from core.db import bulk
 from governance.models import AuditEvent, OrgSettings
 from tests.capture.pipeline.helpers import ingest_generated_mail
 from tests.factories import make_user, set_org_settings

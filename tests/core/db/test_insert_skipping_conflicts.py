@@ -1,4 +1,4 @@
-"""capture.bulk.insert_skipping_conflicts: one INSERT for a batch; rows whose key is taken are
+"""core.db.bulk.insert_skipping_conflicts: one INSERT for a batch; rows whose key is taken are
 skipped and reported, the others get their primary keys (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from capture.bulk import insert_skipping_conflicts
+from core.db.bulk import insert_skipping_conflicts
 from capture.models import EmailMessage, Participant, Thread
 
 pytestmark = pytest.mark.django_db
