@@ -280,7 +280,7 @@ def make_messages(n: int, seed: int, crm_size: int, size_kb: tuple[int, int]):
 
 
 def specs_for(messages, users: dict[str, int], tag: str):
-    from capture.ingest import RawSpec
+    from capture.intake import RawSpec
 
     return [
         RawSpec(
@@ -296,7 +296,7 @@ def specs_for(messages, users: dict[str, int], tag: str):
 
 def store_batch(specs, *, enqueue: bool) -> list[int]:
     """What a channel does: durable files (one syncfs per batch), rows in one transaction, queue."""
-    from capture.ingest import store_raw_messages
+    from capture.intake import store_raw_messages
 
     return [r.pk for r in store_raw_messages(specs, enqueue=enqueue)]
 
@@ -304,7 +304,7 @@ def store_batch(specs, *, enqueue: bool) -> list[int]:
 def run_ours_inprocess(messages, users, tag: str) -> tuple[float, dict]:
     from collections import Counter
 
-    from capture.pipeline import ingest_raw_messages
+    from capture.pipeline import process_raw_messages
 
     specs = specs_for(messages, users, tag)
     statuses: Counter = Counter()
@@ -312,7 +312,7 @@ def run_ours_inprocess(messages, users, tag: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
     for i in range(0, len(specs), BATCH):
         ids = store_batch(specs[i : i + BATCH], enqueue=False)
-        statuses.update(str(o.status) for o in ingest_raw_messages(ids))
+        statuses.update(str(o.status) for o in process_raw_messages(ids))
     elapsed = time.perf_counter() - t0
     LAST_CPU[0] = meter.stop()
     return elapsed, dict(statuses)

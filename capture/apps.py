@@ -2,20 +2,42 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from capture import dispatch
+from core.schedules import Schedule
+
 
 def _queue_rematch(addresses: list[str]) -> None:
-    from capture.tasks import rematch_addresses
+    from core.dispatch import send
 
-    rematch_addresses.delay(addresses)
+    send(dispatch.REMATCH_ADDRESSES, addresses)
 
 
 class CaptureConfig(AppConfig):
     name = "capture"
     verbose_name = "Capture"
+    periodic_tasks = (
+        Schedule(
+            name=dispatch.SYNC_DUE_MAILBOXES,
+            task=dispatch.SYNC_DUE_MAILBOXES,
+            every_seconds=60,
+            description="Queue an IMAP sync for every enabled, unpaused mailbox whose next run is due.",
+        ),
+        Schedule(
+            name=dispatch.SWEEP_PENDING,
+            task=dispatch.SWEEP_PENDING,
+            every_seconds=60,
+            description="Re-queue raw messages left pending (lost queue message) and failed ones due for a retry.",
+        ),
+    )
 
     def ready(self) -> None:
+        from capture.tasks import LOCAL_TASKS
+        from core.dispatch import register_local
         from crm.services import register_address_hook
 
+        # Without a broker (embedded mode, tests) capture's tasks run in-process: registered
+        # here, so producers queue by name and never import capture/tasks.py.
+        register_local(*LOCAL_TASKS)
         # crm never imports capture: it calls the hooks registered here when contacts gain addresses.
         register_address_hook(_queue_rematch)
         # anymail's inbound signal is the library's API for ESP webhooks: one receiver.

@@ -16,7 +16,6 @@ from typing import Any
 from django.db import connection
 from django.db.models.functions import Lower
 
-from core.db.bulk import execute_binary
 from capture.mime import ParsedEmail
 from capture.models import (
     Attachment,
@@ -29,6 +28,7 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
+from core.db.bulk import execute_binary
 from crm.addresses import is_free_mail_domain, registrable_domain, split_address
 from crm.models import Contact, ContactEmail, OrganizationDomain, User, UserAddress
 from governance.models import AuditEvent, NeverLogRule, OrgSettings

@@ -450,9 +450,9 @@ def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | Non
     """Store generated demo mail as raw messages and process it; idempotent per seed."""
     from django.utils import timezone
 
-    from capture.ingest import RawSpec, store_raw_messages
+    from capture.intake import RawSpec, store_raw_messages
     from capture.models import RawMessage
-    from capture.pipeline import ingest_raw_messages
+    from capture.pipeline import process_raw_messages
     from crm.models import User
 
     prefix = f"demo:{seed}:"
@@ -501,7 +501,7 @@ def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | Non
         .values_list("pk", flat=True)
     )
     for chunk in range(0, len(todo), INGEST_BATCH):
-        ingest_raw_messages(todo[chunk : chunk + INGEST_BATCH])
+        process_raw_messages(todo[chunk : chunk + INGEST_BATCH])
     statuses = Counter(
         RawMessage.objects.filter(idempotency_key__startswith=prefix).values_list(
             "status", flat=True

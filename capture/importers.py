@@ -20,7 +20,7 @@ from pathlib import Path
 from django.db import DatabaseError
 
 from capture.errors import InputRejected, StoreUnavailable
-from capture.ingest import RawSpec, check_size, store_raw_message, store_raw_messages
+from capture.intake import RawSpec, check_size, store_raw_message, store_raw_messages
 from capture.models import CaptureAddress, RawMessage
 from crm.models import User
 
@@ -94,7 +94,7 @@ def capture_piped_message(
     down. A message already piped before (same user, same bytes) is processed again only if
     it never finished, and reported as a duplicate.
     """
-    from capture.pipeline import ingest_raw_message
+    from capture.pipeline import process_raw_message
 
     check_size(len(data))
     key = f"pipe:{user.pk}:{hashlib.sha256(data).hexdigest()}"
@@ -115,7 +115,7 @@ def capture_piped_message(
     duplicate = key in existing
     if duplicate and raw.status not in (RawMessage.Status.PENDING, RawMessage.Status.FAILED):
         return PipeResult(raw.pk, raw.status, raw.reason_code, duplicate=True)
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     return PipeResult(
         raw.pk, outcome.status, outcome.reason_code, duplicate=duplicate or outcome.duplicate
     )
@@ -321,7 +321,7 @@ class _ImportRun:
 
 
 def _import_batch(specs: list[RawSpec], summary: ImportSummary) -> None:
-    from capture.pipeline import ingest_raw_messages
+    from capture.pipeline import process_raw_messages
 
     existing = _existing_keys([s.idempotency_key or "" for s in specs])
     new_specs = [s for s in specs if s.idempotency_key not in existing]
@@ -329,7 +329,7 @@ def _import_batch(specs: list[RawSpec], summary: ImportSummary) -> None:
     if not new_specs:
         return
     rows = store_raw_messages(new_specs, enqueue=False)
-    for outcome in ingest_raw_messages([r.pk for r in rows]):
+    for outcome in process_raw_messages([r.pk for r in rows]):
         if outcome.duplicate:
             summary.duplicates += 1
         elif outcome.status == RawMessage.Status.PROCESSED:

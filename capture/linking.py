@@ -8,9 +8,9 @@ and tickets (single_open, recent_open, reference) plug in at `apply_link_rules` 
 
 from __future__ import annotations
 
-from core.db.bulk import new_row
 from capture.context import BatchContext, Work
 from capture.models import Participant, ThreadLink
+from core.db.bulk import new_row
 from crm.models import Contact, Item, Organization
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from django.db import connection
 
-from core.db.bulk import new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import Address, ParsedEmail
 from capture.models import EmailMessage, Participant
+from core.db.bulk import new_row
 from crm.addresses import is_role_address, registrable_domain, split_address
 from crm.models import Contact, ContactEmail
 from governance.models import OrgSettings

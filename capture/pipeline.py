@@ -1,7 +1,7 @@
 """Processing stored raw messages: parse → dedupe → gate → thread → resolve participants →
 link → store → audit (docs/architecture.md, "The capture pipeline").
 
-`ingest_raw_messages` is the one dispatcher. A batch is processed in one transaction with
+`process_raw_messages` is the one dispatcher. A batch is processed in one transaction with
 bulk lookups (capture/context.py); known bad input ends `rejected` with a reason code, an
 unexpected error rolls the batch back and each message is retried alone, so one bad message
 marks only itself `failed`. Processing is idempotent: a raw message that is no longer pending
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -21,7 +20,6 @@ from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
-from core.db.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
@@ -43,6 +41,7 @@ from capture.models import (
 from capture.participants import derive_direction, resolve_participants
 from capture.store import body_fields, flush_blobs, store_attachments, store_meeting
 from capture.threads import assign_thread, touch_thread
+from core.db.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
 from crm.models import User
 from governance.audit import Actor, build_event, record_event, record_events
 
@@ -62,7 +61,7 @@ class DedupeRace(Exception):
 
 
 @dataclass(frozen=True)
-class IngestOutcome:
+class ProcessOutcome:
     raw_id: int
     status: str
     reason_code: str
@@ -80,20 +79,20 @@ def parse_limits() -> ParseLimits:
     )
 
 
-def ingest_raw_message(raw_id: int) -> IngestOutcome:
-    """Process one stored raw message (see ingest_raw_messages)."""
-    outcomes = ingest_raw_messages([raw_id])
+def process_raw_message(raw_id: int) -> ProcessOutcome:
+    """Process one stored raw message (see process_raw_messages)."""
+    outcomes = process_raw_messages([raw_id])
     if outcomes:
         return outcomes[0]
     # Another worker holds the row (skip_locked): wait for it, then report what it decided.
     with transaction.atomic():
         raw = RawMessage.objects.select_for_update().filter(pk=raw_id).first()
     if raw is None:
-        return IngestOutcome(raw_id, "missing", "not_found", None, False)
+        return ProcessOutcome(raw_id, "missing", "not_found", None, False)
     return outcome_of(raw)
 
 
-def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
+def process_raw_messages(raw_ids: list[int]) -> list[ProcessOutcome]:
     """Process stored raw messages; returns one outcome per id that exists, in id order."""
     ids = sorted(set(raw_ids))
     if not ids:
@@ -112,11 +111,11 @@ def ingest_raw_messages(raw_ids: list[int]) -> list[IngestOutcome]:
             log.warning(
                 "batch of %d failed; processing its messages one by one", len(ids), exc_info=True
             )
-            return [o for i in ids for o in ingest_raw_messages([i])]
+            return [o for i in ids for o in process_raw_messages([i])]
         return [mark_failed(ids[0], traceback.format_exc())]
 
 
-def process_batch(ids: list[int]) -> list[IngestOutcome]:
+def process_batch(ids: list[int]) -> list[ProcessOutcome]:
     with transaction.atomic():
         raws = lock_raws(ids)
         works = [Work(raw=r) for r in raws if r.status in RETRYABLE]
@@ -518,16 +517,16 @@ WHERE t.id = s.thread_id
 """
 
 
-def outcome_of(raw: RawMessage, duplicate: bool = False) -> IngestOutcome:
-    return IngestOutcome(raw.pk, raw.status, raw.reason_code, raw.email_id, duplicate)
+def outcome_of(raw: RawMessage, duplicate: bool = False) -> ProcessOutcome:
+    return ProcessOutcome(raw.pk, raw.status, raw.reason_code, raw.email_id, duplicate)
 
 
-def mark_failed(raw_id: int, tb: str) -> IngestOutcome:
+def mark_failed(raw_id: int, tb: str) -> ProcessOutcome:
     """An unexpected error: keep the traceback; park after the configured number of attempts."""
     with transaction.atomic():
         raw = RawMessage.objects.select_for_update().filter(pk=raw_id).first()
         if raw is None:
-            return IngestOutcome(raw_id, "missing", "not_found", None, False)
+            return ProcessOutcome(raw_id, "missing", "not_found", None, False)
         if raw.status not in RETRYABLE:
             return outcome_of(raw)
         raw.attempts += 1
@@ -557,100 +556,9 @@ def mark_failed(raw_id: int, tb: str) -> IngestOutcome:
     return outcome_of(raw)
 
 
-# --- the sweeper and admin operations -----------------------------------------------------
-
-
-def retry_backoff(attempts: int) -> timedelta:
-    """Exponential backoff with a cap: 1, 2, 4, ... minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
-
-
-def due_for_processing(older_than_seconds: int | None = None) -> list[int]:
-    """Pending rows whose queue message may be lost, and failed rows due for another try."""
-    age = (
-        settings.MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS
-        if older_than_seconds is None
-        else older_than_seconds
-    )
-    now = timezone.now()
-    pending = list(RawMessage.objects.stale_pending(age).values_list("pk", flat=True)[:10000])
-    failed = [
-        pk
-        for pk, attempts, updated in RawMessage.objects.filter(
-            status=Status.FAILED, attempts__lt=settings.MAILWARDEN_MAX_PROCESS_ATTEMPTS
-        ).values_list("pk", "attempts", "updated")[:10000]
-        if updated <= now - retry_backoff(attempts)
-    ]
-    return pending + failed
-
-
-def sweep_pending(older_than_seconds: int | None = None) -> int:
-    """Re-queue what is due (see due_for_processing); returns how many were queued."""
-    from capture import queue
-
-    ids = due_for_processing(older_than_seconds)
-    if ids:
-        RawMessage.objects.filter(pk__in=ids).update(updated=timezone.now())
-        queue.enqueue_processing(ids)
-    return len(ids)
-
-
-def retry_raw_messages(raw_ids: list[int], *, actor, release_quarantine: bool = False) -> int:
-    """Admin: put rejected/failed messages back to pending and queue them (audited)."""
-    from capture import queue
-
-    retried = []
-    with transaction.atomic():
-        for raw in RawMessage.objects.select_for_update().filter(
-            pk__in=raw_ids, status__in=[Status.REJECTED, Status.FAILED]
-        ):
-            raw.status, raw.attempts, raw.reason_code, raw.reason_detail, raw.traceback = (
-                Status.PENDING,
-                0,
-                "",
-                "",
-                "",
-            )
-            if release_quarantine and raw.options.get("quarantine"):
-                raw.options = {**raw.options, "released": True}
-            raw.save()
-            record_event("raw.retried", actor=actor, obj=raw, channel="admin")
-            retried.append(raw.pk)
-        if retried:
-            transaction.on_commit(lambda: queue.enqueue_processing(retried))
-    return len(retried)
-
-
-def discard_raw_messages(raw_ids: list[int], *, actor) -> int:
-    """Admin: give up on rejected/failed messages; their bytes are deleted (audited)."""
-    count = 0
-    paths = []
-    with transaction.atomic():
-        for raw in RawMessage.objects.select_for_update().filter(
-            pk__in=raw_ids, status__in=[Status.REJECTED, Status.FAILED, Status.PENDING]
-        ):
-            raw.status = Status.DISCARDED
-            raw.save(update_fields=["status", "updated"])
-            record_event(
-                "raw.discarded",
-                actor=actor,
-                obj=raw,
-                channel="admin",
-                detail={"reason": raw.reason_code, "size": raw.size},
-            )
-            paths.append((raw.sha256, raw.storage_path))
-            count += 1
-    for sha, path in paths:
-        if not RawMessage.objects.filter(sha256=sha).exclude(status=Status.DISCARDED).exists():
-            storage.delete_raw(path)
-    return count
-
-
 __all__ = [
-    "IngestOutcome",
-    "discard_raw_messages",
-    "ingest_raw_message",
-    "ingest_raw_messages",
-    "retry_raw_messages",
-    "sweep_pending",
+    "ProcessOutcome",
+    "mark_failed",
+    "process_raw_message",
+    "process_raw_messages",
 ]

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db import connection
 
 from capture import storage
-from core.db.bulk import bulk_insert, execute_binary, new_row
 from capture.context import BatchContext, Work
 from capture.mime import ParsedEmail
 from capture.models import Attachment, Blob, EmailMessage, Meeting
+from core.db.bulk import bulk_insert, execute_binary, new_row
 
 
 def body_fields(parsed: ParsedEmail, stored: str) -> dict:

@@ -1,38 +1,63 @@
-"""Celery tasks: thin, idempotent wrappers over service functions (docs/architecture.md, "Where code goes").
+"""Celery tasks: thin, idempotent wrappers over service functions (docs/architecture.md,
+"Where code goes"). Producers queue them by name through capture/dispatch.py; the names are
+the constants there.
 
 Every periodic task has a management command calling the same function.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from capture.imap.tasks import sync_due_mailboxes, sync_mailbox  # noqa: F401  (registered with Celery)
-from config.celery import app
+from capture import dispatch
+from capture.imap.mailboxes import queue_due_mailboxes
+from capture.imap.sync import sync_mailbox as run_mailbox_sync
+from capture.models import MailboxConnection
+from capture.operations import sweep_pending as sweep
+from capture.pipeline import process_raw_messages
+from capture.rematch import rematch_addresses as rematch
 
 
-def app_is_eager() -> bool:
-    return bool(app.conf.task_always_eager)
-
-
-@shared_task(name="capture.process_raw_batch", acks_late=True, ignore_result=True)
+@shared_task(name=dispatch.PROCESS_RAW_BATCH, acks_late=True, ignore_result=True)
 def process_raw_batch(raw_ids: list[int]) -> None:
     """Process stored raw messages. Failures are recorded on the rows; the sweeper retries
-    them with backoff (capture.pipeline.due_for_processing), so the task itself never retries."""
-    from capture.pipeline import ingest_raw_messages
-
-    ingest_raw_messages(raw_ids)
+    them with backoff (capture.operations.due_for_processing), so the task never retries."""
+    process_raw_messages(raw_ids)
 
 
-@shared_task(name="capture.sweep_pending", ignore_result=True)
+@shared_task(name=dispatch.SWEEP_PENDING, ignore_result=True)
 def sweep_pending() -> int:
-    from capture.pipeline import sweep_pending as sweep
-
+    """Beat, every minute: re-queue raw messages left pending and failed ones due a retry."""
     return sweep()
 
 
-@shared_task(name="capture.rematch_addresses", ignore_result=True)
+@shared_task(name=dispatch.REMATCH_ADDRESSES, ignore_result=True)
 def rematch_addresses(addresses: list[str]) -> int:
-    from capture.rematch import rematch_addresses as rematch
-
+    """Link stored mail to contacts that just gained these addresses."""
     return rematch(addresses)
+
+
+@shared_task(name=dispatch.SYNC_DUE_MAILBOXES)
+def sync_due_mailboxes() -> int:
+    """Beat, every minute: queue a sync for every due mailbox."""
+    return len(queue_due_mailboxes())
+
+
+@shared_task(name=dispatch.SYNC_MAILBOX, acks_late=True)
+def sync_mailbox(mailbox_id: int) -> dict[str, Any]:
+    """Sync one mailbox; a second worker on the same mailbox returns "busy" at once."""
+    try:
+        return run_mailbox_sync(mailbox_id).as_dict()
+    except MailboxConnection.DoesNotExist:
+        return {"mailbox_id": mailbox_id, "status": "deleted"}
+
+
+LOCAL_TASKS = (
+    process_raw_batch,
+    sweep_pending,
+    rematch_addresses,
+    sync_due_mailboxes,
+    sync_mailbox,
+)

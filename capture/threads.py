@@ -15,10 +15,10 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from core.db.bulk import execute_binary, new_row
 from capture.context import BatchContext, Work, all_addresses
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
+from core.db.bulk import execute_binary, new_row
 
 # Stored threads considered per subject (the newest by last activity).
 CANDIDATES = 20

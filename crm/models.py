@@ -108,6 +108,11 @@ class ApiToken(TimeStamped):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    @property
+    def audit_actor_label(self) -> str:
+        """How the audit log names this token (governance.audit.Actor.of)."""
+        return f"token:{self.prefix}:{self.name}"
+
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()

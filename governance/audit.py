@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max
 
@@ -35,13 +36,15 @@ class Actor:
 
     @classmethod
     def of(cls, who: Any) -> Actor:
-        from crm.models import ApiToken, User
-
+        """An actor from a user, an API token (anything with `audit_actor_label`), a worker's
+        name, or nothing. Duck-typed, so this module imports no app's models (it is a leaf
+        every app may call: docs/architecture.md, "Layers")."""
         if isinstance(who, Actor):
             return who
-        if isinstance(who, ApiToken):
-            return cls(AuditEvent.ActorType.TOKEN, who.user_id, f"token:{who.prefix}:{who.name}")
-        if isinstance(who, User):
+        token_label = getattr(who, "audit_actor_label", None)
+        if token_label is not None:
+            return cls(AuditEvent.ActorType.TOKEN, who.user_id, token_label)
+        if isinstance(who, AbstractBaseUser):
             return cls(AuditEvent.ActorType.USER, who.pk, who.get_username())
         if isinstance(who, str):
             return cls(AuditEvent.ActorType.WORKER, None, who)
@@ -50,7 +53,7 @@ class Actor:
 
 def actor_from_request(request: Any) -> Actor:
     auth = getattr(request, "auth", None)
-    if auth is not None and auth.__class__.__name__ == "ApiToken":
+    if getattr(auth, "audit_actor_label", None) is not None:
         return Actor.of(auth)
     user = getattr(request, "user", None)
     return Actor.of(user if user is not None and user.is_authenticated else None)

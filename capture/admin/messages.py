@@ -24,7 +24,7 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
-from capture.pipeline import discard_raw_messages, retry_raw_messages
+from capture.operations import discard_raw_messages, retry_raw_messages
 from governance.audit import record_event
 
 CAP = 10_000

@@ -6,7 +6,7 @@ Two bodies are accepted:
   (records to link, categories, attachments to keep) (channel `addin`).
 
 `GET /api/v1/captures/{id}/` shows what became of it (status, reason, the stored email).
-The view only validates, calls `capture.ingest.store_raw_message` and reports (STYLE.md).
+The view only validates, calls `capture.intake.store_raw_message` and reports (STYLE.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture.errors import MessageTooLarge, StoreUnavailable
-from capture.ingest import RawSpec, check_size, store_raw_message
+from capture.intake import RawSpec, check_size, store_raw_message
 from capture.models import RawMessage
 from crm.auth import ScopePermission
 from crm.models import Contact, Item, Organization

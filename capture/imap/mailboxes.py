@@ -13,7 +13,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from capture import dispatch
 from capture.models import MailboxConnection
+from core.dispatch import on_commit_send
 from governance.audit import record_event
 
 
@@ -34,8 +36,6 @@ def queue_due_mailboxes() -> list[int]:
     next_sync_at moves one interval ahead as it is queued, so a backlogged broker does not
     get the same mailbox again every minute; the run itself sets it again when it ends.
     """
-    from capture.imap import tasks
-
     now = timezone.now()
     ids: list[int] = []
     for mailbox in due_mailboxes().only("pk", "interval_minutes"):
@@ -44,18 +44,16 @@ def queue_due_mailboxes() -> list[int]:
         )
         ids.append(mailbox.pk)
     for mailbox_id in ids:
-        transaction.on_commit(lambda mailbox_id=mailbox_id: tasks.sync_mailbox.delay(mailbox_id))
+        transaction.on_commit(on_commit_send(dispatch.SYNC_MAILBOX, mailbox_id))
     return ids
 
 
 def request_sync(mailbox: MailboxConnection, *, actor: Any = None) -> bool:
     """Queue a sync of this mailbox now (admin "sync now", API `sync`); False when paused/disabled."""
-    from capture.imap import tasks
-
     if not mailbox.enabled or mailbox.paused_reason:
         return False
     record_event("mailbox.sync_requested", actor=actor, obj=mailbox, channel="imap")
-    transaction.on_commit(lambda: tasks.sync_mailbox.delay(mailbox.pk))
+    transaction.on_commit(on_commit_send(dispatch.SYNC_MAILBOX, mailbox.pk))
     return True
 
 

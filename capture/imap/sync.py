@@ -36,7 +36,7 @@ from capture.imap.credentials import get_secret
 from capture.imap.errors import LeaseLost, MailboxAuthFailed, MailboxSyncError, MailboxUnreachable
 from capture.imap.folders import parse_folder_list, plan_folders
 from capture.imap.lease import acquire_lease, release_lease, renew_lease
-from capture.ingest import RawSpec, store_raw_messages
+from capture.intake import RawSpec, store_raw_messages
 from capture.mime import normalize_message_id
 from capture.models import MailboxConnection, MailboxFolder, RawMessage
 from governance.audit import record_event

@@ -27,9 +27,9 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import Error as DatabaseError
 from django.db import connection
 
-from capture import queue as capture_queue
+from capture import dispatch
 from capture.errors import MessageTooLarge, StoreUnavailable
-from capture.ingest import RawSpec
+from capture.intake import RawSpec
 from capture.models.raw import Channel
 from capture.smtp import screening
 from capture.smtp.data import DataState, read_data
@@ -332,7 +332,7 @@ class CaptureListener:
         self.writer = GroupCommitWriter(
             window_ms=window_ms,
             sync=sync,
-            on_stored=capture_queue.enqueue_processing if process else None,
+            on_stored=dispatch.enqueue_processing if process else None,
         )
         self.executor = DbThreadPool(lookup_threads)
         self.handler = CaptureHandler(self.writer, self.executor)

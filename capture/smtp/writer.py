@@ -4,7 +4,7 @@ fsync costs milliseconds, so committing each message alone caps the listener at 
 hundred messages per second. Sessions hand their message to `GroupCommitWriter.submit`;
 the writer thread takes everything that arrived while the previous batch was committing
 (plus a window of a few ms), makes the raw files durable, writes all rows in ONE
-transaction (`capture.ingest.store_raw_messages`) and only then resolves each session's
+transaction (`capture.intake.store_raw_messages`) and only then resolves each session's
 future, which is when the session answers 250. A failed batch fails every future in it
 (the sessions answer 451 and the clients retry); nothing is acknowledged before commit.
 The work is split over two threads (files, then rows) so the two flushes of consecutive
@@ -35,7 +35,7 @@ from django.db import connection
 
 from capture import storage
 from capture.errors import MessageTooLarge, StoreUnavailable
-from capture.ingest import RawSpec, store_raw_messages
+from capture.intake import RawSpec, store_raw_messages
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.db import transaction
 
-from capture.ingest import RawSpec, store_raw_message
+from capture.intake import RawSpec, store_raw_message
 from capture.models import CaptureAddress, RawMessage
 from governance.audit import Actor, record_event
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError
 from rest_framework.test import APIClient
 
-import capture.ingest
+import capture.intake
 from capture.models import RawMessage
 from capture.storage import read_raw
 from crm.models import ApiToken, User
@@ -209,7 +209,7 @@ def test_a_store_outage_answers_503_with_retry_after(monkeypatch, mail_fixture):
     def broken(*args, **kwargs):
         raise DatabaseError("connection lost")
 
-    monkeypatch.setattr(capture.ingest, "insert_raw_rows", broken)
+    monkeypatch.setattr(capture.intake, "insert_raw_rows", broken)
     response = post_raw(client_for(make_user()), mail_fixture("draft.eml"))
     assert response.status_code == 503
     assert response["Retry-After"] == "30"

@@ -119,14 +119,14 @@ def test_an_interrupted_import_resumes_with_only_the_new_messages(tmp_path):
 def test_a_message_already_captured_by_another_channel_counts_only_as_a_duplicate(
     tmp_path, mail_fixture
 ):
-    from capture.ingest import RawSpec, store_raw_message
-    from capture.pipeline import ingest_raw_message
+    from capture.intake import RawSpec, store_raw_message
+    from capture.pipeline import process_raw_message
 
     user = make_user()
     raw = store_raw_message(
         RawSpec(data=mail_fixture(CLEAN[0]), channel="api", user_id=user.pk), enqueue=False
     )
-    assert ingest_raw_message(raw.pk).status == "processed"
+    assert process_raw_message(raw.pk).status == "processed"
     lines = run_import(write_mbox(tmp_path / "x.mbox", CLEAN[:2]), user=user, no_progress=True)
     assert lines[-1] == "1 processed, 0 rejected, 0 failed, 1 duplicates"
     assert EmailMessage.objects.count() == 2

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from django.db import DatabaseError
 from django.test import Client
 
-import capture.ingest
+import capture.intake
 from capture.addresses import create_shared_capture_address, get_or_create_capture_address
 from capture.models import RawMessage
 from capture.storage import read_raw
@@ -445,7 +445,7 @@ def test_a_store_outage_answers_503_so_the_provider_retries(monkeypatch, capture
     def broken(*args, **kwargs):
         raise DatabaseError("connection lost")
 
-    monkeypatch.setattr(capture.ingest, "insert_raw_rows", broken)
+    monkeypatch.setattr(capture.intake, "insert_raw_rows", broken)
     response = client().post(
         "/inbound/sendgrid/", sendgrid_form([capture_address.address]), **basic_auth()
     )

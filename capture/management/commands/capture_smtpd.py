@@ -7,7 +7,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from capture import queue
+from capture import dispatch
 from capture.smtp.server import CaptureListener, serve_forever
 
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         process = not options["no_process"]
         if process and not settings.CELERY_BROKER_URL:
             # Embedded mode: process in a background thread, never in the writer thread.
-            queue.start_local_worker()
+            dispatch.start_local_processing()
         listener = CaptureListener(
             options["host"],
             options["port"],

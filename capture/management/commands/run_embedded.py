@@ -7,53 +7,43 @@ with a command to send a test mail, then runs the web server on 127.0.0.1:8000.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shlex
 import threading
+import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from capture import queue
+from capture import dispatch
 from capture.addresses import get_or_create_capture_address
+from core.dispatch import run_local
+from core.schedules import declared_schedules
 from crm.models import User
 
 log = logging.getLogger(__name__)
 
-# (module, function): periodic service functions, looked up lazily so a module that is not
-# there yet (or was renamed) is skipped instead of stopping the embedded mode.
-PERIODIC = (
-    ("capture.pipeline", "sweep_pending"),
-    ("governance.audit", "seal_pending_events"),
-    ("capture.imap.mailboxes", "queue_due_mailboxes"),
-)
-PERIOD_SECONDS = 30
+TICK_SECONDS = 5
 
 
-def periodic_functions() -> list:
-    found = []
-    for module, name in PERIODIC:
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            log.info("periodic job %s.%s not available; skipped", module, name)
-            continue
-        found.append(fn)
-    return found
-
-
-def run_periodic(stop: threading.Event, period: float = PERIOD_SECONDS) -> None:
-    jobs = periodic_functions()
-    while not stop.wait(period):
-        for job in jobs:
+def run_periodic(stop: threading.Event, tick: float = TICK_SECONDS) -> None:
+    """What beat does in production, in a thread: every app's declared schedules
+    (core/schedules.py), each run in-process at its interval (core/dispatch.py)."""
+    schedules = declared_schedules()
+    last = dict.fromkeys((spec.name for spec in schedules), time.monotonic())
+    while not stop.wait(tick):
+        now = time.monotonic()
+        for spec in schedules:
+            if now - last[spec.name] < spec.every_seconds:
+                continue
+            last[spec.name] = now
             close_old_connections()
             try:
-                job()
+                run_local(spec.task)
             except Exception:  # the boundary: a failing job must not stop the others
-                log.exception("periodic job %s failed", job.__name__)
+                log.exception("periodic task %s failed", spec.task)
         close_old_connections()
 
 
@@ -93,7 +83,7 @@ class Command(BaseCommand):
                 "    celery -A config worker -B --loglevel=info"
             )
         else:
-            queue.start_local_worker()
+            dispatch.start_local_processing()
         listener = start_listener_thread(host=options["smtp_host"], port=options["smtp_port"])
         stop = threading.Event()
         if not broker:

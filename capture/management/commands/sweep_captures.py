@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from capture.pipeline import sweep_pending
+from capture.operations import sweep_pending
 
 
 class Command(BaseCommand):

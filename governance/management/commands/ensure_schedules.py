@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from governance.schedules import SCHEDULES, ensure_periodic_tasks
+from core.schedules import declared_schedules, ensure_periodic_tasks
 
 
 class Command(BaseCommand):
@@ -10,6 +10,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         changed = ensure_periodic_tasks()
-        for spec in SCHEDULES:
+        for spec in declared_schedules():
             mark = "updated" if spec.name in changed else "ok"
             self.stdout.write(f"{spec.name:32s} every {spec.every_seconds:>4d}s  {mark}")

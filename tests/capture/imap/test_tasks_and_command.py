@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from capture.imap.tasks import sync_due_mailboxes
 from capture.models import MailboxConnection, RawMessage
+from capture.tasks import sync_due_mailboxes
 from tests.capture.imap.conftest import make_message
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def test_beat_syncs_due_mailboxes_only(dovecot, make_mailbox, django_capture_on_
 
 
 def test_the_sync_task_reports_a_deleted_mailbox_instead_of_failing():
-    from capture.imap.tasks import sync_mailbox
+    from capture.tasks import sync_mailbox
 
     assert sync_mailbox(987654)["status"] == "deleted"
 

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from capture.demo import generate_demo_messages
-from capture.ingest import RawSpec, store_raw_message, store_raw_messages
+from capture.intake import RawSpec, store_raw_message, store_raw_messages
 from capture.models import (
     Attachment,
     Blob,
@@ -21,7 +21,7 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
-from capture.pipeline import IngestOutcome, ingest_raw_message, ingest_raw_messages
+from capture.pipeline import ProcessOutcome, process_raw_message, process_raw_messages
 from crm.models import Contact, ContactEmail, Organization
 from governance.models import AuditEvent
 
@@ -57,10 +57,10 @@ def store(data: bytes, channel: str = RawMessage.Channel.API, **fields) -> RawMe
 
 def capture(
     data: bytes, channel: str = RawMessage.Channel.API, **fields
-) -> tuple[RawMessage, IngestOutcome]:
+) -> tuple[RawMessage, ProcessOutcome]:
     """Store and process one message; returns the refreshed raw row and the outcome."""
     raw = store(data, channel, **fields)
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     raw.refresh_from_db()
     return raw, outcome
 
@@ -124,5 +124,5 @@ def ingest_generated_mail(
     raws = store_raw_messages(
         [RawSpec(data=m.data, channel=channel, user_id=user_id) for m in mail], enqueue=False
     )
-    outcomes = ingest_raw_messages([r.pk for r in raws])
+    outcomes = process_raw_messages([r.pk for r in raws])
     assert {o.status for o in outcomes} == {RawMessage.Status.PROCESSED}

@@ -13,7 +13,7 @@ from django.db import connection
 
 from capture import pipeline
 from capture.models import Capture, EmailMessage, RawMessage, Thread
-from capture.pipeline import ingest_raw_messages
+from capture.pipeline import process_raw_messages
 from crm.models import Contact, ContactEmail
 from governance.models import OrgSettings
 from tests.capture.pipeline.helpers import fixture_bytes, make_mail, store
@@ -48,7 +48,7 @@ def run_workers(batches: list[list[int]]) -> list:
     def work(i: int, ids: list[int]) -> Callable[[], None]:
         def run() -> None:
             try:
-                results[i] = ingest_raw_messages(ids)
+                results[i] = process_raw_messages(ids)
             except BaseException as e:  # surfaced in the main thread
                 errors.append(e)
             finally:
@@ -175,12 +175,12 @@ def test_a_second_worker_skips_a_raw_message_another_worker_holds_and_it_is_proc
     raw = store(fixture_bytes("multipart_alternative.eml"))
     paused, release = hold_first_worker(monkeypatch)
     results: dict = {}
-    first = start("first", lambda: ingest_raw_messages([raw.pk]), results)
+    first = start("first", lambda: process_raw_messages([raw.pk]), results)
     assert paused.wait(20)
 
     def duplicate_queue_message():
         try:  # must neither wait for nor redo the first worker's work
-            return ingest_raw_messages([raw.pk])
+            return process_raw_messages([raw.pk])
         finally:
             release.set()
 
@@ -200,9 +200,9 @@ def test_processing_one_raw_message_held_by_another_worker_reports_that_workers_
     raw = store(fixture_bytes("multipart_alternative.eml"))
     paused, release = hold_first_worker(monkeypatch)
     results: dict = {}
-    first = start("first", lambda: ingest_raw_messages([raw.pk]), results)
+    first = start("first", lambda: process_raw_messages([raw.pk]), results)
     assert paused.wait(20)
-    real_batch = pipeline.ingest_raw_messages
+    real_batch = pipeline.process_raw_messages
 
     def batch(ids):
         try:
@@ -211,8 +211,8 @@ def test_processing_one_raw_message_held_by_another_worker_reports_that_workers_
             if threading.current_thread().name == "second":
                 release.set()  # the row was skipped: now let the holder finish
 
-    monkeypatch.setattr(pipeline, "ingest_raw_messages", batch)
-    second = start("second", lambda: pipeline.ingest_raw_message(raw.pk), results)
+    monkeypatch.setattr(pipeline, "process_raw_messages", batch)
+    second = start("second", lambda: pipeline.process_raw_message(raw.pk), results)
     second.join(30)
     first.join(30)
     assert not isinstance(results["second"], BaseException), repr(results["second"])

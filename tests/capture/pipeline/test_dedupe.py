@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from capture.models import Capture, EmailMessage, RawMessage
-from capture.pipeline import ingest_raw_messages
+from capture.pipeline import process_raw_messages
 from tests.capture.pipeline.helpers import capture, fixture_bytes, make_mail, store, table_counts
 from tests.factories import make_contact, make_mailbox, make_organization, make_user
 
@@ -75,7 +75,7 @@ def test_duplicates_within_one_batch_become_one_message_with_two_captures(crm):
     a = store(data, RawMessage.Channel.API, user_id=alice.pk)
     b = store(data, RawMessage.Channel.SMTP, user_id=bob.pk)
     c = store(fixture_bytes("base64_and_qp.eml"), RawMessage.Channel.API, user_id=alice.pk)
-    outcomes = {o.raw_id: o for o in ingest_raw_messages([a.pk, b.pk, c.pk])}
+    outcomes = {o.raw_id: o for o in process_raw_messages([a.pk, b.pk, c.pk])}
     assert {o.status for o in outcomes.values()} == {Status.PROCESSED}
     assert outcomes[a.pk].email_id == outcomes[b.pk].email_id != outcomes[c.pk].email_id
     assert [outcomes[a.pk].duplicate, outcomes[b.pk].duplicate] == [False, True]

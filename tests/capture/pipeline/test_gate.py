@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from capture.models import Attachment, Capture, EmailMessage, MailboxConnection, Meeting, RawMessage
-from capture.pipeline import retry_raw_messages
+from capture.operations import retry_raw_messages
 from governance.models import AuditEvent, OrgSettings
 from tests.capture.pipeline.helpers import capture, fixture_bytes
 from tests.factories import (

@@ -154,14 +154,14 @@ def test_an_auto_created_contact_gets_the_organization_of_its_domain(sam):
 
 
 def test_two_messages_from_the_same_new_address_in_one_batch_create_one_contact(sam):
-    from capture.pipeline import ingest_raw_messages
+    from capture.pipeline import process_raw_messages
 
     set_org_settings(auto_create_contacts=OrgSettings.AutoCreate.ALWAYS)
     raws = [
         store(make_mail(message_id=f"<new-{i}@globex.co.uk>", subject=f"Order {i} question"))
         for i in range(3)
     ]
-    ingest_raw_messages([r.pk for r in raws])
+    process_raw_messages([r.pk for r in raws])
     assert ContactEmail.objects.filter(address=TOM).count() == 1
     matches = list(Participant.objects.filter(address=TOM).values_list("match", flat=True))
     assert sorted(matches) == [Match.CREATED, Match.MATCHED, Match.MATCHED]

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from capture import pipeline, storage
 from capture.errors import MessageTooLarge
-from capture.ingest import RawSpec, store_raw_message
+from capture.intake import RawSpec, store_raw_message
 from capture.models import EmailMessage, RawMessage
-from capture.pipeline import ingest_raw_message, ingest_raw_messages, sweep_pending
+from capture.operations import sweep_pending
+from capture.pipeline import process_raw_message, process_raw_messages
 from tests.capture.pipeline.helpers import (
     MAIL_DIR,
     capture,
@@ -122,8 +123,8 @@ def test_nothing_is_queued_when_the_storing_transaction_rolls_back(
 def test_processing_the_same_raw_message_twice_changes_nothing(name):
     raw, first = capture(fixture_bytes(name))
     before = table_counts()
-    again = ingest_raw_message(raw.pk)
-    also = ingest_raw_messages([raw.pk, raw.pk])
+    again = process_raw_message(raw.pk)
+    also = process_raw_messages([raw.pk, raw.pk])
     assert table_counts() == before
     assert again == first
     assert also == [first]
@@ -184,9 +185,9 @@ def test_a_message_that_keeps_failing_is_parked_after_the_configured_attempts(
     fail_for_message_id(monkeypatch, "2047.2231@initech.de")
     raw, outcome = capture(fixture_bytes("rfc2047_rfc2231.eml"))
     assert (outcome.reason_code, raw.attempts) == ("error", 1)
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     assert outcome.reason_code == "error"
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     raw.refresh_from_db()
     assert outcome.status == Status.FAILED
     assert outcome.reason_code == "parked"
@@ -200,7 +201,7 @@ def test_one_failing_message_in_a_batch_does_not_fail_the_others(monkeypatch):
     fail_for_message_id(monkeypatch, "2047.2231@initech.de")
     names = ["multipart_alternative.eml", "rfc2047_rfc2231.eml", "calendar_invite.eml", "draft.eml"]
     raws = [store(fixture_bytes(n)) for n in names]
-    outcomes = {o.raw_id: o for o in ingest_raw_messages([r.pk for r in raws])}
+    outcomes = {o.raw_id: o for o in process_raw_messages([r.pk for r in raws])}
     statuses = [outcomes[r.pk].status for r in raws]
     assert statuses == [Status.PROCESSED, Status.FAILED, Status.PROCESSED, Status.REJECTED]
     assert EmailMessage.objects.count() == 2
@@ -214,7 +215,7 @@ def test_every_raw_message_ends_processed_rejected_or_failed_after_processing(mo
     raws.append(store(b"\x00\x01 not mail at all"))
     raws.append(store(make_mail(message_id="<same@globex.co.uk>", body="first")))
     raws.append(store(make_mail(message_id="<same@globex.co.uk>", body="second copy")))
-    outcomes = ingest_raw_messages([r.pk for r in raws])
+    outcomes = process_raw_messages([r.pk for r in raws])
     assert len(outcomes) == len(raws)
     final = dict(RawMessage.objects.values_list("pk", "status"))
     assert set(final.values()) <= {Status.PROCESSED, Status.REJECTED, Status.FAILED}

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from capture.models import EmailMessage, RawMessage, Thread, ThreadLink
-from capture.pipeline import ingest_raw_messages
+from capture.pipeline import process_raw_messages
 from tests.capture.pipeline.helpers import capture, fixture_bytes, make_mail, store
 from tests.factories import make_contact, make_organization, make_user, set_org_settings
 
@@ -135,7 +135,7 @@ def test_parent_and_reply_stored_in_reverse_order_in_one_batch_end_in_one_thread
         store(fixture_bytes("reply_in_thread_1.eml")),
         store(LATE_ROOT),
     ]
-    outcomes = ingest_raw_messages([r.pk for r in raws])
+    outcomes = process_raw_messages([r.pk for r in raws])
     assert {o.status for o in outcomes} == {RawMessage.Status.PROCESSED}
     assert Thread.objects.count() == 1
     assert Thread.objects.get().message_count == 3
@@ -156,7 +156,7 @@ def test_a_late_parent_in_the_same_batch_takes_over_the_replys_thread_links_and_
         date=T0 - timedelta(hours=2),
     )
     raws = [store(early_reply, user_id=first.pk), store(LATE_ROOT, user_id=second.pk)]
-    outcomes = ingest_raw_messages([r.pk for r in raws])
+    outcomes = process_raw_messages([r.pk for r in raws])
     assert {o.status for o in outcomes} == {RawMessage.Status.PROCESSED}
     thread = Thread.objects.get()
     assert thread.message_count == 2
@@ -174,7 +174,7 @@ def test_a_reply_dated_before_its_parent_in_the_same_batch_still_ends_in_one_thr
         date=T0 - timedelta(hours=2),
     )
     raws = [store(early_reply), store(LATE_ROOT)]
-    ingest_raw_messages([r.pk for r in raws])
+    process_raw_messages([r.pk for r in raws])
     assert Thread.objects.count() == 1
     assert thread_of("skewed@globex.co.uk") == thread_of("thread-msg-1@mailwarden-demo.com")
     assert Thread.objects.get().message_count == 2
@@ -258,7 +258,7 @@ def test_subject_threading_in_one_batch_uses_the_batchs_own_participants():
             )
         ),
     ]
-    ingest_raw_messages([r.pk for r in raws])
+    process_raw_messages([r.pk for r in raws])
     assert thread_of("b2@globex.co.uk") == thread_of("thread-msg-1@mailwarden-demo.com")
     assert thread_of("b3@acme-widgets.com") != thread_of("thread-msg-1@mailwarden-demo.com")
 
@@ -366,7 +366,7 @@ def test_subject_threading_looks_up_stored_threads_once_per_batch():
         for n, subject in enumerate(roots)
     ]
     with CaptureQueriesContext(connection) as queries:
-        ingest_raw_messages([r.pk for r in raws])
+        process_raw_messages([r.pk for r in raws])
     thread_queries = [
         q["sql"]
         for q in queries
@@ -415,7 +415,7 @@ def test_more_stored_threads_on_one_subject_than_the_batch_lookup_keeps_still_fi
             )
         ),
     ]
-    ingest_raw_messages([r.pk for r in raws])
+    process_raw_messages([r.pk for r in raws])
     assert thread_of("old-reply@globex.co.uk") == old_root.thread
 
 
@@ -457,7 +457,7 @@ def test_only_references_to_messages_not_stored_keep_a_row_for_a_late_parent():
             )
         ),
     ]
-    ingest_raw_messages([r.pk for r in same_batch])
+    process_raw_messages([r.pk for r in same_batch])
     assert not EmailMessage.objects.get(message_id="b2@globex.co.uk").refs.exists()
     assert thread_of("b2@globex.co.uk") == thread_of("b1@globex.co.uk")
     # The missing parent arrives: the row it needed was kept, so it takes the reply's thread.

@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from capture.ingest import RawSpec, store_raw_message
-from capture.pipeline import ingest_raw_message
+from capture.intake import RawSpec, store_raw_message
+from capture.pipeline import process_raw_message
 from crm.models import ApiToken
 from tests.factories import make_contact, make_organization, make_user
 
 
 def capture_bytes(data: bytes, user, channel: str = "import") -> int:
     raw = store_raw_message(RawSpec(data=data, channel=channel, user_id=user.pk), enqueue=False)
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     assert outcome.status == "processed", outcome
     return outcome.email_id
 

@@ -11,8 +11,8 @@ from django.db import connection
 from django.db.models import Value
 from django.test.utils import CaptureQueriesContext
 
-from core.db.bulk import bulk_insert, insert_skipping_conflicts
 from capture.models import EmailMessage, MessageRef, Participant, Thread
+from core.db.bulk import bulk_insert, insert_skipping_conflicts
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.db.bulk import insert_skipping_conflicts
 from capture.models import EmailMessage, Participant, Thread
+from core.db.bulk import insert_skipping_conflicts
 
 pytestmark = pytest.mark.django_db
 

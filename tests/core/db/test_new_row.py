@@ -23,8 +23,8 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
-from crm.models import Contact
 from core.db import bulk
+from crm.models import Contact
 from governance.models import AuditEvent
 from tests.capture.pipeline.helpers import ingest_generated_mail
 from tests.factories import make_user
@@ -128,7 +128,7 @@ def test_every_row_the_pipeline_builds_for_generated_mail_equals_the_constructor
         return real(model, **values)
 
     for module in (
-        "capture.ingest",
+        "capture.intake",
         "capture.pipeline",
         "capture.participants",
         "capture.linking",

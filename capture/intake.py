@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from capture import queue, storage
+from capture import dispatch, storage
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
 from core.db.bulk import execute_binary, new_row
@@ -117,7 +117,7 @@ def store_raw_messages(
             insert_raw_rows(new_rows)
             if enqueue and new_rows:
                 ids = [r.pk for r in new_rows]
-                transaction.on_commit(lambda: queue.enqueue_processing(ids))
+                transaction.on_commit(lambda: dispatch.enqueue_processing(ids))
     except DatabaseError as e:
         raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
     return result

@@ -1,8 +1,11 @@
-"""Periodic tasks, registered in django-celery-beat's tables by :func:`ensure_periodic_tasks`.
+"""Periodic tasks: each app declares its own, `ensure_periodic_tasks` writes them to
+django-celery-beat's tables.
 
-Idempotent: run it after every migrate (the embedded runner and deployments do); it creates
-missing entries and brings existing ones back to the interval declared here. Apps add their
-schedules to ``SCHEDULES`` (capture adds its pending sweeper).
+An app that owns a periodic task declares it on its AppConfig (`periodic_tasks = (Schedule(...),)`),
+next to the task, so nothing here names another app's tasks. `ensure_periodic_tasks` is
+idempotent: run it after every migrate (`manage.py ensure_schedules`; the embedded runner
+runs the same declarations in-process); it creates missing entries and brings existing ones
+back to the declared interval.
 """
 
 from __future__ import annotations
@@ -20,26 +23,13 @@ class Schedule:
     description: str = ""
 
 
-SCHEDULES: list[Schedule] = [
-    Schedule(
-        name="governance.seal_audit",
-        task="governance.seal_audit",
-        every_seconds=30,
-        description="Link pending audit events into the hash chain.",
-    ),
-    Schedule(
-        name="capture.sync_due_mailboxes",
-        task="capture.sync_due_mailboxes",
-        every_seconds=60,
-        description="Queue an IMAP sync for every enabled, unpaused mailbox whose next run is due.",
-    ),
-    Schedule(
-        name="capture.sweep_pending",
-        task="capture.sweep_pending",
-        every_seconds=60,
-        description="Re-queue raw messages left pending (lost queue message) and failed ones due for a retry.",
-    ),
-]
+def declared_schedules() -> list[Schedule]:
+    """Every installed app's schedules (the `periodic_tasks` of its AppConfig), in app order."""
+    from django.apps import apps
+
+    return [
+        spec for config in apps.get_app_configs() for spec in getattr(config, "periodic_tasks", ())
+    ]
 
 
 def ensure_periodic_tasks(schedules: list[Schedule] | None = None) -> list[str]:
@@ -48,7 +38,7 @@ def ensure_periodic_tasks(schedules: list[Schedule] | None = None) -> list[str]:
 
     changed: list[str] = []
     with transaction.atomic():
-        for spec in schedules if schedules is not None else SCHEDULES:
+        for spec in schedules if schedules is not None else declared_schedules():
             interval, _ = IntervalSchedule.objects.get_or_create(
                 every=spec.every_seconds, period=IntervalSchedule.SECONDS
             )

@@ -4,7 +4,7 @@ import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.celery import app
-from governance.schedules import ensure_periodic_tasks
+from core.schedules import declared_schedules, ensure_periodic_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +34,10 @@ def test_ensure_schedules_command_registers_every_periodic_task_and_its_task_exi
     from django_celery_beat.models import PeriodicTask
 
     from config.celery import app
-    from governance.schedules import SCHEDULES
 
     call_command("ensure_schedules")
     app.loader.import_default_modules()
-    for spec in SCHEDULES:
+    for spec in declared_schedules():
         assert PeriodicTask.objects.get(name=spec.name).task == spec.task
         assert spec.task in app.tasks, (
             f"{spec.task} is scheduled but no such Celery task is registered"
