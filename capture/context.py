@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.db import connection
 from django.db.models.functions import Lower
@@ -19,6 +18,7 @@ from django.db.models.functions import Lower
 from capture.mime import ParsedEmail
 from capture.models import (
     Attachment,
+    Blob,
     Capture,
     EmailMessage,
     Meeting,
@@ -31,6 +31,7 @@ from capture.models import (
 from core.db.bulk import execute_binary
 from crm.addresses import is_free_mail_domain, registrable_domain, split_address
 from crm.models import Contact, ContactEmail, OrganizationDomain, User, UserAddress
+from crm.services import MailContact
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
 
 
@@ -121,7 +122,21 @@ class BatchContext:
         self.new_attachments: list[Attachment] = []
         self.audit: list[AuditEvent] = []
         self.dirty_threads: set[int] = set()
-        self.extra: dict[str, Any] = {}
+        # stored threads a merge in this batch changed (capture/threads.py), and merges done
+        self.overlap_stale: set[int] = set()
+        self.threads_merged = 0
+        # address -> participant rows of the stored subject candidates, loaded once (threads.py)
+        self.stored_participants: dict[int, dict[str, int]] | None = None
+        # attachments: blobs already stored (loaded once), new blobs by sha256 (capture/store.py)
+        self.blobs: dict[str, Blob] | None = None
+        self.new_blobs: dict[str, Blob] = {}
+        # contacts created for new addresses, inserted at flush (capture/participants.py)
+        self.new_contacts: list[MailContact] = []
+        self.contact_ids: list[int] = []  # ids drawn for them (PostgreSQL)
+        self.creation_locks_taken = False
+        # categories chosen when an already logged mail is saved again (capture/pipeline.py)
+        self.categories_added: list[tuple[EmailMessage, list[str], RawMessage]] = []
+        self.mailbox_visibility: dict[int, str] = {}  # capture/gate.py
 
     # --- bulk loading ---------------------------------------------------------------------
     def preload(self) -> None:

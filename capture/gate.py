@@ -81,7 +81,7 @@ def check_never_log(ctx: BatchContext, work: Work) -> None:
 
 
 def _mailbox_visibility(ctx: BatchContext, mailbox_id: int) -> str:
-    cache = ctx.extra.setdefault("mailbox_visibility", {})
+    cache = ctx.mailbox_visibility
     if mailbox_id not in cache:
         cache[mailbox_id] = (
             MailboxConnection.objects.filter(pk=mailbox_id)

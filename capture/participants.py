@@ -14,8 +14,11 @@ from capture.mime import Address, ParsedEmail
 from capture.models import EmailMessage, Participant
 from core.db.bulk import new_row
 from crm.addresses import is_role_address, registrable_domain, split_address
-from crm.models import Contact, ContactEmail
+from crm.models import ContactEmail
+from crm.services import MailContact, create_contacts_from_mail, reserve_contact_ids
 from governance.models import OrgSettings
+
+CONTACT_ID_BLOCK = 50  # contact ids drawn per query (PostgreSQL), as threads draw theirs
 
 Role = Participant.Role
 Match = Participant.Match
@@ -100,9 +103,8 @@ def match_contact(
         return
     p.organization_id = organization_for_address(ctx, addr.address)
     if may_auto_create(ctx, addr.address, direction):
-        contact = auto_create_contact(ctx, work, addr, p.organization_id)
         p.match = Match.CREATED
-        p.contact_id = contact.pk
+        p.contact_id = auto_create_contact(ctx, work, addr, p.organization_id)
     else:
         p.match = Match.UNMATCHED
 
@@ -133,8 +135,19 @@ def may_auto_create(ctx: BatchContext, address: str, direction: str) -> bool:
 
 def auto_create_contact(
     ctx: BatchContext, work: Work, addr: Address, organization_id: int | None
-) -> Contact:
-    """A contact from captured mail: owner = capturing user, not a marketing contact (HubSpot)."""
+) -> int:
+    """The id of a new contact for this address: owner = capturing user, not a marketing
+    contact (HubSpot). crm owns the rows (crm.services.create_contacts_from_mail).
+
+    PostgreSQL: the id is drawn now and the batch's contacts are inserted together at flush
+    (`ctx.new_contacts`); elsewhere the contact is created at once.
+    """
+    spec = MailContact(
+        address=addr.address,
+        name=addr.name,
+        organization_id=organization_id,
+        owner_id=work.raw.user_id,
+    )
     if connection.vendor == "postgresql":
         # Two workers seeing the same new address must not create two contacts.
         lock_creatable_addresses(ctx)
@@ -147,20 +160,16 @@ def auto_create_contact(
         )
         if existing:
             ctx.contacts_by_address[addr.address] = existing
-            return Contact.objects.get(pk=existing[0][0])
-    first, last = split_name(addr.name)
-    contact = Contact.objects.create(
-        first_name=first,
-        last_name=last,
-        organization_id=organization_id,
-        owner_id=work.raw.user_id,
-        source=Contact.Source.CAPTURE,
-        marketing=False,
-    )
-    ContactEmail.objects.create(contact=contact, address=addr.address, is_primary=True)
-    ctx.contacts_by_address[addr.address] = [(contact.pk, organization_id)]
-    ctx.extra.setdefault("contacts_created", []).append(contact.pk)
-    return contact
+            return existing[0][0]
+        if not ctx.contact_ids:
+            ctx.contact_ids = reserve_contact_ids(CONTACT_ID_BLOCK)[::-1]
+        spec.id = ctx.contact_ids.pop()
+        ctx.new_contacts.append(spec)
+    else:
+        create_contacts_from_mail([spec])
+    assert spec.id is not None
+    ctx.contacts_by_address[addr.address] = [(spec.id, organization_id)]
+    return spec.id
 
 
 def lock_creatable_addresses(ctx: BatchContext) -> None:
@@ -170,9 +179,9 @@ def lock_creatable_addresses(ctx: BatchContext) -> None:
     addresses in opposite orders deadlock (PostgreSQL aborts one batch). Every address this
     batch could create a contact for is locked here, before the first creation.
     """
-    if ctx.extra.get("creation_locks_taken"):
+    if ctx.creation_locks_taken:
         return
-    ctx.extra["creation_locks_taken"] = True
+    ctx.creation_locks_taken = True
     keys = sorted(
         {
             "contact:" + a
@@ -189,14 +198,3 @@ def lock_creatable_addresses(ctx: BatchContext) -> None:
                 " FROM unnest(%s::text[]) AS x ORDER BY k) AS ordered",
                 [keys],
             )
-
-
-def split_name(name: str) -> tuple[str, str]:
-    name = " ".join(name.replace('"', "").split())
-    if "," in name:  # "Doe, Jane"
-        last, _, first = name.partition(",")
-        return first.strip()[:120], last.strip()[:120]
-    first, _, last = name.rpartition(" ")
-    if not first:
-        return last[:120], ""
-    return first[:120], last[:120]

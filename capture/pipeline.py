@@ -43,6 +43,7 @@ from capture.store import body_fields, flush_blobs, store_attachments, store_mee
 from capture.threads import assign_thread, touch_thread
 from core.db.bulk import bulk_insert, execute_binary, insert_skipping_conflicts, new_row
 from crm.models import User
+from crm.services import create_contacts_from_mail
 from governance.audit import Actor, build_event, record_event, record_events
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ Status = RawMessage.Status
 RETRYABLE = (Status.PENDING, Status.FAILED)
 RACE_RETRIES = 2
 MAX_CATEGORIES = 50
+PIPELINE = Actor("worker", None, "pipeline")  # who creates contacts from captured mail
 
 
 class DedupeRace(Exception):
@@ -289,7 +291,7 @@ def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None
     categories = _categories(work)
     if categories:
         # The email may be new in this very batch: its pk is known at flush.
-        ctx.extra.setdefault("categories_added", []).append((email, categories, work.raw))
+        ctx.categories_added.append((email, categories, work.raw))
 
 
 def _categories(work: Work) -> list[str]:
@@ -299,7 +301,7 @@ def _categories(work: Work) -> list[str]:
 def add_categories(ctx: BatchContext) -> None:
     """Categories chosen when an already logged mail is saved again are added to it (in the
     order first chosen; the message's row locked, so concurrent saves add up)."""
-    wanted = ctx.extra.get("categories_added")
+    wanted = ctx.categories_added
     if not wanted:
         return
     emails = {
@@ -375,6 +377,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
             )
         )
     bulk_insert(Meeting, ctx.new_meetings)
+    create_contacts_from_mail(ctx.new_contacts, actor=PIPELINE)
     bulk_insert(Participant, ctx.new_participants, batch_size=1000)
     reviews = [
         ReviewItem(
@@ -410,16 +413,6 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
         if w.status == Status.REJECTED:
             ctx.audit.append(worker_event("raw.rejected", raw, raw, reason=w.reason_code))
     save_raw_outcomes([w.raw for w in works], now)
-    for cid in ctx.extra.get("contacts_created", []):
-        ctx.audit.append(
-            build_event(
-                "contact.created",
-                actor=Actor("worker", None, "pipeline"),
-                object_type="crm.contact",
-                object_id=cid,
-                detail={"source": "capture"},
-            )
-        )
     add_categories(ctx)
     record_events(ctx.audit)
 

@@ -61,7 +61,7 @@ def store_attachments(ctx: BatchContext, work: Work) -> None:
     keep = work.raw.options.get("attachments")
     keep_list = [str(k) for k in keep] if isinstance(keep, list) else None
     blobs = known_blobs(ctx)
-    pending: dict[str, Blob] = ctx.extra.setdefault("new_blobs", {})
+    pending = ctx.new_blobs
     for part in parsed.attachments:
         dropped = drop_reason(part, keep_list, work.stored)
         blob = None
@@ -89,18 +89,18 @@ def store_attachments(ctx: BatchContext, work: Work) -> None:
 
 def known_blobs(ctx: BatchContext) -> dict[str, Blob]:
     """Blobs already stored for any attachment of the batch (one query per batch)."""
-    blobs = ctx.extra.get("blobs")
+    blobs = ctx.blobs
     if blobs is None:
         shas = {a.sha256 for w in ctx.works if w.parsed for a in w.parsed.attachments}
         blobs = {b.sha256: b for b in Blob.objects.filter(sha256__in=shas)} if shas else {}
-        ctx.extra["blobs"] = blobs
+        ctx.blobs = blobs
     return blobs
 
 
 def flush_blobs(ctx: BatchContext) -> None:
     """Make the batch's new blob files durable (one syncfs), insert their rows, point the
     attachments at them. Runs before the batch commits, so no row names a file a crash lost."""
-    pending: dict[str, Blob] = ctx.extra.get("new_blobs", {})
+    pending = ctx.new_blobs
     if not pending:
         return
     storage.sync_filesystem(storage.blob_root())

@@ -220,7 +220,7 @@ def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, i
     in this batch (its rows moved), are asked about here.
     """
     preloaded = stored_participant_counts(ctx)
-    stale = ctx.extra.get("overlap_stale", set())
+    stale = ctx.overlap_stale
     overlap: dict[int, int] = {}
     ask = []
     for tid in candidates:
@@ -246,7 +246,7 @@ def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, i
 def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
     """For every stored subject candidate of the batch: address -> participant rows, for the
     addresses the batch's mail has (one query per batch instead of one per message)."""
-    counts = ctx.extra.get("stored_participants")
+    counts = ctx.stored_participants
     if counts is None:
         assert ctx.subject_candidates is not None
         tids = {t.pk for ts in ctx.subject_candidates.values() for t in ts}
@@ -268,7 +268,7 @@ def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:
                 )
             for tid, address, n in rows:
                 counts[tid][address] = n
-        ctx.extra["stored_participants"] = counts
+        ctx.stored_participants = counts
     return counts
 
 
@@ -295,7 +295,7 @@ def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
     if stored:
         EmailMessage.objects.filter(thread_id=other.pk).update(thread=into)
         # its participants now count for `into` (see stored_overlap)
-        ctx.extra.setdefault("overlap_stale", set()).add(into.pk)
+        ctx.overlap_stale.add(into.pk)
     for email in ctx.emails_by_mid.values():
         if email.thread_id == other.pk:
             email.thread_id = into.pk
@@ -336,7 +336,7 @@ def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
     ctx.dirty_threads.add(into.pk)
     if stored:
         other.delete()
-    ctx.extra["threads_merged"] = ctx.extra.get("threads_merged", 0) + 1
+    ctx.threads_merged += 1
 
 
 def touch_thread(ctx: BatchContext, thread: Thread, work: Work) -> None:

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from core.db.bulk import bulk_insert, new_row
 from crm.addresses import (
     InvalidAddress,
     is_free_mail_domain,
@@ -38,18 +39,22 @@ __all__ = [
     "InvalidDomain",
     "InvalidEmails",
     "InvalidScopes",
+    "MailContact",
     "assign_token_secret",
     "check_domain_available",
     "contact_addresses_added",
+    "create_contacts_from_mail",
     "issue_api_token",
     "normalize_domain",
     "normalize_email_specs",
     "parse_email_list",
     "record_crm_change",
     "register_address_hook",
+    "reserve_contact_ids",
     "revoke_api_tokens",
     "set_contact_emails",
     "set_organization_domains",
+    "split_name",
     "unregister_address_hook",
 ]
 
@@ -108,6 +113,102 @@ def contact_addresses_added(addresses: Sequence[str]) -> None:
         return
     for fn in list(_address_hooks):
         transaction.on_commit(lambda fn=fn: fn(list(unique)))
+
+
+# --- contacts from captured mail -----------------------------------------------------------
+
+CONTACT_CREATED = "crm.contact.created"  # the one action name, whoever creates the contact
+
+
+@dataclass
+class MailContact:
+    """A contact to create for an address first seen in captured mail."""
+
+    address: str  # normalised
+    name: str = ""  # the display name the mail gave
+    organization_id: int | None = None
+    owner_id: int | None = None  # the capturing user
+    id: int | None = None  # drawn by reserve_contact_ids, else assigned on insert
+
+
+def reserve_contact_ids(count: int) -> list[int]:
+    """Ids drawn from the contacts' sequence (PostgreSQL only), so rows that point at contacts
+    created later in the same transaction can be built first (the foreign keys are checked at
+    commit: Django creates them DEFERRABLE INITIALLY DEFERRED)."""
+    if connection.vendor != "postgresql" or count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Contact._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def create_contacts_from_mail(
+    new: Sequence[MailContact], *, actor: Any = "worker:pipeline", channel: str = ""
+) -> list[Contact]:
+    """Create contacts for addresses seen in captured mail, in bulk: owner = the capturing
+    user, not a marketing contact, the address as the primary one; one audit event each
+    (CONTACT_CREATED, source "capture") and the address hooks told after commit."""
+    if not new:
+        return []
+    from governance.audit import build_event, record_events  # the leaf every app may call
+
+    now = timezone.now()
+    contacts = []
+    for spec in new:
+        first, last = split_name(spec.name)
+        values: dict[str, Any] = {"id": spec.id} if spec.id is not None else {}
+        contacts.append(
+            new_row(
+                Contact,
+                **values,
+                first_name=first,
+                last_name=last,
+                organization_id=spec.organization_id,
+                owner_id=spec.owner_id,
+                source=Contact.Source.CAPTURE,
+                marketing=False,
+                created=now,
+                updated=now,
+            )
+        )
+    bulk_insert(Contact, contacts)
+    for spec, contact in zip(new, contacts, strict=True):
+        spec.id = contact.pk
+    bulk_insert(
+        ContactEmail,
+        [
+            new_row(ContactEmail, contact_id=spec.id, address=spec.address, is_primary=True)
+            for spec in new
+        ],
+    )
+    record_events(
+        build_event(
+            CONTACT_CREATED,
+            actor=actor,
+            object_type="crm.contact",
+            object_id=contact.pk,
+            channel=channel,
+            detail={"source": "capture"},
+        )
+        for contact in contacts
+    )
+    contact_addresses_added([spec.address for spec in new])
+    return contacts
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """First and last name from a display name ("Jane Doe", "Doe, Jane")."""
+    name = " ".join(name.replace('"', "").split())
+    if "," in name:  # "Doe, Jane"
+        last, _, first = name.partition(",")
+        return first.strip()[:120], last.strip()[:120]
+    first, _, last = name.rpartition(" ")
+    if not first:
+        return last[:120], ""
+    return first[:120], last[:120]
 
 
 # --- contact addresses -------------------------------------------------------------------

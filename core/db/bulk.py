@@ -363,7 +363,7 @@ def _columns(objs: list[Model], fields, conn) -> list[list[Any]]:
     halves the cost of the pipeline's inserts (~52,000 values per 600 messages went through
     Django's per-field methods). An auto_now/auto_now_add timestamp is set as its pre_save
     sets it, with one timezone.now() per chunk (see _NOW). Anything else takes Django's path.
-    tests/capture/pipeline/test_bulk_columns.py compares both on the rows the pipeline inserts.
+    tests/core/db/test_bulk_columns.py compares both on the rows the pipeline inserts.
     """
     columns: list[list[Any]] = [[] for _ in fields]
     for column, f in zip(columns, fields, strict=True):
@@ -555,7 +555,7 @@ def new_row(model: type[M], **values: Any) -> M:
     object (and for a one-to-one the reverse cache); `_prepare_related_fields_for_save` later
     copies the pk of an object saved after the assignment. Models with init signals, database
     routers, values for properties or unknown names take `model(**values)`.
-    tests/capture/pipeline/test_new_row.py compares both on the pipeline's models.
+    tests/core/db/test_new_row.py compares both on the pipeline's models.
     """
     spec = _row_specs.get(model)
     if spec is None:

@@ -167,6 +167,34 @@ def test_two_messages_from_the_same_new_address_in_one_batch_create_one_contact(
     assert sorted(matches) == [Match.CREATED, Match.MATCHED, Match.MATCHED]
 
 
+def test_contacts_created_from_mail_are_audited_once_each_under_crms_action_name(sam):
+    from governance.models import AuditEvent
+
+    set_org_settings(auto_create_contacts=OrgSettings.AutoCreate.SENT)
+    found = by_address(outbound_to(f"Tom Buyer <{TOM}>, Ann <ann@globex.co.uk>", user=sam))
+    created = {found[TOM].contact_id, found["ann@globex.co.uk"].contact_id}
+    events = AuditEvent.objects.filter(action="crm.contact.created")
+    assert {int(e.object_id) for e in events} == created
+    assert all(e.detail == {"source": "capture"} for e in events)
+    assert not AuditEvent.objects.filter(action="contact.created").exists()
+
+
+def test_contacts_created_from_mail_tell_the_address_hooks_after_commit(
+    sam, django_capture_on_commit_callbacks
+):
+    from crm.services import register_address_hook, unregister_address_hook
+
+    told: list[list[str]] = []
+    register_address_hook(told.append)
+    try:
+        set_org_settings(auto_create_contacts=OrgSettings.AutoCreate.SENT)
+        with django_capture_on_commit_callbacks(execute=True):
+            outbound_to(f"Tom Buyer <{TOM}>", user=sam)
+    finally:
+        unregister_address_hook(told.append)
+    assert [TOM] in told
+
+
 def test_a_free_mail_address_becomes_a_contact_only_when_the_policy_allows_it(sam):
     set_org_settings(auto_create_from_free_mail=False)
     email = outbound_to("Priya <priya@gmail.com>", user=sam)
