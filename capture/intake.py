@@ -8,6 +8,7 @@ lost, so a message is delayed but never dropped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from capture import dispatch, storage
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
 from core.db.bulk import execute_binary, new_row
+from governance.audit import record_event
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +193,62 @@ RETURNING id
 def store_raw_message(spec: RawSpec, **kwargs: Any) -> RawMessage:
     """Store one received message (see store_raw_messages)."""
     return store_raw_messages([spec], **kwargs)[0]
+
+
+# --- submissions with an idempotency key (the REST API, the add-in) ------------------------
+
+
+def idempotency_key_for(
+    user_id: int, data: bytes, *, client_key: str = "", options: dict[str, Any] | None = None
+) -> str:
+    """The key that makes a repeated submission answer with the first capture, not a new one.
+
+    A client's own `Idempotency-Key` wins; otherwise the bytes decide, and for the add-in the
+    user's choices too, so saving the same mail again with other records is a new capture (the
+    pipeline still keeps one message, with a second Capture row).
+    """
+    if client_key:
+        return f"api:{user_id}:key:{client_key}"
+    digest = hashlib.sha256(data).hexdigest()
+    if options:
+        canonical = json.dumps(options, sort_keys=True, separators=(",", ":"))
+        return f"addin:{user_id}:{digest}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+    return f"api:{user_id}:{digest}"
+
+
+def _stored_with_key(key: str) -> RawMessage | None:
+    try:
+        return RawMessage.objects.filter(idempotency_key=key).first()
+    except DatabaseError as e:
+        raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
+
+
+def store_raw_message_once(
+    spec: RawSpec, *, actor: Any = None, address: str = ""
+) -> tuple[RawMessage, bool]:
+    """Store a submitted message unless its idempotency key is stored already, with a
+    `capture.received` audit event in the same transaction; returns (row, duplicate)."""
+    key = spec.idempotency_key or ""
+    raw = _stored_with_key(key)
+    if raw is not None:
+        return raw, True
+    try:
+        with transaction.atomic():
+            raw = store_raw_message(spec)
+            record_event(
+                "capture.received",
+                actor=actor,
+                obj=raw,
+                channel="api",
+                address=address,
+                detail={"capture_channel": spec.channel, "size": raw.size, "sha256": raw.sha256},
+            )
+    except (StoreUnavailable, DatabaseError):
+        # A racing identical submission may have taken the unique key first: answer with its row.
+        raw = _stored_with_key(key)
+        if raw is None:
+            raise StoreUnavailable("the raw message could not be stored") from None
+        return raw, True
+    # Processing may already have run (embedded mode processes right after the commit).
+    raw.refresh_from_db(fields=["status"])
+    return raw, False

@@ -6,19 +6,17 @@ Two bodies are accepted:
   (records to link, categories, attachments to keep) (channel `addin`).
 
 `GET /api/v1/captures/{id}/` shows what became of it (status, reason, the stored email).
-The view only validates, calls `capture.intake.store_raw_message` and reports (STYLE.md).
+The view only validates, calls `capture.intake.store_raw_message_once` (idempotency and the
+audit event live there) and reports (docs/architecture.md, "Where code goes").
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
 from django.urls import NoReverseMatch, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -29,11 +27,11 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture.errors import MessageTooLarge, StoreUnavailable
-from capture.intake import RawSpec, check_size, store_raw_message
+from capture.intake import RawSpec, check_size, idempotency_key_for, store_raw_message_once
 from capture.models import RawMessage
 from crm.auth import ScopePermission
 from crm.models import Contact, Item, Organization
-from governance.audit import actor_from_request, client_address, record_event
+from governance.audit import actor_from_request, client_address
 
 RETRY_AFTER_SECONDS = 30
 IDEMPOTENCY_KEY_MAX = 120
@@ -186,27 +184,6 @@ def _absolute(request: Any, path: str) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
-# --- service (kept here: it only shapes a RawSpec for the one shared store function) ------
-
-
-def idempotency_key_for(
-    user_id: int, data: bytes, *, client_key: str = "", options: dict[str, Any] | None = None
-) -> str:
-    """The key that makes a repeated POST answer with the first capture instead of a new one.
-
-    A client's own `Idempotency-Key` wins; otherwise the bytes decide, and for the add-in the
-    user's choices too, so saving the same mail again with other records is a new capture (the
-    pipeline still keeps one message, with a second Capture row).
-    """
-    if client_key:
-        return f"api:{user_id}:key:{client_key}"
-    digest = hashlib.sha256(data).hexdigest()
-    if options:
-        canonical = json.dumps(options, sort_keys=True, separators=(",", ":"))
-        return f"addin:{user_id}:{digest}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
-    return f"api:{user_id}:{digest}"
-
-
 # --- views ---------------------------------------------------------------------------------
 
 
@@ -285,7 +262,9 @@ class CaptureViewSet(
             options=options,
         )
         try:
-            raw, duplicate = _store_once(spec, request)
+            raw, duplicate = store_raw_message_once(
+                spec, actor=actor_from_request(request), address=client_address(request)
+            )
         except StoreUnavailable:
             return _unavailable()
         body = {
@@ -295,41 +274,6 @@ class CaptureViewSet(
             "duplicate": duplicate,
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
-
-
-def _existing(key: str) -> RawMessage | None:
-    try:
-        return RawMessage.objects.filter(idempotency_key=key).first()
-    except DatabaseError as e:
-        raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
-
-
-def _store_once(spec: RawSpec, request: Any) -> tuple[RawMessage, bool]:
-    """Store the message unless its idempotency key is already stored; (row, duplicate)."""
-    key = spec.idempotency_key or ""
-    raw = _existing(key)
-    if raw is not None:
-        return raw, True
-    try:
-        with transaction.atomic():
-            raw = store_raw_message(spec)
-            record_event(
-                "capture.received",
-                actor=actor_from_request(request),
-                obj=raw,
-                channel="api",
-                address=client_address(request),
-                detail={"capture_channel": spec.channel, "size": raw.size, "sha256": raw.sha256},
-            )
-    except (StoreUnavailable, DatabaseError):
-        # A racing identical POST may have taken the unique key first: answer with its row.
-        raw = _existing(key)
-        if raw is None:
-            raise StoreUnavailable("the raw message could not be stored") from None
-        return raw, True
-    # Processing may already have run (embedded mode processes right after the commit).
-    raw.refresh_from_db(fields=["status"])
-    return raw, False
 
 
 def _unavailable() -> Response:
