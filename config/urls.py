@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from capture import views as capture_views
+from config.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("api/v1/", include("governance.api.urls")),
     path("inbound/", include("capture.webhooks.urls")),
     path("me/", capture_views.me, name="me"),
+    path("healthz", healthz, name="healthz"),
 ]
