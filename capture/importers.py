@@ -21,6 +21,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
 
@@ -28,6 +29,9 @@ from capture.errors import InputRejected, StoreUnavailable
 from capture.ingest import RawSpec, check_size, store_raw_message, store_raw_messages
 from capture.models import CaptureAddress, RawMessage
 from crm.models import User
+
+if TYPE_CHECKING:
+    from extract_msg.msg_classes import MessageBase
 
 log = logging.getLogger(__name__)
 
@@ -260,20 +264,23 @@ def _source_for_file(path: Path) -> MailSource:
     """What one file holds: decided by its name where that is certain, else by its content."""
     try:
         info = path.stat()  # follows a symlink; a broken one is unreadable
-        if not stat.S_ISREG(info.st_mode):
-            return _skipped(path, "not_a_file")  # a FIFO, socket or device: never opened
-        if info.st_size == 0:
-            return _skipped(path, "empty")
+    except OSError:
+        return _skipped(path, "unreadable")
+    if not stat.S_ISREG(info.st_mode):
+        return _skipped(path, "not_a_file")  # a FIFO, socket or device: never opened
+    if info.st_size == 0:
+        return _skipped(path, "empty")
+    suffix = path.suffix.lower()
+    if suffix in EML_SUFFIXES:
+        return MailSource(path, "eml", 1)  # the fast path: read once, when it is imported
+    try:
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except OSError:
         return _skipped(path, "unreadable")
     complete = len(head) < SNIFF_BYTES
-    suffix = path.suffix.lower()
     if head.startswith(OLE_MAGIC):
         return MailSource(path, "outlook", 1)
-    if suffix in EML_SUFFIXES:
-        return MailSource(path, "eml", 1)
     if head.startswith(b"From ") and (
         suffix in MBOX_SUFFIXES
         or looks_like_header_block(head.partition(b"\n")[2], complete=complete)
@@ -283,11 +290,12 @@ def _source_for_file(path: Path) -> MailSource:
         except OSError:
             return _skipped(path, "unreadable")
         return MailSource(path, "mbox", count) if count else _skipped(path, "not_mail")
-    body = head.removeprefix(UTF8_BOM)
-    if body is not head and body.startswith(b"From "):
-        # mailbox.mbox would drop the first message behind the BOM without a word.
-        return _skipped(path, "mbox_with_bom")
-    if looks_like_header_block(body, complete=complete):
+    if head.startswith(UTF8_BOM):
+        head = head.removeprefix(UTF8_BOM)
+        if head.startswith(b"From "):
+            # mailbox.mbox would drop the first message behind the BOM without a word.
+            return _skipped(path, "mbox_with_bom")
+    if looks_like_header_block(head, complete=complete):
         return MailSource(path, "eml", 1)
     return _skipped(path, "not_mail")
 
@@ -374,7 +382,7 @@ def outlook_msg_to_mime(path: Path) -> bytes:
     return converted
 
 
-def _outlook_message(msg, digest: str) -> bytes:
+def _outlook_message(msg: MessageBase, digest: str) -> bytes:
     from email import policy
     from email.utils import format_datetime
 
