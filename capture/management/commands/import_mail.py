@@ -1,8 +1,10 @@
-"""Import mail exported from mail clients: mbox files, Maildir folders, folders of .eml files.
+"""Import mail exported from mail clients: mbox files, Maildir folders, folders of message
+files (any name: recognised by content), Outlook .msg files.
 
 Resumable: every message is keyed by its owner and content hash, so a re-run after an
-interruption stores nothing twice and counts what was already there as duplicates. The last
-line of output is always `N processed, R rejected, F failed, D duplicates`.
+interruption stores nothing twice and counts what was already there as duplicates. Every file
+is counted: one that holds no message is skipped with a reason. The last line of output is
+always `N processed, R rejected, F failed, D duplicates, S skipped`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from crm.models import User
 
 
 class Command(BaseCommand):
-    help = "Import mbox files, Maildir folders and folders of .eml files for a user."
+    help = (
+        "Import mbox files, Maildir folders, message files and Outlook .msg files for a user; "
+        "folders are walked and every file is counted (imported, duplicate, rejected, skipped)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", metavar="PATH")
@@ -53,4 +58,6 @@ class Command(BaseCommand):
             bar.close()
         for code, n in sorted(summary.reasons.items()):
             self.stderr.write(f"  {code}: {n}")
+        for reason, n in sorted(summary.skipped_reasons.items()):
+            self.stderr.write(f"  skipped {reason}: {n}")
         self.stdout.write(summary.line())
