@@ -588,8 +588,7 @@ def fetch_uids(
     *,
     enqueue: bool = True,
 ) -> None:
-    """Fetch these UIDs of the selected folder through the sync's own path (skip rules,
-    Message-ID pre-check, durable files, rows with the lease fence, processing queued)."""
+    """Fetch these UIDs of the selected folder through the sync's plan, store and commit path."""
     precheck = _has_captured(mailbox)
     items = _META_ITEMS if precheck else _META_ITEMS_NO_PRECHECK
     for batch in _chunks(sorted(uids), max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: not synced ({reason})")
         self.stdout.write(report.summary())
         if not report.completed:
-            raise CommandError(report.summary(), returncode=2)
+            raise CommandError(f"mailbox {mailbox_id} was not reconciled", returncode=2)
         if report.gap:
             if not report.fetch_missing:
                 self.stderr.write("Run again with --fetch-missing to fetch the missing UIDs.")

@@ -254,6 +254,24 @@ def test_skip_records_of_an_old_uidvalidity_are_dropped_on_resync(
     assert reconcile_mailbox(mailbox.pk).gap == 0
 
 
+def test_a_large_folder_is_compared_in_chunks_not_message_by_message(
+    dovecot, make_mailbox, monkeypatch, django_assert_max_num_queries
+):
+    from capture.imap import reconcile
+
+    monkeypatch.setattr(reconcile, "CHUNK", 100)
+    mailbox = make_mailbox(folders=["INBOX"])
+    dovecot.append(mailbox.username, "INBOX", [make_message(size=200) for _ in range(450)])
+    assert sync_mailbox(mailbox.pk, enqueue=False).total("stored") == 450  # pending: stored
+
+    # 5 chunks of 2 lookups, plus a fixed dozen or so (mailbox, lease, folder, result, audit):
+    # one lookup per message would be 450.
+    with django_assert_max_num_queries(30):
+        report = reconcile_mailbox(mailbox.pk)
+
+    assert (inbox(report).stored, report.gap) == (450, 0)
+
+
 # --------------------------------------------------------------------------- doors
 
 
@@ -290,6 +308,20 @@ def test_the_command_exits_0_for_a_healthy_mailbox_and_after_fetching_the_missin
     assert "fetched=1" in out.getvalue()
     assert out.getvalue().rstrip().endswith("gap=0")
     assert RawMessage.objects.filter(mailbox=mailbox).count() == 2
+
+
+def test_the_command_exits_2_when_the_mailbox_cannot_be_checked(make_mailbox):
+    from django.core.management import CommandError
+
+    mailbox = make_mailbox()
+    assert acquire_lease(mailbox.pk)
+    out = StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("reconcile_mailbox", str(mailbox.pk), stdout=out)
+
+    assert error.value.returncode == 2
+    assert f"mailbox {mailbox.pk}: busy" in out.getvalue()
 
 
 def test_the_command_refuses_an_unknown_mailbox():
