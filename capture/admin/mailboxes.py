@@ -1,4 +1,5 @@
-"""IMAP mailbox connections in the admin: set up, watch sync status, sync now, pause, resume.
+"""IMAP mailbox connections in the admin: set up, watch sync status, sync now, pause, resume,
+reconcile (is every UID on the server accounted for? docs/imap.md).
 
 The password/token field is write-only: encrypted on save (capture.imap.credentials), never
 rendered back. Folder checkpoints are shown read-only, with the last messages skipped.
@@ -12,6 +13,7 @@ from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
 from capture.imap import mailboxes as service
+from capture.imap.reconcile import ReconcileReport, reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
 from governance.audit import client_address
 
@@ -115,7 +117,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     form = MailboxConnectionForm
     list_display = [
         "__str__", "owner", "host", "enabled", "state", "last_sync_at", "last_error_at",
-        "next_sync_at",
+        "next_sync_at", "reconciliation_gap",
     ]  # fmt: skip
     list_select_related = ("owner",)
     list_filter = [SyncStateFilter, "enabled", "security", "auth", "visibility"]
@@ -125,6 +127,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     readonly_fields = [
         "state", "last_sync_at", "next_sync_at", "last_error", "last_error_at",
         "consecutive_auth_failures", "consecutive_errors", "paused_reason", "lease_until",
+        "reconciliation_gap", "last_reconciled_at",
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["owner", "name", "enabled", "visibility"]}),
@@ -135,7 +138,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         ),
         ("Status", {"fields": readonly_fields}),
     ]
-    actions = ["sync_now", "resume", "pause"]
+    actions = ["sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
 
     @admin.display(description="State")
     def state(self, obj: MailboxConnection) -> str:
@@ -146,6 +149,17 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         if obj.last_error:
             return format_html('<span title="{}">error</span>', obj.last_error)
         return "ok" if obj.last_sync_at else "not synced yet"
+
+    @admin.display(description="Reconciliation gap", ordering="reconcile_gap")
+    def reconciliation_gap(self, obj: MailboxConnection) -> str:
+        if obj.reconcile_gap is None:
+            return "—"
+        if obj.reconcile_gap:
+            return format_html(
+                '<strong title="UIDs neither stored nor accounted for, {}">{}</strong>',
+                f"{obj.last_reconciled_at:%Y-%m-%d %H:%M}", obj.reconcile_gap,
+            )  # fmt: skip
+        return "0"
 
     def _audit(self, request) -> dict:
         return {"actor": request.user, "channel": "admin", "address": client_address(request)}
@@ -183,3 +197,40 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         for mailbox in targets:
             service.pause_mailbox(mailbox, reason="Paused by an admin.", actor=request.user)
         self.message_user(request, f"Paused {len(targets)} mailbox(es).", messages.SUCCESS)
+
+    @admin.action(
+        description="Reconcile (count UIDs neither stored nor accounted for)",
+        permissions=["change"],
+    )
+    def reconcile(self, request, queryset) -> None:
+        self._reconcile(request, queryset, fetch_missing=False)
+
+    @admin.action(description="Reconcile and fetch missing", permissions=["change"])
+    def reconcile_and_fetch(self, request, queryset) -> None:
+        self._reconcile(request, queryset, fetch_missing=True)
+
+    def _reconcile(self, request, queryset, *, fetch_missing: bool) -> None:
+        for mailbox in queryset:
+            report = reconcile_mailbox(
+                mailbox.pk, fetch_missing=fetch_missing, **self._audit(request)
+            )
+            self.message_user(request, _reconcile_message(mailbox, report), _level(report))
+
+
+def _reconcile_message(mailbox: MailboxConnection, report: ReconcileReport) -> str:
+    if not report.completed:
+        return f"{mailbox}: not reconciled ({report.status}{': ' if report.error else ''}{report.error})."
+    text = f"{mailbox}: {report.summary().split('; ', 1)[1]}"
+    missing = [f"{f.name}: {', '.join(map(str, f.gap_uids[:10]))}" for f in report.folders if f.gap]
+    if missing:
+        text += f". Missing UIDs: {'; '.join(missing)}"
+    resync = [f.name for f in report.folders if f.resync]
+    if resync:
+        text += f". UIDVALIDITY changed (re-synced by the next sync): {', '.join(resync)}"
+    return text
+
+
+def _level(report: ReconcileReport) -> int:
+    if not report.completed:
+        return messages.ERROR
+    return messages.WARNING if report.gap or report.status == "partial" else messages.SUCCESS

@@ -2,20 +2,25 @@
 
 The password or token is write-only: it is encrypted on the way in and never returned. Sync
 status and folder checkpoints are read-only. Actions: `sync` (queue a run now), `resume`
-(after a pause, e.g. repeated auth failures), `pause`. Views only validate and call
-capture.imap.mailboxes (STYLE.md).
+(after a pause, e.g. repeated auth failures), `pause`, `reconcile` (compare the server's UIDs
+with what was stored; docs/imap.md). Views only validate and call capture.imap.mailboxes and
+capture.imap.reconcile.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture.imap import mailboxes as service
+from capture.imap.reconcile import reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
+from crm.api.serializers import StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import User
 from governance.audit import actor_from_request, client_address
@@ -66,11 +71,13 @@ class MailboxSerializer(serializers.ModelSerializer):
             "has_secret", "folders", "excluded_folders", "org_excluded_folders",
             "sync_window_days", "interval_minutes", "enabled", "visibility",
             "last_sync_at", "next_sync_at", "last_error", "last_error_at",
-            "consecutive_auth_failures", "paused_reason", "folder_states", "created", "updated",
+            "consecutive_auth_failures", "paused_reason", "folder_states", "last_reconciled_at",
+            "reconcile_gap", "created", "updated",
         ]  # fmt: skip
         read_only_fields = [
             "last_sync_at", "next_sync_at", "last_error", "last_error_at",
-            "consecutive_auth_failures", "paused_reason", "created", "updated",
+            "consecutive_auth_failures", "paused_reason", "last_reconciled_at", "reconcile_gap",
+            "created", "updated",
         ]  # fmt: skip
 
     def get_has_secret(self, obj: MailboxConnection) -> bool:
@@ -89,6 +96,23 @@ class MailboxSerializer(serializers.ModelSerializer):
         if self.instance is None and not attrs.get("secret"):
             raise serializers.ValidationError({"secret": "A password or access token is required."})
         return attrs
+
+
+class ReconcileRequestSerializer(StrictSerializer):
+    fetch_missing = serializers.BooleanField(
+        default=False,
+        help_text="Fetch the UIDs neither stored nor accounted for, then count again.",
+    )
+
+
+# A reconciliation that could not run: the mailbox is held by a sync, off, or unreachable.
+_RECONCILE_REFUSED = {
+    "busy": status.HTTP_409_CONFLICT,
+    "paused": status.HTTP_409_CONFLICT,
+    "disabled": status.HTTP_409_CONFLICT,
+    "auth_failed": status.HTTP_502_BAD_GATEWAY,
+    "error": status.HTTP_502_BAD_GATEWAY,
+}
 
 
 class MailboxViewSet(viewsets.ModelViewSet):
@@ -160,6 +184,19 @@ class MailboxViewSet(viewsets.ModelViewSet):
         reason = str(request.data.get("reason") or "Paused by its owner.")[:200]
         service.pause_mailbox(mailbox, reason=reason, actor=actor_from_request(request))
         return Response(self.get_serializer(mailbox).data)
+
+    @extend_schema(request=ReconcileRequestSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def reconcile(self, request, pk=None):
+        """Compare the server's UIDs with what was stored, skipped or rejected; the report
+        (409 when busy, paused or disabled; 502 when the server cannot be reached)."""
+        mailbox = self.get_object()
+        body = ReconcileRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        report = reconcile_mailbox(
+            mailbox.pk, fetch_missing=body.validated_data["fetch_missing"], **self._audit_kwargs()
+        )
+        return Response(report.as_dict(), status=_RECONCILE_REFUSED.get(report.status, 200))
 
 
 def register(router: DefaultRouter) -> None:

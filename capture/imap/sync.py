@@ -39,6 +39,7 @@ from capture.imap.lease import acquire_lease, release_lease, renew_lease
 from capture.intake import RawSpec, store_raw_messages
 from capture.mime import normalize_message_id
 from capture.models import MailboxConnection, MailboxFolder, RawMessage
+from capture.models.channels import SkippedUid
 from governance.audit import record_event
 from governance.crypto import SecretDecryptError
 
@@ -297,7 +298,15 @@ def _sync_folder(
             state.uidvalidity = uidvalidity
             state.last_uid = 0
             state.last_synced_at = None  # the first pass (within the window) starts again
-            state.save(update_fields=["uidvalidity", "last_uid", "last_synced_at", "updated"])
+            state.window_since, state.window_last_uid = None, 0
+            state.save(
+                update_fields=[
+                    "uidvalidity", "last_uid", "last_synced_at", "window_since",
+                    "window_last_uid", "updated",
+                ]
+            )  # fmt: skip
+            # The old UIDs mean nothing any more: neither do their skip records.
+            SkippedUid.objects.filter(folder=state).exclude(uidvalidity=uidvalidity).delete()
             if report.resynced:
                 record_event(
                     "mailbox.uidvalidity_reset", actor=WORKER, obj=state, channel="imap",
@@ -305,6 +314,7 @@ def _sync_folder(
                 )  # fmt: skip
 
     first_pass = state.last_synced_at is None
+    since = (timezone.now() - timedelta(days=mailbox.sync_window_days)).date()
     if not first_pass and uidnext is not None and uidnext <= state.last_uid + 1:
         uids: list[int] = []  # nothing new: no SEARCH round trip
     else:
@@ -312,10 +322,7 @@ def _sync_folder(
         if state.last_uid:
             criteria += ["UID", f"{state.last_uid + 1}:*"]
         if first_pass:
-            criteria += [
-                "SINCE",
-                (timezone.now() - timedelta(days=mailbox.sync_window_days)).date(),
-            ]
+            criteria += ["SINCE", since]
         # "N:*" matches the highest UID even when it is below N (RFC 3501 6.4.8): filter.
         uids = sorted(u for u in client.search(criteria or ["ALL"]) if u > state.last_uid)
 
@@ -374,7 +381,15 @@ def _sync_folder(
         if uidnext is not None:
             state.last_uid = max(state.last_uid, uidnext - 1)
         state.last_synced_at = timezone.now()
-        state.save(update_fields=["last_uid", "last_synced_at", "updated"])
+        if first_pass:
+            # Up to here, mail before `since` was left out on purpose (reconciliation needs to
+            # know). An interrupted first pass is resumed with a later date: the last one counts.
+            state.window_since, state.window_last_uid = since, state.last_uid
+        state.save(
+            update_fields=[
+                "last_uid", "last_synced_at", "window_since", "window_last_uid", "updated",
+            ]
+        )  # fmt: skip
 
 
 def _has_captured(mailbox: MailboxConnection) -> bool:
@@ -400,6 +415,7 @@ class _Fetched:
     batch: list[int]
     specs: list[RawSpec]
     skipped: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # already captured
 
 
 def _write_files(specs: list[RawSpec]) -> list[tuple[str, str]]:
@@ -417,6 +433,7 @@ class _Plan:
     batch: list[int]
     wanted: list[int]
     skipped: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # already captured
 
 
 def _skip_entry(uid: int, uidvalidity: int, size: int, reason: str, now) -> dict[str, Any]:
@@ -443,6 +460,7 @@ def _plan_batch(
     now = timezone.now()
     skipped: list[dict[str, Any]] = []
     candidates: dict[int, str] = {}
+    sizes: dict[int, int] = {}
     for uid in batch:
         item = meta.get(uid)
         if item is None:
@@ -463,11 +481,17 @@ def _plan_batch(
         header = item.get(_MSGID_ITEM) or b""
         value = header.decode("utf-8", "replace").partition(":")[2] if header else ""
         candidates[uid] = normalize_message_id(value.strip())
+        sizes[uid] = size
 
     known = _already_captured(mailbox, {m for m in candidates.values() if m})
     wanted = [uid for uid, mid in candidates.items() if not (mid and mid in known)]
-    report.duplicates += len(candidates) - len(wanted)
-    return _Plan(batch, wanted, skipped)
+    duplicates = [
+        _skip_entry(uid, uidvalidity, sizes[uid], SkippedUid.Reason.ALREADY_CAPTURED, now)
+        for uid, mid in candidates.items()
+        if mid and mid in known
+    ]
+    report.duplicates += len(duplicates)
+    return _Plan(batch, wanted, skipped, duplicates)
 
 
 def _collect_batch(
@@ -498,7 +522,7 @@ def _collect_batch(
             )
         )  # fmt: skip
     report.fetched += len(specs)
-    return _Fetched(plan.batch, specs, skipped)
+    return _Fetched(plan.batch, specs, skipped, plan.duplicates)
 
 
 def _commit_batch(
@@ -528,12 +552,52 @@ def _commit_batch(
             state.save(
                 update_fields=["last_uid", "messages_synced", "skipped", "skipped_log", "updated"]
             )
+            _record_skipped_uids(state, [*skipped, *fetched.duplicates])
     except DatabaseError as e:
         raise StoreUnavailable(f"database unavailable: {e.__class__.__name__}") from e
     report.stored += new
     report.duplicates += existing
     report.skipped += len(skipped)
     return len(fetched.batch)
+
+
+def _record_skipped_uids(state: MailboxFolder, entries: list[dict[str, Any]]) -> None:
+    """Every skipped UID with its reason (skipped_log keeps only the last 100)."""
+    if not entries:
+        return
+    SkippedUid.objects.bulk_create(
+        [
+            SkippedUid(
+                folder=state, uidvalidity=e["uidvalidity"], uid=e["uid"], reason=e["reason"],
+                size=e["size"],
+            )
+            for e in entries
+        ],
+        ignore_conflicts=True,  # a batch fetched again after a crash
+    )  # fmt: skip
+
+
+def fetch_uids(
+    client: IMAPClient,
+    mailbox: MailboxConnection,
+    state: MailboxFolder,
+    uidvalidity: int,
+    uids: Sequence[int],
+    token: str,
+    report: FolderReport,
+    *,
+    enqueue: bool = True,
+) -> None:
+    """Fetch these UIDs of the selected folder through the sync's plan, store and commit path."""
+    precheck = _has_captured(mailbox)
+    items = _META_ITEMS if precheck else _META_ITEMS_NO_PRECHECK
+    for batch in _chunks(sorted(uids), max(1, settings.MAILWARDEN_IMAP_BATCH_SIZE)):
+        plan = _plan_batch(mailbox, uidvalidity, batch, client.fetch(batch, items), report)
+        bodies = client.fetch(plan.wanted, ["BODY.PEEK[]"]) if plan.wanted else {}
+        fetched = _collect_batch(mailbox, state, uidvalidity, plan, bodies, report)
+        written: Future = Future()
+        written.set_result(_write_files(fetched.specs))
+        _commit_batch(mailbox, state, token, report, enqueue, fetched, written)
 
 
 # --------------------------------------------------------------------------- outcome

@@ -6,6 +6,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from core.models import TimeStamped
 
@@ -108,6 +109,10 @@ class MailboxConnection(TimeStamped):
     # The sync lease: one worker at a time per mailbox, on SQLite and PostgreSQL alike.
     lease_token = models.CharField(max_length=40, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last reconciliation (capture.imap.reconcile): when, and how many UIDs on the server
+    # were neither stored nor accounted for (None: never reconciled).
+    last_reconciled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reconcile_gap = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return self.name or f"{self.username}@{self.host}"
@@ -130,6 +135,10 @@ class MailboxFolder(TimeStamped):
         blank=True,
         help_text="The last 100 messages not captured (too large, draft): uid, size, reason, time.",
     )
+    # The first pass only takes mail on or after this date (SEARCH SINCE) among the UIDs up to
+    # window_last_uid; reconciliation counts older mail there as outside the window, not lost.
+    window_since = models.DateField(null=True, blank=True)
+    window_last_uid = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -138,3 +147,30 @@ class MailboxFolder(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.mailbox} / {self.name}"
+
+
+class SkippedUid(models.Model):
+    """One UID of a folder that sync deliberately did not store, with the reason: every one is
+    kept (skipped_log keeps only the last 100), so reconciliation can account for each UID."""
+
+    class Reason(models.TextChoices):
+        TOO_LARGE = "too_large", "Too large"
+        DRAFT = "draft", "Draft"
+        ALREADY_CAPTURED = "already_captured", "Already captured from this mailbox"
+
+    folder = models.ForeignKey(MailboxFolder, on_delete=models.CASCADE, related_name="skipped_uids")
+    uidvalidity = models.BigIntegerField()
+    uid = models.BigIntegerField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    size = models.PositiveBigIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["folder", "uidvalidity", "uid"], name="cap_skippeduid_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder} UID {self.uid}: {self.reason}"
