@@ -35,7 +35,13 @@ from capture.imap.credentials import get_secret
 from capture.imap.errors import LeaseLost, MailboxAuthFailed, MailboxSyncError
 from capture.imap.folders import parse_folder_list, plan_folders
 from capture.imap.lease import acquire_lease, release_lease, renew_lease
-from capture.imap.sync import FolderReport, _connect, _describe, _scrub, fetch_uids
+from capture.imap.sync import (
+    FolderReport,
+    connect_mailbox,
+    describe_error,
+    fetch_uids,
+    scrub_secret,
+)
 from capture.models import MailboxConnection, MailboxFolder, RawMessage
 from capture.models.channels import SkippedUid
 from governance.audit import record_event
@@ -158,18 +164,18 @@ def reconcile_mailbox(
     secret = ""
     try:
         secret = get_secret(mailbox)
-        with _connect(mailbox, secret) as client:
+        with connect_mailbox(mailbox, secret) as client:
             _reconcile_folders(client, mailbox, token, report)
     except SecretDecryptError:
         report.status, report.error = "auth_failed", "stored secret cannot be decrypted"
     except MailboxAuthFailed as e:
-        report.status, report.error = "auth_failed", _scrub(str(e), secret)
+        report.status, report.error = "auth_failed", scrub_secret(str(e), secret)
     except LeaseLost as e:
         report.status, report.error = "error", str(e)
     except (MailboxSyncError, StoreUnavailable) as e:
-        report.status, report.error = "error", _scrub(str(e), secret)
+        report.status, report.error = "error", scrub_secret(str(e), secret)
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
-        report.status, report.error = "error", _scrub(_describe(e), secret)
+        report.status, report.error = "error", scrub_secret(describe_error(e), secret)
     finally:
         release_lease(mailbox_id, token)
     if report.completed:
@@ -226,7 +232,7 @@ def _reconcile_folders(
         except imaplib.IMAP4.abort:
             raise  # the connection is gone
         except (IMAPClientError, imaplib.IMAP4.error) as e:
-            folder.error = _describe(e)
+            folder.error = describe_error(e)
             report.status = "partial"
 
 

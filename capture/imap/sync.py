@@ -111,20 +111,20 @@ def sync_mailbox(
     secret = ""
     try:
         secret = get_secret(mailbox)
-        with _connect(mailbox, secret) as client:
+        with connect_mailbox(mailbox, secret) as client:
             # Leaving the block logs out; a failing LOGOUT is swallowed (the mail is committed).
             _sync_folders(client, mailbox, token, report, progress, enqueue)
     except SecretDecryptError as e:
         _record_auth_failure(mailbox, report, "stored secret cannot be decrypted (key changed?)", e)
     except MailboxAuthFailed as e:
-        _record_auth_failure(mailbox, report, _scrub(str(e), secret), e)
+        _record_auth_failure(mailbox, report, scrub_secret(str(e), secret), e)
     except LeaseLost as e:
         report.status = "error"
         report.error = str(e)
     except (MailboxSyncError, StoreUnavailable) as e:
-        _record_error(mailbox, report, _scrub(str(e), secret))
+        _record_error(mailbox, report, scrub_secret(str(e), secret))
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
-        _record_error(mailbox, report, _scrub(_describe(e), secret))
+        _record_error(mailbox, report, scrub_secret(describe_error(e), secret))
     else:
         _record_success(mailbox, report)
     finally:
@@ -139,7 +139,8 @@ def sync_mailbox(
 _UNTRUSTED_CODES = {2, 18, 19, 20, 21}  # issuer unknown, self-signed leaf/chain, unverifiable
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """A connection or TLS error in words an admin can act on."""
     if isinstance(e, socket.timeout | TimeoutError):
         return f"timeout: {e}" if str(e) else "timeout"
     if isinstance(e, ConnectionRefusedError):
@@ -154,7 +155,7 @@ def _describe(e: BaseException) -> str:
     return f"{e.__class__.__name__}: {e}"
 
 
-def _scrub(message: str, secret: str) -> str:
+def scrub_secret(message: str, secret: str) -> str:
     """Error text for the admin: never the password or token, and short."""
     if secret:
         message = message.replace(secret, "***")
@@ -181,7 +182,7 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
+def connect_mailbox(mailbox: MailboxConnection, secret: str) -> IMAPClient:
     """Connected and logged in; raises MailboxUnreachable or MailboxAuthFailed."""
     Sec = MailboxConnection.Security
     context = _tls_context() if mailbox.security in (Sec.TLS, Sec.STARTTLS) else None
@@ -195,7 +196,7 @@ def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
         )
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
         raise MailboxUnreachable(
-            f"cannot connect to {mailbox.host}:{mailbox.port}: {_describe(e)}"
+            f"cannot connect to {mailbox.host}:{mailbox.port}: {describe_error(e)}"
         ) from e
     starttls_pending = mailbox.security == Sec.STARTTLS
     try:
@@ -212,9 +213,9 @@ def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
         if isinstance(cause, imaplib.IMAP4.abort | OSError):
             # The connection broke during LOGIN/AUTHENTICATE: the server refused nothing.
             raise MailboxUnreachable(
-                _scrub(f"connection lost while logging in: {_describe(cause)}", secret)
+                scrub_secret(f"connection lost while logging in: {describe_error(cause)}", secret)
             ) from e
-        raise MailboxAuthFailed(f"authentication failed: {_scrub(str(e), secret)}") from e
+        raise MailboxAuthFailed(f"authentication failed: {scrub_secret(str(e), secret)}") from e
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as e:
         _shutdown(client)
         where = f"{mailbox.host}:{mailbox.port}"
@@ -224,8 +225,8 @@ def _connect(mailbox: MailboxConnection, secret: str) -> IMAPClient:
                 f"{where} does not offer STARTTLS (nothing sent in clear)"
             ) from e
         if starttls_pending:
-            raise MailboxUnreachable(f"STARTTLS with {where} failed: {_describe(e)}") from e
-        raise MailboxUnreachable(_describe(e)) from e
+            raise MailboxUnreachable(f"STARTTLS with {where} failed: {describe_error(e)}") from e
+        raise MailboxUnreachable(describe_error(e)) from e
     return client
 
 
@@ -262,7 +263,7 @@ def _sync_folders(
             raise  # the connection is gone: no other folder can be synced in this run
         except (IMAPClientError, imaplib.IMAP4.error) as e:
             # A NO/BAD for this folder (deleted meanwhile, no permission): the others still sync.
-            folder_report.errors.append(_describe(e))
+            folder_report.errors.append(describe_error(e))
             report.status = "partial"
 
 
