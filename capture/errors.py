@@ -17,7 +17,7 @@ class InputRejected(CaptureError):
 
 
 class UnparseableMessage(InputRejected):
-    pass
+    """No message can be made of the bytes (empty, not mail, or the parser gave up)."""
 
 
 class MessageTooLarge(InputRejected):
@@ -28,10 +28,6 @@ class MessageTooLarge(InputRejected):
 
 
 class SenderNotAllowed(InputRejected):
-    pass
-
-
-class UnknownCaptureAddress(InputRejected):
     pass
 
 

@@ -25,7 +25,7 @@ from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
 from capture.gate import SUBMITTED_CHANNELS, gate_message
 from capture.linking import apply_link_rules, link_chosen_records
-from capture.mime import MessageRejected, ParseLimits, parse_email
+from capture.mime import ParseLimits, parse_email
 from capture.models import (
     Attachment,
     Capture,
@@ -184,7 +184,7 @@ def parse_step(work: Work, limits: ParseLimits | None = None) -> None:
         raise RuntimeError("raw bytes missing from the raw store") from None
     try:
         parsed = parse_email(data, received_at=raw.received_at, limits=limits or parse_limits())
-    except MessageRejected as e:
+    except InputRejected as e:
         reject(work, e.code, e.detail)
         return
     work.parsed = parsed

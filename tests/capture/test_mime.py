@@ -9,13 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from capture.mime import (
-    MessageRejected,
-    ParseLimits,
-    normalize_message_id,
-    normalize_subject,
-    parse_email,
-)
+from capture.errors import InputRejected
+from capture.mime.ids import normalize_message_id, normalize_subject
+from capture.mime.parse import parse_email
+from capture.mime.types import ParseLimits
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mail"
 RECEIVED_AT = datetime(2025, 4, 1, 12, 0, tzinfo=UTC)
@@ -419,13 +416,13 @@ def test_large_attachment_is_decoded_whole():
 
 
 def test_message_over_the_size_limit_is_rejected_before_parsing():
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse("large_attachment.eml", limits=ParseLimits(max_bytes=1024 * 1024))
     assert info.value.code == "too_large"
 
 
 def test_thirty_nested_multiparts_are_rejected_as_too_deep():
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse("deep_30_levels.eml")
     assert info.value.code == "too_deep"
 
@@ -445,27 +442,27 @@ def test_extremely_deep_nesting_is_rejected_without_crashing():
             + b"--b%d--\r\n" % i
         )
     raw = b"From: a@acme-widgets.com\r\nSubject: deep\r\n" + body
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse_email(raw, received_at=RECEIVED_AT)
     assert info.value.code == "too_deep"
 
 
 def test_too_many_parts_are_rejected():
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse("nested_multipart.eml", limits=ParseLimits(max_parts=3))
     assert info.value.code == "too_many_parts"
 
 
 def test_too_many_headers_are_rejected():
     raw = b"X-Spam: 1\r\n" * 20 + load("missing_date.eml")
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse_email(raw, received_at=RECEIVED_AT, limits=ParseLimits(max_headers=10))
     assert info.value.code == "too_many_headers"
 
 
 @pytest.mark.parametrize("raw", [b"", b"   \r\n\r\n  "])
 def test_empty_input_is_rejected_as_empty(raw):
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse_email(raw, received_at=RECEIVED_AT)
     assert info.value.code == "empty"
 
@@ -474,7 +471,7 @@ def test_empty_input_is_rejected_as_empty(raw):
     "raw", [b"%PDF-1.4\n%%EOF\n", b"<html><body>hello</body></html>", bytes(range(256))]
 )
 def test_non_mail_input_is_rejected_as_not_email(raw):
-    with pytest.raises(MessageRejected) as info:
+    with pytest.raises(InputRejected) as info:
         parse_email(raw, received_at=RECEIVED_AT)
     assert info.value.code == "not_email"
 
@@ -568,23 +565,23 @@ def _mutations(count: int, seed: int = 20250401):
         yield bytes(raw)
 
 
-def test_random_mutations_never_raise_anything_but_message_rejected():
+def test_random_mutations_never_raise_anything_but_input_rejected():
     for raw in _mutations(300):
         try:
             mail = parse_email(raw, received_at=RECEIVED_AT)
-        except MessageRejected:
+        except InputRejected:
             continue
         assert mail.size == len(raw)
         assert mail.date.tzinfo is not None
 
 
-def test_random_bytes_never_raise_anything_but_message_rejected():
+def test_random_bytes_never_raise_anything_but_input_rejected():
     rnd = random.Random(7)
     for _ in range(100):
         raw = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 2000)))
         try:
             parse_email(raw, received_at=RECEIVED_AT)
-        except MessageRejected:
+        except InputRejected:
             pass
 
 

@@ -19,40 +19,36 @@ from email.utils import parseaddr, parsedate_to_datetime
 
 import pytest
 
-from capture.mime import (
-    _ANGLE_ADDR,
-    _FOLD,
-    _HEADER_BLOCK,
-    _LONE_CR,
-    _LONE_LF,
+from capture.mime.addresses import (
+    ANGLE_ADDR,
+    parse_address_list,
+    split_address_list_slow,
+    split_plain_address_list,
+    unquote_name,
+)
+from capture.mime.bodies import a2b_qp, content_charset, decoded_payload, disposition, filename
+from capture.mime.headers import (
+    FOLD,
+    boundary,
+    content_type,
+    decode_header_value,
+    decoded_headers,
+    first_values,
+    fix_surrogates,
+    fold_whitespace,
+    get_header,
+    plain_params,
+    unfold,
+)
+from capture.mime.ids import parse_date, plain_date
+from capture.mime.tree import HEADER_BLOCK, LONE_CR, LONE_LF, parse_header_block
+from capture.mime.types import (
     Address,
     AttachmentPart,
     ParsedEmail,
-    _a2b_qp,
-    _boundary,
-    _content_charset,
-    _content_type,
-    _decoded_headers,
-    _decoded_payload,
-    _disposition,
-    _filename,
-    _first_values,
-    _fix_surrogates,
-    _fold_whitespace,
-    _get,
-    _new_address,
-    _new_attachment,
-    _new_parsed_email,
-    _parse_date,
-    _parse_header_block,
-    _plain_date,
-    _plain_params,
-    _split_address_list_slow,
-    _split_plain_address_list,
-    _unfold,
-    _unquote_name,
-    decode_header_value,
-    parse_address_list,
+    new_address,
+    new_attachment,
+    new_parsed_email,
 )
 from crm.addresses import InvalidAddress, normalize_address
 
@@ -116,7 +112,7 @@ def message_with(headers: list[tuple[str, str]]) -> Message:
 
 
 def stdlib_filename(part: Message) -> object:
-    """The value capture.mime._filename post-processes, as the stdlib computes it."""
+    """The value capture.mime.bodies.filename post-processes, as the stdlib computes it."""
     try:
         return ("ok", part.get_filename() or part.get_param("name", header="content-type"))
     except Exception:
@@ -136,8 +132,8 @@ def test_plain_params_match_get_param():
             headers.append(("content-type", random_param_value(rng)))  # only the first counts
         rng.shuffle(headers)
         part = message_with(headers)
-        ct = _plain_params(part, "content-type")
-        cd = _plain_params(part, "content-disposition")
+        ct = plain_params(part, "content-type")
+        cd = plain_params(part, "content-disposition")
         for header, params in (("content-type", ct), ("content-disposition", cd)):
             if params is None:
                 continue
@@ -145,13 +141,13 @@ def test_plain_params_match_get_param():
             names = set(params) | set(PARAM_NAMES) | {"text/plain", "attachment"}
             for name in names:
                 assert params.get(name) == part.get_param(name, header=header), (headers, name)
-        assert _boundary(part) == part.get_boundary()
-        assert _content_charset(part, ct) == part.get_content_charset()
-        # _filename's raw value: compare the finished names (the post-processing is shared)
+        assert boundary(part) == part.get_boundary()
+        assert content_charset(part, ct) == part.get_content_charset()
+        # filename's raw value: compare the finished names (the post-processing is shared)
         expected = stdlib_filename(part)
         if expected[0] == "ok":
-            reference = _filename(part, None, None)
-            assert _filename(part, ct, cd) == reference, headers
+            reference = filename(part, None, None)
+            assert filename(part, ct, cd) == reference, headers
     assert plain > 3000  # most values take the fast path: the comparison has teeth
 
 
@@ -179,8 +175,8 @@ def test_header_block_matches_header_parser():
     plain = 0
     for _ in range(5000):
         block = random_header_block(rng)
-        plain += bool(_HEADER_BLOCK.fullmatch(block))
-        fast = _parse_header_block(block)
+        plain += bool(HEADER_BLOCK.fullmatch(block))
+        fast = parse_header_block(block)
         slow = parser.parsestr(block + "\r\n")
         assert fast._headers == slow._headers, block
         assert fast._payload == slow._payload
@@ -196,10 +192,10 @@ def test_plain_address_split_matches_the_walk():
     taken = 0
     for _ in range(20000):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        chunks = _split_plain_address_list(value)
+        chunks = split_plain_address_list(value)
         if chunks is not None:
             taken += 1
-            assert chunks == _split_address_list_slow(value), value
+            assert chunks == split_address_list_slow(value), value
     assert taken > 1000
 
 
@@ -214,14 +210,14 @@ def test_decoded_payload_matches_get_payload(cte):
         headers = [("Content-Transfer-Encoding", cte)] if cte else []
         part = message_with(headers)
         part._payload = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
-        assert _decoded_payload(part) == part.get_payload(decode=True)
+        assert decoded_payload(part) == part.get_payload(decode=True)
 
 
 def test_unfold_matches_fold_regex():
     rng = random.Random(5)
     for _ in range(5000):
         value = "".join(rng.choice(["\r", "\n", "\r\n", " ", "\t", "a"]) for _ in range(8))
-        assert _unfold(value) == _FOLD.sub("", value), repr(value)
+        assert unfold(value) == FOLD.sub("", value), repr(value)
 
 
 def test_lone_cr_and_lf_searches_match_the_counts():
@@ -231,15 +227,15 @@ def test_lone_cr_and_lf_searches_match_the_counts():
             rng.choice([b"\r\n", b"\r", b"\n", b"a", b"\r\r\n", b"\n\r"]) for _ in range(6)
         )
         crlf = data.count(b"\r\n")
-        assert (_LONE_LF.search(data) is None) == (data.count(b"\n") == crlf), data
-        assert (_LONE_CR.search(data) is None) == (data.count(b"\r") == crlf), data
+        assert (LONE_LF.search(data) is None) == (data.count(b"\n") == crlf), data
+        assert (LONE_CR.search(data) is None) == (data.count(b"\r") == crlf), data
 
 
 # --------------------------------------------------------------------------- second round
 
 
 def test_base64_fast_path_matches_get_payload_and_its_defects():
-    """_decoded_payload decodes base64 with a2b_base64(strict_mode=True) after deleting the
+    """decoded_payload decodes base64 with a2b_base64(strict_mode=True) after deleting the
     line breaks; the stdlib must give the same bytes and record no defect then, and every
     damaged payload (padding, junk, "=" inside, lone CR/LF) must come out as it does."""
     rng = random.Random(64)
@@ -262,8 +258,8 @@ def test_base64_fast_path_matches_get_payload_and_its_defects():
             reference = message_with([("Content-Transfer-Encoding", cte)])
             reference._payload = text
             expected = reference.get_payload(decode=True)
-            assert _decoded_payload(part) == expected, text
-            assert _decoded_payload(part, _first_values(part)) == expected, text
+            assert decoded_payload(part) == expected, text
+            assert decoded_payload(part, first_values(part)) == expected, text
             assert [type(d) for d in part.defects] == [type(d) for d in reference.defects] * 2
             fast += not reference.defects
     assert fast > 2000
@@ -274,7 +270,7 @@ def test_quoted_printable_is_a2b_qp():
     alphabet = ["a", "=", "=3D", "=\r\n", "=\n", "=\r", "\r\n", " ", "\t", "=E9", "=e", "_", "=0D"]
     for _ in range(5000):
         data = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))).encode()
-        assert _a2b_qp(data) == quopri.decodestring(data)
+        assert a2b_qp(data) == quopri.decodestring(data)
 
 
 def random_headers(rng: random.Random) -> list[tuple[str, object]]:
@@ -299,30 +295,30 @@ def test_header_lookups_match_message_get():
         part = message_with(random_headers(rng))
         if rng.random() < 0.3:
             part.set_default_type("message/rfc822")
-        first = _first_values(part)
+        first = first_values(part)
         for name in ("content-type", "content-disposition", "content-id", "x-a", "nope",
                      "content-transfer-encoding"):  # fmt: skip
-            fast, slow = _get(part, first, name), part.get(name)
+            fast, slow = get_header(part, first, name), part.get(name)
             assert type(fast) is type(slow) and str(fast) == str(slow), (part._headers, name)
         try:
             expected = part.get_content_type()
         except Exception as e:  # compared below
             with pytest.raises(type(e)):
-                _content_type(part, first)
+                content_type(part, first)
         else:
-            assert _content_type(part, first) == expected, part._headers
+            assert content_type(part, first) == expected, part._headers
         for header in ("content-type", "content-disposition"):
-            assert _plain_params(part, header, first) == _plain_params(part, header)
-        assert _disposition(part, first) == _disposition(part)
-        assert _boundary(part, first) == part.get_boundary()
+            assert plain_params(part, header, first) == plain_params(part, header)
+        assert disposition(part, first) == disposition(part)
+        assert boundary(part, first) == part.get_boundary()
 
 
 def reference_parse_date(value, received_at):
-    """capture.mime._parse_date before the _plain_date fast path."""
+    """capture.mime.ids.parse_date before the plain_date fast path."""
     if value is None or not value.strip():
         return received_at, "missing"
     try:
-        parsed = parsedate_to_datetime(_fix_surrogates(_unfold(value)).strip())
+        parsed = parsedate_to_datetime(fix_surrogates(unfold(value)).strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return received_at, "invalid"
     if parsed is None:
@@ -371,18 +367,18 @@ def test_plain_date_matches_parsedate_to_datetime():
     plain = 0
     for _ in range(20000):
         value = random_date(rng)
-        plain += _plain_date(value.strip()) is not None
-        got, expected = _parse_date(value, received), reference_parse_date(value, received)
+        plain += plain_date(value.strip()) is not None
+        got, expected = parse_date(value, received), reference_parse_date(value, received)
         assert got == expected, value
         assert repr(got[0].tzinfo) == repr(expected[0].tzinfo), value
     assert plain > 500
 
 
 def reference_parse_address_list(value: str) -> tuple[Address, ...]:
-    """parse_address_list without the fast paths: the character walk, _unquote_name,
+    """parse_address_list without the fast paths: the character walk, unquote_name,
     decode_header_value and normalize_address for every address, the dataclass __init__."""
-    value = _fix_surrogates(_unfold(value))
-    chunks = [(c.strip(), sep) for c, sep in _split_address_list_slow(value) if c.strip()]
+    value = fix_surrogates(unfold(value))
+    chunks = [(c.strip(), sep) for c, sep in split_address_list_slow(value) if c.strip()]
     merged: list[str] = []
     i = 0
     while i < len(chunks):
@@ -402,9 +398,9 @@ def reference_parse_address_list(value: str) -> tuple[Address, ...]:
         i += 1
     out = []
     for raw in merged:
-        match = _ANGLE_ADDR.match(raw)
+        match = ANGLE_ADDR.match(raw)
         if match:
-            name, addr = _unquote_name(match.group("name")), match.group("addr")
+            name, addr = unquote_name(match.group("name")), match.group("addr")
         else:
             name, addr = parseaddr(raw)
             if not addr and "<" not in raw:
@@ -434,7 +430,7 @@ def test_address_fast_paths_match_the_slow_path():
         if "\udce9" in letters:
             letters = [c for c in letters if c.isascii() or c == "\udce9"]
         value = "".join(rng.choice(letters) for _ in range(rng.randint(0, 7)))
-        single += "," not in value and _split_plain_address_list(value) is not None
+        single += "," not in value and split_plain_address_list(value) is not None
         parsed = parse_address_list(value)
         assert parsed == reference_parse_address_list(value), value
         assert [vars(a) for a in parsed] == [vars(a) for a in reference_parse_address_list(value)]
@@ -447,7 +443,7 @@ def test_whitespace_folds_match_the_regex():
     ws = re.compile(r"\s+")
     for _ in range(5000):
         value = "".join(rng.choice([*spaces, "a", "<", "@", "é"]) for _ in range(8))
-        assert _fold_whitespace(value) == ws.sub(" ", value).strip(), repr(value)
+        assert fold_whitespace(value) == ws.sub(" ", value).strip(), repr(value)
         assert "".join(value.split()) == ws.sub("", value).strip(), repr(value)
 
 
@@ -464,13 +460,13 @@ def test_decoded_headers_match_decode_header_value():
             )
             for _ in range(3)
         ]
-        expected = tuple((_fix_surrogates(n), decode_header_value(v)) for n, v in raw)
-        assert _decoded_headers(raw) == expected, raw
+        expected = tuple((fix_surrogates(n), decode_header_value(v)) for n, v in raw)
+        assert decoded_headers(raw) == expected, raw
 
 
 @pytest.mark.parametrize("cls", [Address, AttachmentPart, ParsedEmail])
 def test_makers_build_what_the_dataclass_init_builds(cls):
-    make = {Address: _new_address, AttachmentPart: _new_attachment}.get(cls, _new_parsed_email)
+    make = {Address: new_address, AttachmentPart: new_attachment}.get(cls, new_parsed_email)
     values = {f.name: f"v{i}" for i, f in enumerate(dataclasses.fields(cls))}
     made, reference = make(**values), cls(**values)
     assert type(made) is cls and made == reference and hash(made) == hash(reference)

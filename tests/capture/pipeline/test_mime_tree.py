@@ -1,4 +1,4 @@
-"""capture.mime._fast_tree builds exactly the Message tree the stdlib compat32 parser builds,
+"""capture.mime.tree.fast_tree builds exactly the Message tree the stdlib compat32 parser builds,
 or declines (None) and leaves the input to the stdlib: fixtures, generated mail, and mail
 damaged on purpose (stray and missing boundaries, blank and folded lines, odd headers)."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from capture.demo import generate_demo_messages
-from capture.mime import _LONE_CR, _LONE_LF, _fast_tree, _message_tree
+from capture.mime.tree import LONE_CR, LONE_LF, fast_tree, message_tree
 
 FIXTURES = sorted((Path(__file__).resolve().parents[2] / "fixtures").rglob("*.eml"))
 
@@ -44,7 +44,7 @@ def differences(fast: Message, slow: Message, path: str = "root") -> list[str]:
 
 
 def assert_same_or_declined(text: str) -> bool:
-    fast = _fast_tree(text)
+    fast = fast_tree(text)
     if fast is None:
         return False
     assert differences(fast, Parser(policy=compat32).parsestr(text)) == []
@@ -120,8 +120,8 @@ def test_damaged_mail_matches_or_is_declined():
     ],
 )
 def test_declines_what_it_cannot_vouch_for(text):
-    assert _fast_tree(text) is None
-    assert differences(_message_tree(text.encode()), Parser(policy=compat32).parsestr(text)) == []
+    assert fast_tree(text) is None
+    assert differences(message_tree(text.encode()), Parser(policy=compat32).parsestr(text)) == []
 
 
 def test_preamble_epilogue_and_nested_multiparts():
@@ -136,7 +136,7 @@ def test_preamble_epilogue_and_nested_multiparts():
         "--out\r\n\r\nno headers\r\n"
         "--out--\t\r\n\r\nouter epilogue\r\n"
     )
-    tree = _fast_tree(text)
+    tree = fast_tree(text)
     assert tree is not None
     assert differences(tree, Parser(policy=compat32).parsestr(text)) == []
     assert tree.preamble == "preamble line\r\n"
@@ -146,8 +146,8 @@ def test_preamble_epilogue_and_nested_multiparts():
 
 def test_a_caller_checked_crlf_gives_the_same_answer():
     """_parse_email searches the bytes for lone LFs (made CRLFs) and lone CRs (left to the
-    stdlib) and tells _fast_tree when there are none: its searches agree with the counts
-    _fast_tree makes on its own, and with the hint _fast_tree takes or declines exactly what
+    stdlib) and tells fast_tree when there are none: its searches agree with the counts
+    fast_tree makes on its own, and with the hint fast_tree takes or declines exactly what
     it does without, bare CRs included."""
     rng = random.Random(7)
     texts = [crlf(m.data) for m in demo_mail(20, 13, size=(1_000, 6_000))]
@@ -159,16 +159,16 @@ def test_a_caller_checked_crlf_gives_the_same_answer():
     for text in texts:
         data = text.encode("ascii", "surrogateescape")
         assert text.count("\n") == text.count("\r\n")
-        assert _LONE_LF.search(data) is None
-        assert _LONE_LF.search(b"\n" + data) is not None
-        crlf_only = _LONE_CR.search(data) is None
+        assert LONE_LF.search(data) is None
+        assert LONE_LF.search(b"\n" + data) is not None
+        crlf_only = LONE_CR.search(data) is None
         assert crlf_only == (text.count("\r") == text.count("\r\n"))
-        own = _fast_tree(text)
+        own = fast_tree(text)
         if not crlf_only:
             assert own is None  # what _parse_email leaves to the stdlib
             declined += 1
             continue
-        hinted = _fast_tree(text, crlf_only=True)
+        hinted = fast_tree(text, crlf_only=True)
         assert (own is None) == (hinted is None)
         if own is None:
             declined += 1
