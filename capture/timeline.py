@@ -137,7 +137,7 @@ def timeline_page(
     more = len(rows) > size
     rows = rows[:size]
     shown_pins = pins if after is None else []
-    wanted = [t for t, _ in shown_pins] + [t for t, _ in rows]
+    wanted = [t for t, _ in shown_pins] + [tid for _, tid in rows]
     if not wanted:
         return TimelinePage()
     pinned_email = {t: e for t, e in shown_pins if e}
