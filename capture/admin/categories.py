@@ -96,6 +96,10 @@ class EmailCategoriesAdminMixin:
 
     form = EmailCategoriesForm
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The page's one editable field: the read-only big-table admin opens up for it.
+        return admin.ModelAdmin.has_change_permission(self, request, obj)  # type: ignore[arg-type]
+
     def save_model(self, request, obj, form, change) -> None:
         if not change or "category_names" not in form.changed_data:
             return
