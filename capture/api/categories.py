@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from capture import categories as service
 from capture.models import Category
 from capture.visibility import visible_emails
+from crm.api.serializers import StrictModelSerializer, StrictSerializer
 from crm.auth import ScopePermission, request_scopes
 from crm.models import ApiToken
 from governance.audit import actor_from_request, client_address
@@ -46,14 +47,14 @@ class CategoryPermission(ScopePermission):
         return True
 
 
-class CategorySerializer(serializers.ModelSerializer):
+class CategorySerializer(StrictModelSerializer):
     class Meta:
         model = Category
         fields = ("id", "name", "active", "order", "created", "updated")
         read_only_fields = ("id", "created", "updated")
 
 
-class CategoryUpdateSerializer(serializers.Serializer):
+class CategoryUpdateSerializer(StrictSerializer):
     active = serializers.BooleanField(required=False)
     order = serializers.IntegerField(required=False, min_value=-1_000_000, max_value=1_000_000)
 
@@ -117,7 +118,7 @@ class CategoryViewSet(
         return Response(CategorySerializer(category).data)
 
 
-class EmailCategoriesSerializer(serializers.Serializer):
+class EmailCategoriesSerializer(StrictSerializer):
     categories = serializers.ListField(
         child=serializers.CharField(max_length=service.NAME_MAX),
         max_length=service.MAX_CATEGORIES,

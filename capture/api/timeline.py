@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture import timeline as service
+from crm.api.serializers import StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Contact, Item, Organization
 from governance.audit import actor_from_request, client_address
@@ -57,7 +58,7 @@ class TimelinePageSerializer(serializers.Serializer):
     results = TimelineEntrySerializer(many=True)
 
 
-class PinSerializer(serializers.Serializer):
+class PinSerializer(StrictSerializer):
     thread = serializers.IntegerField(min_value=1, required=False)
     email = serializers.IntegerField(min_value=1, required=False)
 

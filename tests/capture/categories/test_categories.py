@@ -216,3 +216,13 @@ def test_the_migration_creates_a_category_for_every_name_already_stored():
     migration.create_categories_from_stored_names(apps, None)
     names = dict(Category.objects.values_list("name", "active"))
     assert names == {"pricing": True, "Q2": True, "renewal": False}
+
+
+def test_an_unknown_field_in_a_categories_body_is_a_400_naming_it(api):
+    owner = make_user()
+    email = make_thread(owner=owner).messages.get()
+    response = api(owner).patch(
+        email_url(email), {"categories": [], "labels": ["x"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"labels": ["Unknown field."]}
