@@ -316,6 +316,28 @@ def pin_timeline_entry(
     return pin
 
 
+def remove_pins(pins: list[TimelinePin], *, actor: Any, channel: str, address: str = "") -> int:
+    """Delete these pins (an admin's cleanup; a deleted record's pins too); returns how many."""
+    removed = 0
+    with transaction.atomic():
+        for pin in pins:
+            record_event(
+                "timeline.unpinned",
+                actor=actor,
+                obj=pin,
+                channel=channel,
+                address=address,
+                detail={
+                    "record_type": pin.record_type,
+                    "record_id": pin.record_id,
+                    "thread": pin.thread_id,
+                },
+            )
+            pin.delete()
+            removed += 1
+    return removed
+
+
 def unpin_timeline_entry(
     record: Record, *, thread_id: int, actor: Any, channel: str, address: str = ""
 ) -> bool:

@@ -7,10 +7,13 @@ signed-in user may see it. `?timeline_cursor=` on the change page's URL moves to
 
 from __future__ import annotations
 
+from django.contrib import admin, messages
 from django.template.loader import render_to_string
 
-from capture.timeline import TimelineRejected, timeline_page
+from capture.models import TimelinePin
+from capture.timeline import TimelineRejected, remove_pins, timeline_page
 from crm.admin import register_record_panel
+from governance.audit import client_address
 
 
 def timeline_panel(request, record) -> str:
@@ -34,3 +37,35 @@ def timeline_panel(request, record) -> str:
 
 
 register_record_panel(timeline_panel)
+
+
+@admin.register(TimelinePin)
+class TimelinePinAdmin(admin.ModelAdmin):
+    """Pins are made on the timeline (API); here they are reviewed and removed."""
+
+    list_display = ("id", "record_type", "record_id", "thread", "email", "created_by", "created")
+    list_select_related = ("thread", "email", "created_by")
+    list_filter = ("record_type", "created")
+    search_fields = ("=record_id", "=thread__id", "thread__subject")
+    autocomplete_fields = ("thread", "email", "created_by")
+    readonly_fields = ("record_type", "record_id", "thread", "email", "created_by", "created")
+    actions = ("unpin",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the unpin action audits each removal
+
+    @admin.action(description="Unpin the selected entries", permissions=["view"])
+    def unpin(self, request, queryset) -> None:
+        n = remove_pins(
+            list(queryset),
+            actor=request.user,
+            channel="admin",
+            address=client_address(request),
+        )
+        self.message_user(request, f"{n} pins removed.", messages.SUCCESS)

@@ -56,3 +56,20 @@ def test_a_change_page_without_mail_says_so():
     contact = make_contact()
     response = admin_client().get(f"/admin/crm/contact/{contact.pk}/change/")
     assert "No captured mail you may see" in response.content.decode()
+
+
+def test_the_pin_admin_lists_pins_and_unpins_them_audited():
+    from capture.models import TimelinePin
+    from governance.models import AuditEvent
+
+    contact = make_contact()
+    thread = make_thread(contact)
+    pin = TimelinePin.objects.create(record_type="contact", record_id=contact.pk, thread=thread)
+    client = admin_client()
+    assert client.get("/admin/capture/timelinepin/").status_code == 200
+    response = client.post(
+        "/admin/capture/timelinepin/", {"action": "unpin", "_selected_action": [pin.pk]}
+    )
+    assert response.status_code == 302
+    assert not TimelinePin.objects.exists()
+    assert AuditEvent.objects.get(action="timeline.unpinned").detail["thread"] == thread.pk
