@@ -136,6 +136,7 @@ class BatchContext:
         self.creation_locks_taken = False
         # categories chosen when an already logged mail is saved again (capture/pipeline.py)
         self.categories_added: list[tuple[EmailMessage, list[str], RawMessage]] = []
+        self.category_names: set[str] | None = None  # names that are categories (pipeline.py)
         self.mailbox_visibility: dict[int, str] = {}  # capture/gate.py
 
     # --- bulk loading ---------------------------------------------------------------------

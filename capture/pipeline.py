@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Count, Max, Min, OuterRef, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from capture import storage
@@ -29,6 +29,7 @@ from capture.mime import ParseLimits, parse_email
 from capture.models import (
     Attachment,
     Capture,
+    Category,
     EmailMessage,
     Meeting,
     MessageRef,
@@ -249,7 +250,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         headers=[list(h) for h in parsed.headers[:200]]
         if work.stored == EmailMessage.Stored.FULL
         else [],
-        categories=_categories(work),
+        categories=_categories(ctx, work),
         first_raw=work.raw,
         **body_fields(parsed, work.stored),
     )
@@ -288,14 +289,25 @@ def record_duplicate(ctx: BatchContext, work: Work, email: EmailMessage) -> None
     chosen = work.raw.options.get("links") or {}
     if chosen:
         link_chosen_records(ctx, work, email.thread_id, chosen)
-    categories = _categories(work)
+    categories = _categories(ctx, work)
     if categories:
         # The email may be new in this very batch: its pk is known at flush.
         ctx.categories_added.append((email, categories, work.raw))
 
 
-def _categories(work: Work) -> list[str]:
-    return [str(c)[:100] for c in work.raw.options.get("categories", [])][:MAX_CATEGORIES]
+def _categories(ctx: BatchContext, work: Work) -> list[str]:
+    """The add-in's chosen names that are categories (the API accepted only active ones; a
+    category deactivated since still counts, a name that is no category is dropped)."""
+    chosen = [str(c)[:100] for c in work.raw.options.get("categories", [])][:MAX_CATEGORIES]
+    if not chosen:
+        return []
+    if ctx.category_names is None:
+        # One query per batch, for every name its messages chose.
+        wanted = {str(c)[:100] for w in ctx.works for c in w.raw.options.get("categories", [])}
+        ctx.category_names = set(
+            Category.objects.filter(name__in=wanted).values_list("name", flat=True)
+        )
+    return [c for c in chosen if c in ctx.category_names]
 
 
 def add_categories(ctx: BatchContext) -> None:
@@ -400,7 +412,10 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
     flush_blobs(ctx)
     bulk_insert(Attachment, ctx.new_attachments, batch_size=500)
     bulk_insert(Capture, ctx.new_captures, batch_size=1000)
-    refresh_thread_stats({ctx.resolve_thread_id(t) for t in ctx.dirty_threads})
+    dirty = {ctx.resolve_thread_id(t) for t in ctx.dirty_threads}
+    refresh_thread_stats(dirty)
+    # Links added to threads this batch did not touch (a mail saved again from the add-in).
+    sync_link_dates({link.thread_id for link in ctx.new_links} - dirty)
     now = timezone.now()
     for w in works:
         raw = w.raw
@@ -489,6 +504,7 @@ def refresh_thread_stats(thread_ids: set[int]) -> None:
         assert Thread._meta.db_table == "capture_thread"
         assert EmailMessage._meta.db_table == "capture_emailmessage"
         execute_binary(_REFRESH_THREADS_PG, [timezone.now(), sorted(thread_ids)])
+        sync_link_dates(thread_ids)
         return
     msgs = EmailMessage.objects.filter(thread=OuterRef("pk")).values("thread")
     Thread.objects.filter(pk__in=thread_ids).update(
@@ -497,6 +513,29 @@ def refresh_thread_stats(thread_ids: set[int]) -> None:
         last_at=Subquery(msgs.annotate(m=Max("date")).values("m")[:1]),
         updated=timezone.now(),
     )
+    sync_link_dates(thread_ids)
+
+
+def sync_link_dates(thread_ids: set[int]) -> None:
+    """Copy each thread's last_at to its links, the sort key of the records' timelines
+    (capture/timeline.py); links already up to date are not rewritten."""
+    if not thread_ids:
+        return
+    if connection.vendor == "postgresql":
+        assert ThreadLink._meta.db_table == "capture_threadlink"
+        execute_binary(_SYNC_LINK_DATES_PG, [sorted(thread_ids)])
+        return
+    last = Thread.objects.filter(pk=OuterRef("thread_id")).values("last_at")[:1]
+    ThreadLink.objects.filter(thread_id__in=sorted(thread_ids)).filter(
+        Q(last_at__isnull=True) | ~Q(last_at=Subquery(last))
+    ).update(last_at=Subquery(last))
+
+
+_SYNC_LINK_DATES_PG = """
+UPDATE capture_threadlink AS l SET last_at = t.last_at
+FROM capture_thread AS t
+WHERE t.id = ANY(%b::bigint[]) AND l.thread_id = t.id AND l.last_at IS DISTINCT FROM t.last_at
+"""
 
 
 _REFRESH_THREADS_PG = """

@@ -9,6 +9,7 @@ from collections import defaultdict
 from django.db import transaction
 
 from capture.models import Participant, ReviewItem, ThreadLink
+from capture.pipeline import sync_link_dates
 from crm.models import ContactEmail
 from governance.audit import record_event
 
@@ -61,6 +62,7 @@ def rematch_addresses(addresses: list[str]) -> int:
             threads_by_contact[cid].add(p.email.thread_id)
             matched += 1
         ThreadLink.objects.bulk_create(links, ignore_conflicts=True)
+        sync_link_dates({link.thread_id for link in links})  # their place on timelines
         for cid, thread_ids in threads_by_contact.items():
             ReviewItem.objects.create(
                 kind=ReviewItem.Kind.REMATCH_BACKFILL,

@@ -6,6 +6,7 @@ addresses and domains are normalised by the same functions the API uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -65,6 +66,32 @@ class AuditedAdminMixin:
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+# --- record panels: what other apps show on a record's change page -----------------------
+# crm imports no other app (docs/architecture.md, "Layers"): an app that has something to
+# show on a contact's, organization's or item's page (capture: the record's timeline)
+# registers a function here from its admin module; each returns HTML for the page.
+
+RecordPanel = Callable[[Any, Any], str]  # (request, record) -> HTML
+_record_panels: list[RecordPanel] = []
+
+
+def register_record_panel(panel: RecordPanel) -> None:
+    """Show `panel(request, record)` below the fields of every CRM record's change page."""
+    if panel not in _record_panels:
+        _record_panels.append(panel)
+
+
+class RecordPanelsMixin:
+    change_form_template = "admin/crm/record_change_form.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and change:
+            context["record_panels"] = [panel(request, obj) for panel in _record_panels]
+        return super().render_change_form(  # type: ignore[misc]
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
 
 
 class ImportAuditMixin:
@@ -273,7 +300,9 @@ class OrganizationDomainInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class OrganizationAdmin(
+    RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+):
     resource_classes = [OrganizationResource]
     list_display = ["name", "domain_list", "owner", "source", "external_id", "updated"]
     list_select_related = ("owner",)
@@ -332,7 +361,7 @@ class ContactEmailInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ContactAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
     resource_classes = [ContactResource]
     list_display = [
         "__str__",
@@ -370,7 +399,7 @@ class ContactAdmin(AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ItemAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
     resource_classes = [ItemResource]
     list_display = [
         "title",

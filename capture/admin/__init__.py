@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-from capture.admin import channels, mailboxes, messages  # noqa: F401  (registers ModelAdmins)
+from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record panel)
+    categories,
+    channels,
+    mailboxes,
+    messages,
+    timeline,
+)

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from capture import storage
+from capture.admin.categories import EmailCategoriesAdminMixin
 from capture.models import (
     Attachment,
     Capture,
@@ -216,7 +217,7 @@ class MeetingInline(admin.StackedInline):
 
 
 @admin.register(EmailMessage)
-class EmailMessageAdmin(BigTableAdmin):
+class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     list_display = (
         "date",
         "subject_display",
@@ -256,7 +257,6 @@ class EmailMessageAdmin(BigTableAdmin):
         "size",
         "has_attachments",
         "defects",
-        "categories",
         "first_raw",
         "expires_at",
     )

@@ -26,6 +26,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from capture.categories import unusable_categories
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.intake import RawSpec, check_size, idempotency_key_for, store_raw_message_once
 from capture.models import RawMessage
@@ -112,6 +113,14 @@ class AddinCaptureSerializer(serializers.Serializer):
         "[]: none.",
     )
     source = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    def validate_categories(self, value: list[str]) -> list[str]:
+        bad = unusable_categories(value)
+        if bad:
+            raise serializers.ValidationError(
+                f"Not an active category: {', '.join(bad)} (GET /api/v1/categories/ lists them)."
+            )
+        return list(dict.fromkeys(value))
 
     def validate_mime_base64(self, value: str) -> bytes:
         compact = "".join(value.split())

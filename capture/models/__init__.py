@@ -14,12 +14,14 @@ from capture.models.messages import (
     ThreadLink,
 )
 from capture.models.raw import RawMessage
+from capture.models.timeline import Category, TimelinePin
 
 __all__ = [
     "Attachment",
     "Blob",
     "Capture",
     "CaptureAddress",
+    "Category",
     "EmailMessage",
     "MailboxConnection",
     "MailboxFolder",
@@ -31,4 +33,5 @@ __all__ = [
     "SmtpRateEvent",
     "Thread",
     "ThreadLink",
+    "TimelinePin",
 ]

@@ -295,8 +295,19 @@ class ThreadLink(TimeStamped):
         related_name="+",
         help_text="The message whose capture made the link.",
     )
+    # The thread's last_at, copied (capture.pipeline.sync_link_dates): a record's timeline is a
+    # range of one of the indexes below, newest first, whatever the record's amount of mail.
+    last_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        indexes = [
+            models.Index(
+                fields=[field, "last_at", "thread"],
+                name=f"cap_link_{short}_last",
+                condition=models.Q(**{f"{field}__isnull": False, "last_at__isnull": False}),
+            )
+            for field, short in (("contact", "contact"), ("organization", "org"), ("item", "item"))
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(

@@ -9,7 +9,7 @@ from django.db import DatabaseError
 from rest_framework.test import APIClient
 
 import capture.intake
-from capture.models import RawMessage
+from capture.models import Category, RawMessage
 from capture.storage import read_raw
 from crm.models import ApiToken, User
 from governance.models import AuditEvent
@@ -78,6 +78,7 @@ def test_two_users_posting_the_same_mail_get_two_captures(mail_fixture):
 
 
 def test_addin_json_stores_the_decoded_mime_with_the_users_choices(mail_fixture):
+    Category.objects.bulk_create([Category(name="quote"), Category(name="widgets")])
     user = make_user()
     contact = make_contact(emails=("jane.doe@acme-widgets.com",))
     org = make_organization()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from capture.mime import parse_email
-from capture.models import Attachment, EmailMessage, RawMessage, ThreadLink
+from capture.models import Attachment, Category, EmailMessage, RawMessage, ThreadLink
 from governance.models import AuditEvent
 from tests.capture.pipeline.helpers import capture, fixture_bytes
 from tests.factories import make_contact, make_item, make_organization, make_user
@@ -18,6 +18,12 @@ pytestmark = pytest.mark.django_db
 Status = RawMessage.Status
 Dropped = Attachment.Dropped
 ADDIN = ThreadLink.Source.ADDIN
+
+
+@pytest.fixture(autouse=True)
+def _categories():
+    """The names the tests choose are admin-defined categories (capture/categories.py)."""
+    Category.objects.bulk_create([Category(name=n) for n in ("pricing", "Q2 forecast", "renewal")])
 
 
 def saved(user, name: str, **options):
@@ -85,6 +91,18 @@ def test_saving_an_already_captured_mail_again_links_the_newly_chosen_records():
 def test_categories_chosen_in_the_addin_are_stored_on_the_message():
     email, _ = saved(make_user(), "base64_and_qp.eml", categories=["pricing", "Q2 forecast"])
     assert email.categories == ["pricing", "Q2 forecast"]
+
+
+def test_chosen_names_that_are_no_category_are_dropped_when_the_mail_is_processed():
+    email, _ = saved(make_user(), "base64_and_qp.eml", categories=["pricing", "made up"])
+    assert email.categories == ["pricing"]
+
+
+def test_a_category_deactivated_after_the_capture_was_accepted_is_still_stored():
+    raw_choice = ["renewal"]
+    Category.objects.filter(name="renewal").update(active=False)
+    email, _ = saved(make_user(), "base64_and_qp.eml", categories=raw_choice)
+    assert email.categories == ["renewal"]
 
 
 def test_mail_saved_without_categories_has_none():

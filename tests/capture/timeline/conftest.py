@@ -1,0 +1,62 @@
+"""Threads, messages and links built directly (the pipeline has its own tests): a thread of
+n messages linked to a record, with the link dates the pipeline would keep."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from capture.models import EmailMessage, Meeting, Thread, ThreadLink
+from capture.pipeline import refresh_thread_stats
+from crm.models import ApiToken
+
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+_seq = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_thread(
+    *records, n: int = 1, start: datetime = T0, owner=None, private: bool = False, kind="email"
+) -> Thread:
+    """A thread of `n` messages an hour apart from `start`, linked to each record."""
+    thread = Thread.objects.create(subject=f"Thread {next(_seq)}", owner=owner, private=private)
+    for i in range(n):
+        email = EmailMessage.objects.create(
+            message_id=f"<m{next(_seq)}@test>",
+            thread=thread,
+            kind=kind,
+            subject=f"{thread.subject} #{i + 1}",
+            date=start + timedelta(hours=i),
+            from_address="tom@globex.example",
+        )
+        if kind == EmailMessage.Kind.MEETING:
+            Meeting.objects.create(
+                email=email,
+                summary="Quarterly review",
+                start=start + timedelta(days=7),
+                end=start + timedelta(days=7, hours=1),
+            )
+    for record in records:
+        field = type(record).__name__.lower()
+        ThreadLink.objects.create(thread=thread, source=ThreadLink.Source.MANUAL, **{field: record})
+    refresh_thread_stats({thread.pk})  # counts, dates, and the links' copy of last_at
+    thread.refresh_from_db()
+    return thread
+
+
+@pytest.fixture
+def api():
+    def client_for(user, scopes=("capture:read", "capture:write")):
+        _, key = ApiToken.issue(user=user, name="t", scopes=list(scopes))
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return c
+
+    return client_for
