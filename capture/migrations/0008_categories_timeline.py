@@ -35,7 +35,7 @@ def copy_thread_dates_to_links(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0006_raw_partial_indexes'),
+        ('capture', '0007_imap_reconcile'),
         ('crm', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
