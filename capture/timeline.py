@@ -188,8 +188,9 @@ def _link_page(
     """(last_at, thread id) of the next `limit` distinct threads of the record, newest first."""
     sources = _link_sources(record)
 
-    def branch(column: str, pk: int) -> QuerySet:
-        qs = ThreadLink.objects.filter(**{column: pk, "last_at__isnull": False})
+    def page_of(links: Q) -> QuerySet:
+        """These links after the cursor, not excluded, on threads the viewer may see, newest first."""
+        qs = ThreadLink.objects.filter(links, last_at__isnull=False)
         if after is not None:
             qs = qs.filter(Q(last_at__lt=after[0]) | Q(last_at=after[0], thread_id__lt=after[1]))
         if exclude:
@@ -197,6 +198,9 @@ def _link_page(
         if not sees_everything(viewer):
             qs = qs.filter(thread_id__in=visible_threads(viewer).values("pk"))
         return qs.order_by("-last_at", "-thread_id").values_list("last_at", "thread_id")
+
+    def branch(column: str, pk: int) -> QuerySet:
+        return page_of(Q(**{column: pk}))
 
     if len(sources) == 1:
         return list(branch(*sources[0])[:limit])
@@ -209,18 +213,7 @@ def _link_page(
         q = Q()
         for column, pk in sources:
             q |= Q(**{column: pk})
-        qs = ThreadLink.objects.filter(q, last_at__isnull=False)
-        if after is not None:
-            qs = qs.filter(Q(last_at__lt=after[0]) | Q(last_at=after[0], thread_id__lt=after[1]))
-        if exclude:
-            qs = qs.exclude(thread_id__in=exclude)
-        if not sees_everything(viewer):
-            qs = qs.filter(thread_id__in=visible_threads(viewer).values("pk"))
-        rows = list(
-            qs.order_by("-last_at", "-thread_id")
-            .values_list("last_at", "thread_id")
-            .distinct()[: limit * len(sources)]
-        )
+        rows = list(page_of(q).distinct()[: limit * len(sources)])
     seen: dict[int, datetime] = {}
     for last_at, tid in rows:
         seen.setdefault(tid, last_at)

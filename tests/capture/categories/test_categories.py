@@ -212,7 +212,7 @@ def test_the_migration_creates_a_category_for_every_name_already_stored():
     EmailMessage.objects.filter(pk=first.pk).update(categories=["pricing", "Q2"])
     EmailMessage.objects.filter(pk=second.pk).update(categories=["Q2", "renewal"])
     Category.objects.create(name="renewal", active=False)
-    migration = importlib.import_module("capture.migrations.0007_categories_timeline")
+    migration = importlib.import_module("capture.migrations.0008_categories_timeline")
     migration.create_categories_from_stored_names(apps, None)
     names = dict(Category.objects.values_list("name", "active"))
     assert names == {"pricing": True, "Q2": True, "renewal": False}

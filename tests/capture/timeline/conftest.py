@@ -7,11 +7,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rest_framework.test import APIClient
 
 from capture.models import EmailMessage, Meeting, Thread, ThreadLink
 from capture.pipeline import refresh_thread_stats
-from crm.models import ApiToken
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 _seq = itertools.count(1)
@@ -49,14 +47,3 @@ def make_thread(
     refresh_thread_stats({thread.pk})  # counts, dates, and the links' copy of last_at
     thread.refresh_from_db()
     return thread
-
-
-@pytest.fixture
-def api():
-    def client_for(user, scopes=("capture:read", "capture:write")):
-        _, key = ApiToken.issue(user=user, name="t", scopes=list(scopes))
-        c = APIClient()
-        c.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-        return c
-
-    return client_for
