@@ -134,12 +134,12 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.DefaultCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.DefaultCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["crm.auth.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("MAILWARDEN_API_RATE", default="6000/minute")},
-    "EXCEPTION_HANDLER": "crm.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
