@@ -17,3 +17,5 @@ urlpatterns = [
     path("inbound/", include("capture.webhooks.urls")),
     path("me/", capture_views.me, name="me"),
 ]
+# A URL under /api/ that matches no route (e.g. /api/v1/contacts/abc/) answers JSON.
+handler404 = "core.api.api_page_not_found"

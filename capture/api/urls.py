@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
 
 from capture.api import addresses, captures, emails, mailboxes
+from core.api import ApiRouter
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
 for module in (captures, emails, addresses, mailboxes):
     module.register(router)
