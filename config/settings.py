@@ -131,15 +131,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "core.api.FilterBackend",
+        "core.api.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.DefaultCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.DefaultCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.AutoSchema",
+    "DEFAULT_METADATA_CLASS": "core.api.Metadata",
     "DEFAULT_THROTTLE_CLASSES": ["crm.auth.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("MAILWARDEN_API_RATE", default="6000/minute")},
-    "EXCEPTION_HANDLER": "crm.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -148,6 +149,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name get distinct component names.
+    "ENUM_NAME_OVERRIDES": {
+        "EmailKindEnum": "capture.models.EmailMessage.Kind",
+        "RecordSourceEnum": "crm.models.Organization.Source",
+    },
+    # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
+    "PATH_CONVERTER_OVERRIDES": {
+        "dbid": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    },
 }
 CACHES = {"default": env.cache("MAILWARDEN_CACHE_URL", default="locmemcache://")}
 

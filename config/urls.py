@@ -19,3 +19,5 @@ urlpatterns = [
     path("me/", capture_views.me, name="me"),
     path("healthz", healthz, name="healthz"),
 ]
+# A URL under /api/ that matches no route (e.g. /api/v1/contacts/abc/) answers JSON.
+handler404 = "core.api.api_page_not_found"

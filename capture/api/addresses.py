@@ -8,6 +8,7 @@ validate and call the service).
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from rest_framework.routers import DefaultRouter
 
 from capture import addresses as service
 from capture.models import CaptureAddress
+from core.api import error_response
 from crm.auth import ScopePermission
 from crm.models import User
 from governance.audit import actor_from_request, client_address
@@ -63,6 +65,7 @@ class CaptureAddressViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = CaptureAddressSerializer
+    queryset = CaptureAddress.objects.none()  # the real one is per user (get_queryset)
     permission_classes = [ScopePermission]
     read_scope = "capture:read"
     write_scope = "capture:write"
@@ -90,6 +93,13 @@ class CaptureAddressViewSet(
             **self._audit(),
         )
 
+    @extend_schema(
+        request=None,
+        responses={
+            201: CaptureAddressSerializer,
+            409: error_response("The address is already revoked (code `revoked`)."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def rotate(self, request, pk=None):
         """Revoke this address and issue a new one (mail to the old one then gets 550 5.1.1)."""
@@ -102,6 +112,7 @@ class CaptureAddressViewSet(
         new = service.rotate_capture_address(addr, **self._audit())
         return Response(self.get_serializer(new).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         """Revoke this address: mail to it is refused with 550 5.1.1."""

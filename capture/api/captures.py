@@ -30,6 +30,7 @@ from capture.categories import unusable_categories
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.intake import RawSpec, check_size, idempotency_key_for, store_raw_message_once
 from capture.models import RawMessage
+from core.api import error_response
 from crm.auth import ScopePermission
 from crm.models import Contact, Item, Organization
 from governance.audit import actor_from_request, client_address
@@ -231,7 +232,11 @@ class CaptureViewSet(
             "application/json": AddinCaptureSerializer,
             "message/rfc822": OpenApiTypes.BINARY,
         },
-        responses={202: CaptureAcceptedSerializer, 413: None, 503: None},
+        responses={
+            202: CaptureAcceptedSerializer,
+            413: error_response("The message is larger than MAILWARDEN_MAX_MESSAGE_BYTES."),
+            503: error_response("The message store is unavailable: retry after `Retry-After`."),
+        },
     )
     def create(self, request, *args, **kwargs):
         raw_key = (request.headers.get("Idempotency-Key") or "").strip()

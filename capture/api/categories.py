@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from capture import categories as service
 from capture.models import Category
 from capture.visibility import visible_emails
-from crm.api.serializers import StrictModelSerializer, StrictSerializer
+from core.api import StrictModelSerializer, StrictSerializer
 from crm.auth import ScopePermission, request_scopes
 from crm.models import ApiToken
 from governance.audit import actor_from_request, client_address

@@ -20,6 +20,7 @@ from rest_framework.routers import DefaultRouter
 from capture import storage
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
 from capture.visibility import visible_emails, visible_threads
+from core.api import FilterBackend, FilterSet, IdFilter
 from crm.auth import ScopePermission
 from crm.models import ApiToken
 from governance.audit import actor_from_request, client_address, record_event
@@ -146,11 +147,11 @@ class ThreadSerializer(serializers.ModelSerializer):
         )
 
 
-class EmailFilter(django_filters.FilterSet):
-    contact = django_filters.NumberFilter(method="by_contact")
-    organization = django_filters.NumberFilter(method="by_organization")
-    item = django_filters.NumberFilter(field_name="thread__links__item")
-    thread = django_filters.NumberFilter(field_name="thread")
+class EmailFilter(FilterSet):
+    contact = IdFilter(method="by_contact")
+    organization = IdFilter(method="by_organization")
+    item = IdFilter(field_name="thread__links__item")
+    thread = IdFilter(field_name="thread")
     direction = django_filters.ChoiceFilter(choices=EmailMessage.Direction.choices)
     kind = django_filters.ChoiceFilter(choices=EmailMessage.Kind.choices)
     channel = django_filters.CharFilter(field_name="captures__channel")
@@ -192,8 +193,9 @@ class CaptureReadScope:
 class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     """Captured messages the caller may see; `search` matches subject and addresses."""
 
+    queryset = EmailMessage.objects.none()  # the real one is per user (get_queryset)
     filterset_class = EmailFilter
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [FilterBackend]
 
     def get_queryset(self):
         qs = visible_emails(self.request.user).select_related("thread")
@@ -222,7 +224,7 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
         return response
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    @action(detail=True, methods=["get"], url_path=r"attachments/(?P<attachment_id>\d+)")
+    @action(detail=True, methods=["get"], url_path="attachments/<dbid:attachment_id>")
     def attachment(self, request, pk=None, attachment_id=None):
         email = get_object_or_404(self.get_queryset(), pk=pk)
         att = get_object_or_404(
@@ -252,6 +254,7 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
 
 class ThreadViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     serializer_class = ThreadSerializer
+    queryset = Thread.objects.none()  # the real one is per user (get_queryset)
 
     def get_queryset(self):
         user = self.request.user

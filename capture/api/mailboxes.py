@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from rest_framework.routers import DefaultRouter
 from capture.imap import mailboxes as service
 from capture.imap.reconcile import reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
-from crm.api.serializers import StrictSerializer
+from core.api import StrictSerializer, error_response
 from crm.auth import ScopePermission
 from crm.models import User
 from governance.audit import actor_from_request, client_address
@@ -115,8 +115,13 @@ _RECONCILE_REFUSED = {
 }
 
 
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
 class MailboxViewSet(viewsets.ModelViewSet):
     serializer_class = MailboxSerializer
+    queryset = MailboxConnection.objects.none()  # the real one is per user (get_queryset)
     permission_classes = [ScopePermission]
     read_scope = "capture:read"
     write_scope = "capture:write"
@@ -156,6 +161,13 @@ class MailboxViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: MailboxConnection) -> None:
         service.delete_mailbox(instance, **self._audit_kwargs())
 
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(description="A sync is queued."),
+            409: error_response("The mailbox is paused or disabled (code `not_syncable`)."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
         """Queue a sync now (409 when the mailbox is paused or disabled)."""
@@ -170,6 +182,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
             )
         return Response({"queued": True, "mailbox": mailbox.pk}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Clear a pause (e.g. after the password was fixed) and make the mailbox due now."""
@@ -177,15 +190,25 @@ class MailboxViewSet(viewsets.ModelViewSet):
         service.resume_mailbox(mailbox, actor=actor_from_request(request))
         return Response(self.get_serializer(mailbox).data)
 
+    @extend_schema(request=PauseSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Stop syncing until resumed."""
         mailbox = self.get_object()
-        reason = str(request.data.get("reason") or "Paused by its owner.")[:200]
+        body = PauseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data.get("reason") or "Paused by its owner."
         service.pause_mailbox(mailbox, reason=reason, actor=actor_from_request(request))
         return Response(self.get_serializer(mailbox).data)
 
-    @extend_schema(request=ReconcileRequestSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=ReconcileRequestSerializer,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            409: error_response("A sync holds the mailbox, or it is paused or disabled."),
+            502: error_response("The IMAP server could not be reached or refused the login."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def reconcile(self, request, pk=None):
         """Compare the server's UIDs with what was stored, skipped or rejected; the report

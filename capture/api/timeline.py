@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture import timeline as service
-from crm.api.serializers import StrictSerializer
+from core.api import StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Contact, Item, Organization
 from governance.audit import actor_from_request, client_address
@@ -155,17 +155,17 @@ for prefix in RECORD_MODELS:
     single = prefix[:-1]
     urlpatterns += [
         path(
-            f"{prefix}/<int:pk>/timeline/",
+            f"{prefix}/<dbid:pk>/timeline/",
             TimelineView.as_view(records=prefix),
             name=f"{single}-timeline",
         ),
         path(
-            f"{prefix}/<int:pk>/timeline/pins/",
+            f"{prefix}/<dbid:pk>/timeline/pins/",
             TimelinePinsView.as_view(records=prefix),
             name=f"{single}-timeline-pins",
         ),
         path(
-            f"{prefix}/<int:pk>/timeline/pins/<int:thread_id>/",
+            f"{prefix}/<dbid:pk>/timeline/pins/<dbid:thread_id>/",
             TimelinePinView.as_view(records=prefix),
             name=f"{single}-timeline-pin",
         ),

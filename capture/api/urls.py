@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
 
 from capture.api import addresses, captures, categories, emails, mailboxes, timeline
+from core.api import ApiRouter
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
 for module in (captures, emails, addresses, mailboxes, categories, timeline):
     module.register(router)
@@ -15,7 +15,7 @@ urlpatterns = [
     *router.urls,
     *extra_urls,
     path(
-        "emails/<int:pk>/categories/",
+        "emails/<dbid:pk>/categories/",
         categories.EmailCategoriesView.as_view(),
         name="email-categories",
     ),

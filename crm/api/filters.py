@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
+from core.api import FilterSet, IdFilter
 from crm.addresses import InvalidAddress, normalize_address
 from crm.models import Contact, Item, Organization
 from crm.services import InvalidDomain, normalize_domain
@@ -40,7 +41,7 @@ class DomainFilter(django_filters.CharFilter):
     field_class = NormalizedDomainFormField
 
 
-class ContactFilter(django_filters.FilterSet):
+class ContactFilter(FilterSet):
     email = EmailFilter(
         field_name="emails__address",
         distinct=True,
@@ -61,7 +62,7 @@ class ContactFilter(django_filters.FilterSet):
         ]
 
 
-class OrganizationFilter(django_filters.FilterSet):
+class OrganizationFilter(FilterSet):
     domain = DomainFilter(
         field_name="domains__domain", distinct=True, help_text="Registrable domain."
     )
@@ -72,10 +73,8 @@ class OrganizationFilter(django_filters.FilterSet):
         fields = ["domain", "owner", "external_id", "source", "updated_after"]
 
 
-class ItemFilter(django_filters.FilterSet):
-    contact = django_filters.NumberFilter(
-        field_name="contacts", distinct=True, help_text="Contact id."
-    )
+class ItemFilter(FilterSet):
+    contact = IdFilter(field_name="contacts", distinct=True, help_text="Contact id.")
     updated_after = django_filters.IsoDateTimeFilter(field_name="updated", lookup_expr="gte")
 
     class Meta:

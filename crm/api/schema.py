@@ -1,4 +1,8 @@
-"""OpenAPI description of the bearer-token authentication (drf-spectacular extension)."""
+"""OpenAPI description of the bearer-token authentication (drf-spectacular extension).
+
+It stays in crm, not core.api: it describes crm.auth.TokenAuthentication (tokens are crm's
+ApiToken, created with crm's create_token command), and core knows nothing of the apps.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,11 @@
 """Serializers of the CRM API. Writes normalise through crm.services, like the admin does.
 
-:class:`RejectUnknownFieldsMixin` makes a serializer answer 400 naming any field it does not
-know (DRF silently ignores them by default, which hides typos in integrations). Other apps'
-serializers reuse it: ``class MySerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer)``.
+They are strict (core.api.StrictModelSerializer): a field the serializer does not know answers
+400 naming it (DRF silently ignores them by default, which hides typos in integrations).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
@@ -15,30 +13,9 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import StrictModelSerializer, StrictSerializer
 from crm import services
 from crm.models import Contact, ContactEmail, Item, Organization, User
-
-UNKNOWN_FIELD = "Unknown field."
-
-
-class RejectUnknownFieldsMixin:
-    """Reject input keys that are not fields of the serializer (read-only fields are tolerated,
-    so a client may send back what it read)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(k) for k in data if k not in self.fields)  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
-
-
-class StrictSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    pass
-
-
-class StrictModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    pass
 
 
 class BlankAsNullCharField(serializers.CharField):

@@ -87,6 +87,12 @@ class UpsertMixin:
             raise serializers.ValidationError(
                 {k: ["This field is required for an upsert (a non-empty string)."] for k in missing}
             )
+        # The lookup runs before the serializer validates: PostgreSQL refuses NUL in text.
+        nul = [k for k in self.upsert_key if "\x00" in data[k]]
+        if nul:
+            raise serializers.ValidationError(
+                {k: ["Null characters are not allowed."] for k in nul}
+            )
         return {k: data[k] for k in self.upsert_key}
 
     def _upsert_once(self, request: Request, lookup: dict[str, Any]) -> Response:

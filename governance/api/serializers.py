@@ -1,4 +1,4 @@
-"""Serializers of the governance API. Unknown fields answer 400 (crm's strict mixin)."""
+"""Serializers of the governance API. Unknown fields answer 400 (core.api's strict serializer)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api import StrictModelSerializer
 from crm.addresses import InvalidAddress, normalize_address, registrable_domain
-from crm.api.serializers import StrictModelSerializer
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
 
 

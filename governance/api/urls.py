@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.routers import DefaultRouter
 
+from core.api import ApiRouter
 from governance.api import views
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 router.include_root_view = False  # /api/v1/ is shared by several apps' routers
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 router.register("never-log-rules", views.NeverLogRuleViewSet, basename="never-log-rule")

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, viewsets
 from rest_framework.request import Request
 
+from core.api import FilterSet
 from crm.auth import ScopePermission, request_scopes
 from crm.models import ApiToken
 from governance.api.serializers import (
@@ -57,7 +58,7 @@ def audit_policy_change(
     )
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
 
