@@ -219,7 +219,13 @@ class MailboxViewSet(viewsets.ModelViewSet):
         report = reconcile_mailbox(
             mailbox.pk, fetch_missing=body.validated_data["fetch_missing"], **self._audit_kwargs()
         )
-        return Response(report.as_dict(), status=_RECONCILE_REFUSED.get(report.status, 200))
+        body = report.as_dict()
+        refused = _RECONCILE_REFUSED.get(report.status)
+        if refused is None:
+            return Response(body)
+        # The error body every endpoint answers with, plus the report's fields.
+        detail = report.error or f"The mailbox could not be reconciled ({report.status})."
+        return Response({"detail": detail, "code": report.status, **body}, status=refused)
 
 
 def register(router: DefaultRouter) -> None:

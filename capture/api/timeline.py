@@ -107,8 +107,9 @@ class TimelineView(TimelineBase):
                 record, request.user, request.query_params.get("cursor") or None, size
             )
         except service.TimelineRejected as e:
-            field = "size" if e.code == "bad_size" else "cursor"
-            raise ValidationError({field: [f"{e.code}: {e.detail}"]}) from e
+            if e.code != "bad_size":  # a tampered cursor: 404, as DRF's cursor pagination says
+                raise NotFound("Invalid cursor") from e
+            raise ValidationError({"size": [f"{e.code}: {e.detail}"]}) from e
         next_url = None
         if page.next_cursor:
             q = request.query_params.copy()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from capture.ingest import RawSpec, store_raw_message
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from capture.models import Attachment
-from capture.pipeline import ingest_raw_message
+from capture.intake import RawSpec, store_raw_message
+from capture.models import Attachment, Category
+from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
 from tests.factories import (
@@ -56,7 +56,7 @@ def api_world(db, mail_fixture) -> ApiWorld:
         RawSpec(data=mail_fixture("nested_multipart.eml"), channel="import", user_id=user.pk),
         enqueue=False,
     )
-    outcome = ingest_raw_message(raw.pk)
+    outcome = process_raw_message(raw.pk)
     assert outcome.status == "processed", outcome
     attachment = Attachment.objects.filter(email_id=outcome.email_id, blob__isnull=False).first()
     assert attachment is not None
@@ -72,5 +72,6 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "threads": attachment.email.thread_id,
         "attachment": attachment.pk,
         "audit-events": record_event("walk.started", object_type="test").pk,
+        "categories": Category.objects.create(name="Order").pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)

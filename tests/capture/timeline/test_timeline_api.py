@@ -46,10 +46,10 @@ def test_the_next_link_leads_through_every_page(api):
     assert seen == [t.pk for t in reversed(threads)]
 
 
-def test_bad_cursor_and_size_are_400_not_500(api):
+def test_a_bad_cursor_is_404_and_a_bad_size_400_never_500(api):
     contact = make_contact()
     client = api(make_user(role="admin"))
-    assert client.get(url(contact) + "?cursor=%%%").status_code == 400
+    assert client.get(url(contact) + "?cursor=%%%").status_code == 404
     assert client.get(url(contact) + "?size=abc").status_code == 400
     assert client.get(url(contact) + "?size=1000").status_code == 400
 
