@@ -29,6 +29,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
+from capture.textsafe import clean_strings, clean_text
 from crm.addresses import InvalidAddress, normalize_address
 
 __all__ = [
@@ -64,6 +65,7 @@ class MessageRejected(Exception):
     """Known bad input; the pipeline marks the raw message rejected with ``code``."""
 
     def __init__(self, code: str, detail: str = "") -> None:
+        detail = clean_text(detail)  # it may quote the input, and ends in reason_detail
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
@@ -174,7 +176,10 @@ def _fix_surrogates(value: str) -> str:
         return value
     except UnicodeEncodeError:
         pass
-    raw = value.encode("ascii", "surrogateescape")
+    try:
+        raw = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no 8-bit byte made (UTF-7): see capture/textsafe.py
+        return value
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -1245,7 +1250,7 @@ def _build(
     # dedupe calendar events that clients send twice (alternative part + invite.ics)
     events = list({(e.uid, e.sequence, e.method, e.start): e for e in calendar}.values())
 
-    return _new_parsed_email(
+    built = _new_parsed_email(
         message_id=message_id,
         message_id_synthesised=message_id_synthesised,
         in_reply_to=in_reply_to,
@@ -1273,6 +1278,8 @@ def _build(
         defects=_dedupe(defects),
         size=size,
     )
+    # every str in it storable (capture/textsafe.py); a forwarded one was cleaned when built
+    return clean_strings(built)
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
