@@ -21,6 +21,7 @@ from django.utils import timezone
 from capture import queue, storage
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
+from capture.textsafe import clean_strings
 from governance.bulk import execute_binary, new_row
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def store_raw_messages(
         return []
     for spec in specs:
         check_size(len(spec.data))
+    # envelope, source, key and options come from outside: storable text (capture/textsafe.py)
+    specs = [clean_strings(spec) for spec in specs]
     if paths is None:
         try:
             if fsync:
