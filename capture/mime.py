@@ -18,6 +18,7 @@ import quopri
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.header import decode_header
@@ -29,7 +30,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
-from capture.textsafe import clean_strings, clean_text
+from capture.textsafe import clean_strings, clean_text, storable_count, storable_moment
 from crm.addresses import InvalidAddress, normalize_address
 
 __all__ = [
@@ -953,13 +954,16 @@ def _build_event(
         return values[0] if values else ({}, "")
 
     start_params, start_value = first("DTSTART")
-    start = _ical_datetime(start_value, start_params, defects) if start_value else None
+    start = storable_moment(
+        _ical_datetime(start_value, start_params, defects) if start_value else None
+    )
     end_params, end_value = first("DTEND")
-    end = _ical_datetime(end_value, end_params, defects) if end_value else None
+    end = storable_moment(_ical_datetime(end_value, end_params, defects) if end_value else None)
     if end is None and start is not None:
-        duration = _ical_duration(first("DURATION")[1])
-        if duration is not None:
-            end = start + duration
+        with suppress(OverflowError):  # a duration beyond what a timedelta or datetime holds
+            duration = _ical_duration(first("DURATION")[1])
+            if duration is not None:
+                end = storable_moment(start + duration)
     organizer_params, organizer_value = first("ORGANIZER")
     sequence_text = first("SEQUENCE")[1].strip()
     return CalendarEvent(
@@ -972,7 +976,7 @@ def _build_event(
         end=end,
         rrule=first("RRULE")[1].strip(),
         location=_unescape_ical(first("LOCATION")[1]).strip(),
-        sequence=int(sequence_text) if sequence_text.isdigit() else 0,
+        sequence=storable_count(sequence_text),
     )
 
 
@@ -1087,6 +1091,8 @@ def _build(
     # ids
     raw_id = first.get("message-id")
     message_id = normalize_message_id(raw_id or "")
+    if len(message_id) > 995:  # longer than its column (EmailMessage): one is synthesised
+        message_id = ""
     if raw_id is None:
         defects.append("missing_message_id")
     elif not message_id:

@@ -18,15 +18,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from typing import Any, TypeVar
 
-__all__ = ["REPLACEMENT", "clean_strings", "clean_text", "is_storable"]
+__all__ = [
+    "INT4_MAX",
+    "REPLACEMENT",
+    "clean_strings",
+    "clean_text",
+    "is_storable",
+    "storable_count",
+    "storable_moment",
+]
 
 T = TypeVar("T")
 
 REPLACEMENT = "\ufffd"
+INT4_MAX = 2**31 - 1  # PostgreSQL integer
 
 
 def is_storable(text: str) -> bool:
@@ -58,6 +67,28 @@ def clean_strings(value: T) -> T:
     if _all_storable(value):
         return value
     return _clean(value)
+
+
+def storable_count(text: str) -> int:
+    """`text` as a count a PostgreSQL integer column holds: ASCII digits up to INT4_MAX, else 0
+    (str.isdigit() also takes "²", which int() refuses; a bigger number wraps or overflows)."""
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        value = int(text)
+        if value <= INT4_MAX:
+            return value
+    return 0
+
+
+def storable_moment(value: datetime | None) -> datetime | None:
+    """`value` if its UTC time falls in the years 1-9999, else None. PostgreSQL stores a
+    timestamptz beyond (year 0001 at +14:00 is 1 BC in UTC), but no Python reads it back."""
+    if value is None:
+        return None
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    return value
 
 
 _LEAVES = frozenset({bool, int, float, bytes, bytearray, type(None), datetime, date, timedelta})
