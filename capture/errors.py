@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from capture.textsafe import clean_text
+
 
 class CaptureError(Exception):
     """Base of every capture error."""
@@ -11,6 +13,7 @@ class InputRejected(CaptureError):
     """The input is bad (user error): reject with a reason code, log at info, never retry."""
 
     def __init__(self, code: str, detail: str = "") -> None:
+        detail = clean_text(detail)  # it may quote the input, and ends in reason_detail
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail

@@ -22,6 +22,7 @@ from capture.mime import (
     parse_address_list,
     synthesise_message_id,
 )
+from capture.textsafe import clean_strings
 
 __all__ = ["ForwardedOriginal", "extract_forwarded_original", "html_to_text", "parse_loose_date"]
 
@@ -278,7 +279,7 @@ def _build_original(wrapper: ParsedEmail, inline: _Inline, *, received_at: datet
         subject=subject,
         body=body,
     )
-    return ParsedEmail(
+    original = ParsedEmail(
         message_id=message_id,
         message_id_synthesised=True,
         in_reply_to="",
@@ -305,6 +306,7 @@ def _build_original(wrapper: ParsedEmail, inline: _Inline, *, received_at: datet
         defects=tuple(dict.fromkeys(defects)),
         size=len(body.encode("utf-8", "surrogatepass")),
     )
+    return clean_strings(original)  # the headers' encoded words were decoded here
 
 
 def _has_sender(parsed: ParsedEmail) -> bool:

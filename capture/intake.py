@@ -22,6 +22,7 @@ from django.utils import timezone
 from capture import dispatch, storage
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.models import RawMessage
+from capture.textsafe import clean_strings
 from core.db.bulk import execute_binary, new_row
 from governance.audit import record_event
 
@@ -69,6 +70,8 @@ def store_raw_messages(
         return []
     for spec in specs:
         check_size(len(spec.data))
+    # envelope, source, key and options come from outside: storable text (capture/textsafe.py)
+    specs = [clean_strings(spec) for spec in specs]
     if paths is None:
         try:
             if fsync:

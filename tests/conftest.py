@@ -42,6 +42,43 @@ def mail_fixture():
     return load
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        help="fuzz tests run many more examples and report peak memory per message (make fuzz)",
+    )
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        help="examples per fuzz test (default 25, or 2000 with --fuzz-long)",
+    )
+
+
+def pytest_configure(config):
+    """Hypothesis profiles for the fuzz tests (tests/capture/fuzz): bounded and reproducible
+    in `make test`, long and random in `make fuzz`."""
+    from hypothesis import HealthCheck, settings
+
+    relaxed = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+    relaxed.append(HealthCheck.function_scoped_fixture)  # one database rollback per example
+    long = config.getoption("fuzz_long")
+    examples = config.getoption("fuzz_examples") or (2000 if long else 25)
+    # the long run keeps its failures in .hypothesis/ to replay them; the bounded run has
+    # nothing to keep (the same examples every time)
+    reproducible = {} if long else {"derandomize": True, "database": None}
+    settings.register_profile(
+        "mailwarden",
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=relaxed,
+        print_blob=True,
+        **reproducible,
+    )
+    settings.load_profile("mailwarden")
+
+
 def pytest_collection_modifyitems(config, items):
     from django.db import connection
 

@@ -36,7 +36,10 @@ def fix_surrogates(value: str) -> str:
         return value
     except UnicodeEncodeError:
         pass
-    raw = value.encode("ascii", "surrogateescape")
+    try:
+        raw = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no 8-bit byte made (UTF-7): see capture/textsafe.py
+        return value
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

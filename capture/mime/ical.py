@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from capture.mime.addresses import make_address
 from capture.mime.types import Address, CalendarEvent
+from capture.textsafe import storable_count, storable_moment
 
 __all__ = ["parse_calendar"]
 
@@ -169,13 +171,16 @@ def _build_event(
         return values[0] if values else ({}, "")
 
     start_params, start_value = first("DTSTART")
-    start = _ical_datetime(start_value, start_params, defects) if start_value else None
+    start = storable_moment(
+        _ical_datetime(start_value, start_params, defects) if start_value else None
+    )
     end_params, end_value = first("DTEND")
-    end = _ical_datetime(end_value, end_params, defects) if end_value else None
+    end = storable_moment(_ical_datetime(end_value, end_params, defects) if end_value else None)
     if end is None and start is not None:
-        duration = _ical_duration(first("DURATION")[1])
-        if duration is not None:
-            end = start + duration
+        with suppress(OverflowError):  # a duration beyond what a timedelta or datetime holds
+            duration = _ical_duration(first("DURATION")[1])
+            if duration is not None:
+                end = storable_moment(start + duration)
     organizer_params, organizer_value = first("ORGANIZER")
     sequence_text = first("SEQUENCE")[1].strip()
     return CalendarEvent(
@@ -188,5 +193,5 @@ def _build_event(
         end=end,
         rrule=first("RRULE")[1].strip(),
         location=_unescape_ical(first("LOCATION")[1]).strip(),
-        sequence=int(sequence_text) if sequence_text.isdigit() else 0,
+        sequence=storable_count(sequence_text),
     )

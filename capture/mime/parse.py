@@ -54,6 +54,7 @@ from capture.mime.types import (
     new_attachment,
     new_parsed_email,
 )
+from capture.textsafe import clean_strings
 
 __all__ = ["parse_email"]
 
@@ -173,7 +174,7 @@ def _build(
     # dedupe calendar events that clients send twice (alternative part + invite.ics)
     events = {(e.uid, e.sequence, e.method, e.start): e for e in walk.calendar}
 
-    return new_parsed_email(
+    built = new_parsed_email(
         message_id=message_id,
         message_id_synthesised=message_id_synthesised,
         in_reply_to=in_reply_to,
@@ -199,6 +200,8 @@ def _build(
         defects=_dedupe(defects),
         size=size,
     )
+    # every str in it storable (capture/textsafe.py); a forwarded one was cleaned when built
+    return clean_strings(built)
 
 
 def _header_fields(
@@ -236,6 +239,8 @@ def _id_fields(first: dict[str, str], defects: list[str]) -> tuple[str, str, tup
     """(Message-ID, In-Reply-To, References); the Message-ID is "" when missing or unusable."""
     raw_id = first.get("message-id")
     message_id = normalize_message_id(raw_id or "")
+    if len(message_id) > 995:  # longer than its column (EmailMessage): one is synthesised
+        message_id = ""
     if raw_id is None:
         defects.append("missing_message_id")
     elif not message_id:
