@@ -160,7 +160,7 @@ class MeetingFilter(django_filters.FilterSet):
 
 
 class MeetingViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
-    """Meetings the caller may see, newest start first; `occurrences` expands a series."""
+    """Meetings the caller may see, newest first; `occurrences` expands a series."""
 
     filterset_class = MeetingFilter
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
@@ -169,7 +169,7 @@ class MeetingViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Meeting.objects.none()
         user = self.request.user
-        qs = visible_meetings(user).order_by("-start", "-pk")
+        qs = visible_meetings(user)
         if self.action == "retrieve":
             messages = MeetingMessage.objects.select_related("email").order_by("email__date")
             if not sees_everything(user):

@@ -79,7 +79,7 @@ def test_a_member_sees_the_meetings_of_the_mail_they_captured_and_no_others(worl
     assert api(world["carol"]).get(url + "occurrences/").status_code == 404
 
 
-def test_an_admin_sees_every_meeting_newest_start_first(world, api):
+def test_an_admin_sees_every_meeting_newest_first(world, api):
     assert ids(api(world["admin"]).get("/api/v1/meetings/")) == [
         world["one_off"].pk,
         world["series"].pk,
