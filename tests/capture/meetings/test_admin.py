@@ -72,3 +72,12 @@ def test_the_meeting_page_lists_the_next_occurrences_without_the_cancelled_one(
 def test_a_meeting_cannot_be_added_or_deleted_in_admin(admin_client, weekly):
     assert admin_client.get("/admin/capture/meeting/add/").status_code == 403
     assert admin_client.get(f"/admin/capture/meeting/{weekly.pk}/delete/").status_code == 403
+
+
+def test_a_message_page_lists_the_meetings_it_carried(admin_client, weekly):
+    email = weekly.emails.get(message_id="cancel@acme-widgets.com")
+    res = admin_client.get(f"/admin/capture/emailmessage/{email.pk}/change/")
+    assert res.status_code == 200
+    page = res.content.decode()
+    assert "Meeting messages" in page
+    assert "CANCEL" in page
