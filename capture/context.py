@@ -15,13 +15,12 @@ from datetime import datetime
 from django.db import connection
 from django.db.models.functions import Lower
 
-from capture.mime import ParsedEmail
+from capture.mime import CalendarEvent, ParsedEmail
 from capture.models import (
     Attachment,
     Blob,
     Capture,
     EmailMessage,
-    Meeting,
     MessageRef,
     Participant,
     RawMessage,
@@ -111,7 +110,8 @@ class BatchContext:
         self.subject_candidates: dict[str, list[Thread]] | None = None
         # rows written at the end of the batch
         self.new_emails: list[EmailMessage] = []
-        self.new_meetings: list[Meeting] = []
+        # calendar events of the batch's new messages, written by capture/meetings.py
+        self.new_meetings: list[tuple[Work, CalendarEvent]] = []
         self.captured: list[tuple[Work, EmailMessage, bool]] = []
         self.new_participants: list[Participant] = []
         self.new_refs: list[MessageRef] = []

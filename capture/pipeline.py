@@ -25,13 +25,13 @@ from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
 from capture.gate import SUBMITTED_CHANNELS, gate_message
 from capture.linking import apply_link_rules, link_chosen_records
+from capture.meetings import store_meetings
 from capture.mime import ParseLimits, parse_email
 from capture.models import (
     Attachment,
     Capture,
     Category,
     EmailMessage,
-    Meeting,
     MessageRef,
     Participant,
     RawMessage,
@@ -388,7 +388,7 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
                 "email.captured", raw, email, raw=raw.pk, duplicate=duplicate, stored=email.stored
             )
         )
-    bulk_insert(Meeting, ctx.new_meetings)
+    store_meetings(ctx)
     create_contacts_from_mail(ctx.new_contacts, actor=PIPELINE)
     bulk_insert(Participant, ctx.new_participants, batch_size=1000)
     reviews = [

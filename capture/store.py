@@ -1,6 +1,6 @@
 """Storing what the gate allows: bodies (truncated to the limit, flagged), attachments
 (content-addressed, stored once; inline, oversize and blocked ones recorded as dropped with
-the reason while the message is still logged) and meetings."""
+the reason while the message is still logged) and the calendar events of meetings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.db import connection
 from capture import storage
 from capture.context import BatchContext, Work
 from capture.mime import ParsedEmail
-from capture.models import Attachment, Blob, EmailMessage, Meeting
+from capture.models import Attachment, Blob, EmailMessage
 from core.db.bulk import bulk_insert, execute_binary, new_row
 
 
@@ -122,23 +122,8 @@ def flush_blobs(ctx: BatchContext) -> None:
 
 
 def store_meeting(ctx: BatchContext, work: Work) -> None:
+    """Queue every VEVENT of the message's calendar; capture.meetings.store_meetings writes
+    them for the whole batch once its messages are inserted."""
     parsed, email = work.parsed, work.email
     assert parsed is not None and email is not None
-    if not parsed.calendar:
-        return
-    event = parsed.calendar[0]
-    ctx.new_meetings.append(
-        Meeting(
-            email=email,
-            uid=event.uid[:255],
-            method=event.method[:20],
-            summary=event.summary if work.stored != EmailMessage.Stored.METADATA else "",
-            organizer=event.organizer.address if event.organizer else "",
-            attendees=[{"address": a.address, "name": a.name} for a in event.attendees],
-            start=event.start,
-            end=event.end,
-            rrule=event.rrule[:500],
-            location=event.location if work.stored == EmailMessage.Stored.FULL else "",
-            sequence=event.sequence,
-        )
-    )
+    ctx.new_meetings.extend((work, event) for event in parsed.calendar)

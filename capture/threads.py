@@ -1,4 +1,5 @@
-"""Threading: References / In-Reply-To first, then normalised subject + participant overlap.
+"""Threading: References / In-Reply-To first, then normalised subject + participant overlap
+(at least two shared addresses, one of them an external counterpart).
 
 A message whose parent arrives later starts its own thread; when the parent comes, the
 threads are merged into the parent's (docs/architecture.md, "Threading"). A reply joins its thread and so shares
@@ -118,10 +119,9 @@ def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
     if norm in _GENERIC or len(norm) < 4:
         return None
     window = timedelta(days=ctx.policy.settings.thread_window_days)
-    mine = {a for a in all_addresses(parsed) if not ctx.is_internal(a)} or set(
-        all_addresses(parsed)
-    )
-    if not mine:
+    mine = set(all_addresses(parsed))
+    external = {a for a in mine if not ctx.is_internal(a)}
+    if len(mine) < MIN_SHARED:
         return None
     candidates = {
         t.pk: t
@@ -147,18 +147,39 @@ def thread_by_subject(ctx: BatchContext, work: Work) -> Thread | None:
             candidates.setdefault(t.pk, t)
     if not candidates:
         return None
-    overlap = stored_overlap(ctx, candidates, mine)
+    shared = stored_overlap(ctx, candidates, mine)
     for tid in candidates:
-        n = len(ctx.thread_addresses.get(tid, set()) & mine)
-        if n:
-            overlap[tid] = overlap.get(tid, 0) + n
-    best = [tid for tid in overlap if overlap[tid] > 0]
+        here = ctx.thread_addresses.get(tid, set()) & mine
+        if here:
+            shared.setdefault(tid, set()).update(here)
+    best = [tid for tid, common in shared.items() if subject_match(common, external)]
     if not best:
         return None
-    best.sort(key=lambda tid: (overlap[tid], candidates[tid].last_at), reverse=True)
+    best.sort(
+        key=lambda tid: (len(shared[tid] & external), len(shared[tid]), candidates[tid].last_at),
+        reverse=True,
+    )
     chosen = best[0]
     ctx.threads.setdefault(chosen, candidates[chosen])
     return ctx.threads[chosen]
+
+
+# Distinct addresses a message must share with a thread to join it by subject.
+MIN_SHARED = 2
+
+
+def subject_match(shared: set[str], external: set[str]) -> bool:
+    """The subject fallback's participant rule (docs/architecture.md, "Threading").
+
+    A message joins a stored thread with its normalised subject only when they share at least
+    two distinct addresses, one of them an external counterpart of the message (when the
+    message has any). One shared address is not enough: the replies of different recipients
+    of one bulk mail share only its sender, and different customers writing to one of our
+    users with the same subject share only that user.
+    """
+    if len(shared) < MIN_SHARED:
+        return False
+    return not external or bool(shared & external)
 
 
 def stored_subject_candidates(ctx: BatchContext, norm: str) -> list[Thread]:
@@ -212,8 +233,8 @@ def _subject_candidates_pg(norms: list[str], since, until) -> list[Thread]:
     return [Thread.from_db("default", fields, row) for row in rows]
 
 
-def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, int]:
-    """Thread id -> how many stored participants of that thread have one of `mine`'s addresses.
+def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, set[str]]:
+    """Thread id -> the addresses of `mine` that stored participants of that thread have.
 
     The batch's subject candidates are counted in one query for all the batch's addresses
     (stored_participant_counts); other threads, and a thread a stored thread was merged into
@@ -221,7 +242,7 @@ def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, i
     """
     preloaded = stored_participant_counts(ctx)
     stale = ctx.overlap_stale
-    overlap: dict[int, int] = {}
+    shared: dict[int, set[str]] = {}
     ask = []
     for tid in candidates:
         if tid in ctx.batch_threads and tid not in stale:
@@ -230,17 +251,17 @@ def stored_overlap(ctx: BatchContext, candidates, mine: set[str]) -> dict[int, i
         if counts is None or tid in stale:
             ask.append(tid)
             continue
-        n = sum(counts.get(a, 0) for a in mine)
-        if n:
-            overlap[tid] = n
+        common = {a for a in mine if counts.get(a, 0)}
+        if common:
+            shared[tid] = common
     if ask:
-        for tid, n in (
+        for tid, address in (
             Participant.objects.filter(email__thread_id__in=ask, address__in=mine)
-            .values_list("email__thread_id")
-            .annotate(n=Count("id"))
+            .values_list("email__thread_id", "address")
+            .distinct()
         ):
-            overlap[tid] = n
-    return overlap
+            shared.setdefault(tid, set()).add(address)
+    return shared
 
 
 def stored_participant_counts(ctx: BatchContext) -> dict[int, dict[str, int]]:

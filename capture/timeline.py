@@ -34,7 +34,14 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from capture.errors import InputRejected
-from capture.models import EmailMessage, Thread, ThreadLink, TimelinePin
+from capture.models import (
+    EmailMessage,
+    Meeting,
+    MeetingMessage,
+    Thread,
+    ThreadLink,
+    TimelinePin,
+)
 from capture.visibility import sees_everything, visible_emails, visible_threads
 from crm.models import Contact, Item, Organization, User
 from governance.audit import record_event
@@ -75,13 +82,7 @@ class TimelineEntry:
     last_at: datetime | None
     pinned: bool
     email: EmailMessage | None  # the newest message the viewer may see (or the pinned one)
-
-    @property
-    def meeting(self) -> Any:
-        """The message's Meeting when it is a meeting invite, else None."""
-        if self.email is None or self.email.kind != EmailMessage.Kind.MEETING:
-            return None
-        return getattr(self.email, "meeting", None)
+    meeting: Meeting | None = None  # the meeting that message carried, if any
 
 
 @dataclass
@@ -143,11 +144,12 @@ def timeline_page(
     pinned_email = {t: e for t, e in shown_pins if e}
     threads = _threads_with_newest(viewer, wanted, pinned_email)
     email_ids = [t.shown_id for t in threads.values() if t.shown_id]
-    emails = {
-        e.pk: e
-        for e in EmailMessage.objects.filter(pk__in=email_ids)
+    emails = {e.pk: e for e in EmailMessage.objects.filter(pk__in=email_ids).only(*EMAIL_FIELDS)}
+    meetings = {
+        m.email_id: m.meeting
+        for m in MeetingMessage.objects.filter(email_id__in=email_ids)
         .select_related("meeting")
-        .only(*EMAIL_FIELDS, "meeting__summary", "meeting__start", "meeting__end")
+        .only("email_id", "meeting__summary", "meeting__start", "meeting__end")
     }
     entries = []
     for tid in wanted:
@@ -162,6 +164,7 @@ def timeline_page(
                 last_at=thread.last_at,
                 pinned=tid in pinned_threads,
                 email=emails.get(thread.shown_id),
+                meeting=meetings.get(thread.shown_id),
             )
         )
     next_cursor = encode_cursor(*rows[-1]) if more and rows else None

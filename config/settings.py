@@ -153,6 +153,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EmailKindEnum": "capture.models.EmailMessage.Kind",
         "RecordSourceEnum": "crm.models.Organization.Source",
+        "MeetingStatusEnum": "capture.models.Meeting.Status",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
     "PATH_CONVERTER_OVERRIDES": {

@@ -6,6 +6,7 @@ from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record
     categories,
     channels,
     mailboxes,
+    meetings,
     messages,
     timeline,
 )

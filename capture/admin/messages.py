@@ -18,7 +18,7 @@ from capture.models import (
     Attachment,
     Capture,
     EmailMessage,
-    Meeting,
+    MeetingMessage,
     Participant,
     RawMessage,
     ReviewItem,
@@ -195,25 +195,13 @@ class CaptureInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-class MeetingInline(admin.StackedInline):
-    model = Meeting
-    extra = 0
-    can_delete = False
-    readonly_fields = (
-        "uid",
-        "method",
-        "summary",
-        "organizer",
-        "attendees",
-        "start",
-        "end",
-        "rrule",
-        "location",
-        "sequence",
-    )
+class MeetingMessageInline(ReadOnlyInline):
+    """The meetings this message carried (an invite, an update, a cancel)."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    model = MeetingMessage
+    fk_name = "email"
+    fields = ("meeting", "method", "sequence", "recurrence_id", "applied")
+    readonly_fields = fields
 
 
 @admin.register(EmailMessage)
@@ -233,7 +221,7 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     list_select_related = ("thread",)
     search_fields = ("=message_id", "subject", "=from_address")
     date_hierarchy = "date"
-    inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingInline)
+    inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingMessageInline)
     exclude = ("html_body", "headers")
     readonly_fields = (
         "message_id",

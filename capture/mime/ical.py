@@ -124,6 +124,26 @@ def _ical_address(value: str, params: dict[str, str]) -> Address:
     return make_address(value.strip(), params.get("CN", ""), addr)
 
 
+# The properties recurrence expansion needs (CalendarEvent.timing keeps only these).
+_TIMING = frozenset(
+    {
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "RECURRENCE-ID",
+        "STATUS",
+        "SEQUENCE",
+        "DTSTAMP",
+    }
+)
+_STATUSES = frozenset({"CONFIRMED", "TENTATIVE", "CANCELLED"})
+_MAX_DATES = 1000  # RDATE / EXDATE values kept per event
+
+
 def parse_calendar(text: str, defects: list[str], max_events: int = 200) -> list[CalendarEvent]:
     """Read the VEVENTs of an iCalendar (RFC 5545) text; tolerant of junk, never raises."""
     lines: list[str] = []
@@ -132,26 +152,47 @@ def parse_calendar(text: str, defects: list[str], max_events: int = 200) -> list
             lines[-1] += raw_line[1:]  # RFC 5545 3.1 unfolding
         elif raw_line:
             lines.append(raw_line)
-    events: list[CalendarEvent] = []
+    found: list[tuple[dict[str, list[tuple[dict[str, str], str]]], list[str]]] = []
     method = ""
     current: dict[str, list[tuple[dict[str, str], str]]] | None = None
+    timing: list[str] = []
     nested = 0  # VALARM etc. inside a VEVENT
+    zones: dict[str, list[str]] = {}  # TZID -> the lines of its VTIMEZONE
+    zone: list[str] | None = None
+    zone_depth = 0
     for line in lines:
         name, params, value = _split_ical_line(line)
+        if zone is not None:  # inside a VTIMEZONE: keep its lines as they are
+            zone.append(line)
+            if name == "BEGIN":
+                zone_depth += 1
+            elif name == "END" and zone_depth:
+                zone_depth -= 1
+            elif name == "END":
+                tzid = next(
+                    (_split_ical_line(z)[2] for z in zone if z.upper().startswith("TZID")), ""
+                )
+                if tzid.strip() and len(zones) < 20:
+                    zones[tzid.strip()] = zone
+                zone = None
+            continue
         if name == "BEGIN":
-            if value.strip().upper() == "VEVENT" and current is None:
-                current = {}
+            kind = value.strip().upper()
+            if kind == "VEVENT" and current is None:
+                current, timing = {}, []
             elif current is not None:
                 nested += 1
+            elif kind == "VTIMEZONE":
+                zone, zone_depth = [line], 0
             continue
         if name == "END":
             if current is not None and nested:
                 nested -= 1
             elif current is not None and value.strip().upper() == "VEVENT":
-                if len(events) >= max_events:
+                if len(found) >= max_events:
                     defects.append("calendar_too_many_events")
                     break
-                events.append(_build_event(current, method, defects))
+                found.append((current, timing))
                 current = None
             continue
         if current is None:
@@ -160,11 +201,46 @@ def parse_calendar(text: str, defects: list[str], max_events: int = 200) -> list
             continue
         if not nested:
             current.setdefault(name, []).append((params, value))
-    return events
+            if name in _TIMING:
+                timing.append(line)
+    return [_build_event(props, method, defects, _timing_text(t, zones)) for props, t in found]
+
+
+def _timing_text(timing: list[str], zones: dict[str, list[str]]) -> str:
+    """A VCALENDAR of one VEVENT's timing lines and the VTIMEZONEs they name."""
+    named = {
+        params["TZID"].strip()
+        for params in (_split_ical_line(line)[1] for line in timing)
+        if params.get("TZID")
+    }
+    out = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Mailwarden//meetings//EN"]
+    for tzid in sorted(named):
+        out.extend(zones.get(tzid, ()))
+    out += ["BEGIN:VEVENT", *timing, "END:VEVENT", "END:VCALENDAR", ""]
+    return "\r\n".join(out)
+
+
+def _ical_dates(
+    values: list[tuple[dict[str, str], str]], defects: list[str]
+) -> tuple[datetime, ...]:
+    out: list[datetime] = []
+    for params, value in values:
+        if params.get("VALUE", "").upper() == "PERIOD":
+            defects.append("calendar_rdate_period")
+            continue
+        for item in value.split(","):
+            if item.strip() and len(out) < _MAX_DATES:
+                moment = storable_moment(_ical_datetime(item, params, defects))
+                if moment is not None:
+                    out.append(moment)
+    return tuple(out)
 
 
 def _build_event(
-    props: dict[str, list[tuple[dict[str, str], str]]], method: str, defects: list[str]
+    props: dict[str, list[tuple[dict[str, str], str]]],
+    method: str,
+    defects: list[str],
+    timing: str = "",
 ) -> CalendarEvent:
     def first(name: str) -> tuple[dict[str, str], str]:
         values = props.get(name)
@@ -183,6 +259,9 @@ def _build_event(
                 end = storable_moment(start + duration)
     organizer_params, organizer_value = first("ORGANIZER")
     sequence_text = first("SEQUENCE")[1].strip()
+    recurrence_params, recurrence_value = first("RECURRENCE-ID")
+    stamp_params, stamp_value = first("DTSTAMP")
+    status = first("STATUS")[1].strip().upper()
     return CalendarEvent(
         uid=first("UID")[1].strip(),
         method=method,
@@ -194,4 +273,17 @@ def _build_event(
         rrule=first("RRULE")[1].strip(),
         location=_unescape_ical(first("LOCATION")[1]).strip(),
         sequence=storable_count(sequence_text),
+        recurrence_id=storable_moment(
+            _ical_datetime(recurrence_value, recurrence_params, defects)
+            if recurrence_value.strip()
+            else None
+        ),
+        status=status if status in _STATUSES else "",
+        dtstamp=storable_moment(
+            _ical_datetime(stamp_value, stamp_params, defects) if stamp_value.strip() else None
+        ),
+        timezone=start_params.get("TZID", "").strip()[:64],
+        rdate=_ical_dates(props.get("RDATE", []), defects),
+        exdate=_ical_dates(props.get("EXDATE", []), defects),
+        timing=timing,
     )

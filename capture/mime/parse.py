@@ -172,7 +172,7 @@ def _build(
         msg_first = first_values(msg)
     report = report_type(msg, msg_first)
     # dedupe calendar events that clients send twice (alternative part + invite.ics)
-    events = {(e.uid, e.sequence, e.method, e.start): e for e in walk.calendar}
+    events = {(e.uid, e.recurrence_id, e.sequence, e.method, e.start): e for e in walk.calendar}
 
     built = new_parsed_email(
         message_id=message_id,

@@ -60,6 +60,17 @@ class CalendarEvent:
     rrule: str
     location: str
     sequence: int
+    # RFC 5545 recurrence and state (defaults keep older constructions valid)
+    recurrence_id: datetime | None = None  # set on an override of one occurrence
+    status: str = ""  # CONFIRMED / TENTATIVE / CANCELLED, "" when absent
+    dtstamp: datetime | None = None
+    timezone: str = ""  # TZID of DTSTART as written
+    rdate: tuple[datetime, ...] = ()
+    exdate: tuple[datetime, ...] = ()
+    # A VCALENDAR of this VEVENT's timing properties only (UID, DTSTART, DTEND/DURATION,
+    # RRULE, RDATE, EXDATE, RECURRENCE-ID, STATUS, SEQUENCE) and the VTIMEZONEs they name:
+    # what recurrence expansion needs, and no summary, location, description or attendees.
+    timing: str = ""
 
 
 @dataclass(frozen=True)

@@ -240,23 +240,104 @@ class Attachment(models.Model):
         return self.filename or self.sha256[:12]
 
 
-class Meeting(models.Model):
-    """A calendar invite (text/calendar) stored as a meeting activity, linked like mail."""
+class Meeting(TimeStamped):
+    """A calendar meeting, one per iCalendar UID: its current state, taken from the newest
+    REQUEST (higher SEQUENCE, or the same SEQUENCE and a later DTSTAMP) and marked cancelled
+    by a CANCEL; the messages that carried it are its `messages` (capture/meetings.py)."""
 
-    email = models.OneToOneField(EmailMessage, on_delete=models.CASCADE, related_name="meeting")
-    uid = models.CharField(max_length=255, blank=True)  # not indexed: nothing looks it up
-    method = models.CharField(max_length=20, blank=True)
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        TENTATIVE = "tentative", "Tentative"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # Unique through Meta.constraints: no "_like" index on PostgreSQL (see EmailMessage).
+    uid = models.CharField(max_length=255)
+    method = models.CharField(max_length=20, blank=True, help_text="Of the message that set it.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
     summary = models.TextField(blank=True)
     organizer = models.CharField(max_length=254, blank=True)
     attendees = models.JSONField(default=list, blank=True)
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, blank=True, help_text="TZID of the start.")
     rrule = models.CharField(max_length=500, blank=True)
+    rdate = models.JSONField(default=list, blank=True)  # ISO 8601 times
+    exdate = models.JSONField(default=list, blank=True)  # ISO 8601 times
     location = models.TextField(blank=True)
     sequence = models.IntegerField(default=0)
+    dtstamp = models.DateTimeField(null=True, blank=True)
+    timing = models.TextField(
+        blank=True,
+        help_text="iCalendar text of the series' timing (no summary, location or people).",
+    )
+    emails = models.ManyToManyField(
+        EmailMessage, through="MeetingMessage", related_name="meetings", blank=True
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["uid"], name="cap_meeting_uid_unique")]
+        indexes = [models.Index(fields=["start"], name="cap_meeting_start")]
 
     def __str__(self) -> str:
         return self.summary or self.uid
+
+
+class MeetingOverride(models.Model):
+    """One occurrence of a recurring meeting changed (moved, renamed) or cancelled, by
+    RECURRENCE-ID: kept apart from the series so a later series update does not lose it."""
+
+    meeting = models.ForeignKey(
+        Meeting, on_delete=models.CASCADE, related_name="overrides", db_index=False
+    )
+    recurrence_id = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=Meeting.Status.choices, default=Meeting.Status.CONFIRMED
+    )
+    summary = models.TextField(blank=True)
+    location = models.TextField(blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    sequence = models.IntegerField(default=0)
+    dtstamp = models.DateTimeField(null=True, blank=True)
+    timing = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meeting", "recurrence_id"], name="cap_meeting_override_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meeting_id} @ {self.recurrence_id:%Y-%m-%d %H:%M}"
+
+
+class MeetingMessage(models.Model):
+    """A message that carried a meeting: the invite, its updates, a cancel, a reply."""
+
+    meeting = models.ForeignKey(
+        Meeting, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    email = models.ForeignKey(
+        EmailMessage, on_delete=models.CASCADE, related_name="meeting_messages", db_index=False
+    )
+    method = models.CharField(max_length=20, blank=True)
+    sequence = models.IntegerField(default=0)
+    recurrence_id = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the message was about one occurrence only."
+    )
+    applied = models.BooleanField(
+        default=True, help_text="False when older than the state already stored."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "email"], name="cap_meeting_message_unique")
+        ]
+        indexes = [models.Index(fields=["email"], name="cap_meeting_message_email")]
+
+    def __str__(self) -> str:
+        return f"{self.method or 'message'} #{self.email_id} of meeting {self.meeting_id}"
 
 
 class ThreadLink(TimeStamped):

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from capture.intake import RawSpec, store_raw_message
-from capture.models import Attachment, Category
+from capture.models import Attachment, Category, Meeting, MeetingMessage
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
@@ -73,5 +73,13 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "attachment": attachment.pk,
         "audit-events": record_event("walk.started", object_type="test").pk,
         "categories": Category.objects.create(name="Order").pk,
+        "meetings": walk_meeting(outcome.email_id).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
+
+
+def walk_meeting(email_id: int) -> Meeting:
+    """A meeting carried by the walker's own message, so the walker may see it."""
+    meeting = Meeting.objects.create(uid="walk@test", summary="Walk")
+    MeetingMessage.objects.create(meeting=meeting, email_id=email_id, method="REQUEST")
+    return meeting

@@ -55,7 +55,7 @@ def email_of(name: str) -> EmailMessage:
 def test_a_calendar_invite_is_stored_as_a_meeting_with_recurrence_organizer_and_attendees():
     email = email_of("calendar_invite.eml")
     assert email.kind == EmailMessage.Kind.MEETING
-    meeting = Meeting.objects.get(email=email)
+    meeting = Meeting.objects.get(emails=email)
     assert meeting.rrule == "FREQ=WEEKLY;BYDAY=MO;COUNT=10"
     assert meeting.organizer == "jane.doe@acme-widgets.com"
     assert {a["address"] for a in meeting.attendees} == {

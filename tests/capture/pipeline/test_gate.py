@@ -218,7 +218,7 @@ def test_a_metadata_only_mailbox_stores_neither_subject_nor_bodies_nor_files():
 
 def test_a_metadata_only_mailbox_keeps_no_meeting_summary_or_location():
     email = synced(MailboxConnection.Visibility.METADATA, "calendar_invite.eml")
-    meeting = Meeting.objects.get(email=email)
+    meeting = Meeting.objects.get(emails=email)
     assert (meeting.summary, meeting.location) == ("", "")
     assert meeting.start is not None
 

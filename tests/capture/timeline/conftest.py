@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from capture.models import EmailMessage, Meeting, Thread, ThreadLink
+from capture.models import EmailMessage, Meeting, MeetingMessage, Thread, ThreadLink
 from capture.pipeline import refresh_thread_stats
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -35,12 +35,13 @@ def make_thread(
             from_address="tom@globex.example",
         )
         if kind == EmailMessage.Kind.MEETING:
-            Meeting.objects.create(
-                email=email,
+            meeting = Meeting.objects.create(
+                uid=f"meeting-{email.pk}@test",
                 summary="Quarterly review",
                 start=start + timedelta(days=7),
                 end=start + timedelta(days=7, hours=1),
             )
+            MeetingMessage.objects.create(meeting=meeting, email=email, method="REQUEST")
     for record in records:
         field = type(record).__name__.lower()
         ThreadLink.objects.create(thread=thread, source=ThreadLink.Source.MANUAL, **{field: record})

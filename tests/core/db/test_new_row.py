@@ -17,6 +17,7 @@ from capture.models import (
     Capture,
     EmailMessage,
     Meeting,
+    MeetingMessage,
     MessageRef,
     Participant,
     RawMessage,
@@ -106,7 +107,8 @@ def test_a_one_to_one_instance_also_caches_the_reverse_side():
     slow = Capture(raw=raw, user_id=None, channel="api", captured_at=WHEN)
     assert raw.capture is slow
     same(fast, slow)
-    assert_same(Meeting, uid="u", summary="m", email=None)
+    assert_same(Meeting, uid="u", summary="m")
+    assert_same(MeetingMessage, meeting=None, email=None, method="REQUEST")
 
 
 def test_a_stored_related_object_gives_its_id_and_database():
