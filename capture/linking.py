@@ -1,66 +1,88 @@
-"""Linking a thread to CRM records.
+"""Linking a thread to CRM records, in the pipeline, in bulk per batch (docs/linking.md).
 
-Now: the thread is associated with its participants' contacts and organizations (a mail
-linked to a person is also linked to the person's organization, as in Pipedrive), and with
-the records a user chose in the add-in. The ordered link rules for deals, leads, projects
-and tickets (single_open, recent_open, reference) plug in at `apply_link_rules` later.
+A thread links as a whole: to its participants' contacts and their organizations (a mail
+linked to a person also shows on the person's organization, as in Pipedrive), to the records
+a user chose in the add-in, and to the deals, leads, projects and tickets the ordered link
+rules find (`capture.models.LinkRule`: single_open, recent_open(n), reference(pattern)).
+
+`apply_link_rules` runs per message and only queues; `link_items` runs once per batch,
+loads what the rules need in a few queries (the batch's stored threads' links and unlinks,
+the open items of the batch's contacts, the items carrying the references found) and
+decides with `decide_links`, the same function the backfill runs over stored threads
+(capture/links.py). Every link it makes says why: the rule and strategy, the participant and
+address that matched, the reference found.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from capture.context import BatchContext, Work
-from capture.models import Participant, ThreadLink
+from capture.models import (
+    EmailMessage,
+    LinkRule,
+    Participant,
+    ReviewItem,
+    ThreadLink,
+    ThreadUnlink,
+    UnmatchedReference,
+)
 from core.db.bulk import new_row
 from crm.models import Contact, Item, Organization
 
+Strategy = LinkRule.Strategy
+#: How much of a body a `reference` rule reads: references sit in the subject or near the top,
+#: and a regex over every 50 KB body for 20 rules would cost more than the rest of linking.
+REFERENCE_BODY_CHARS = 8_000
+MAX_REFERENCES = 20  # per message and rule
+
+
+# --- per message: participants, add-in choices -----------------------------------------------
+
 
 def apply_link_rules(ctx: BatchContext, work: Work, thread_id: int) -> None:
-    """Queue the thread's links for this message (written in bulk at the end of the batch)."""
+    """Queue the thread's links for this message (written in bulk at the end of the batch);
+    the item rules run once for the whole batch (link_items)."""
     email = work.email
     assert email is not None
-    contacts: set[int] = set()
-    orgs: set[int] = set()
+    contacts: dict[int, str] = {}
+    orgs: dict[int, str] = {}
     for p in work.participants:
         if p.match in (Participant.Match.MATCHED, Participant.Match.CREATED) and p.contact_id:
-            contacts.add(p.contact_id)
+            contacts.setdefault(p.contact_id, p.address)
         if p.organization_id and p.match != Participant.Match.INTERNAL:
-            orgs.add(p.organization_id)
+            orgs.setdefault(p.organization_id, p.address)
     chosen = work.raw.options.get("links") or {}
     # A record the user chose in the add-in is linked as their choice (source "addin", made by
     # them), not as an anonymous participant match: one link per record and thread.
-    contacts -= chosen_ids(chosen, "contacts")
-    orgs -= chosen_ids(chosen, "organizations")
+    for cid in chosen_ids(chosen, "contacts"):
+        contacts.pop(cid, None)
+    for oid in chosen_ids(chosen, "organizations"):
+        orgs.pop(oid, None)
     # A reply queues its thread's links again; within a batch the first one is kept (the
     # insert would skip the repeats on the unique constraints anyway).
     queued = ctx.link_keys
-    for cid in sorted(contacts):
-        if (thread_id, "contact", cid) in queued:
-            continue
-        queued.add((thread_id, "contact", cid))
-        ctx.new_links.append(
-            new_row(
-                ThreadLink,
-                thread_id=thread_id,
-                contact_id=cid,
-                source=ThreadLink.Source.PARTICIPANT,
-                email=email,
+    for key, found in (("contact", contacts), ("organization", orgs)):
+        for target_id in sorted(found):
+            if (thread_id, key, target_id) in queued:
+                continue
+            queued.add((thread_id, key, target_id))
+            ctx.new_links.append(
+                new_row(
+                    ThreadLink,
+                    thread_id=thread_id,
+                    source=ThreadLink.Source.PARTICIPANT,
+                    email=email,
+                    matched_address=found[target_id][:254],
+                    **{f"{key}_id": target_id},
+                )
             )
-        )
-    for oid in sorted(orgs):
-        if (thread_id, "organization", oid) in queued:
-            continue
-        queued.add((thread_id, "organization", oid))
-        ctx.new_links.append(
-            new_row(
-                ThreadLink,
-                thread_id=thread_id,
-                organization_id=oid,
-                source=ThreadLink.Source.PARTICIPANT,
-                email=email,
-            )
-        )
     if chosen:
         link_chosen_records(ctx, work, thread_id, chosen)
+    ctx.linked_works.append((work, thread_id, contacts))
 
 
 def chosen_ids(chosen: dict, key: str) -> set[int]:
@@ -76,17 +98,557 @@ def link_chosen_records(ctx: BatchContext, work: Work, thread_id: int, chosen: d
         ("organizations", Organization, "organization_id"),
         ("items", Item, "item_id"),
     )
-    for key, model, field in kinds:
+    for key, model, field_name in kinds:
         ids = sorted(chosen_ids(chosen, key))
         if not ids:
             continue
         for pk in model.objects.filter(pk__in=ids).values_list("pk", flat=True):
+            if key == "items":
+                ctx.addin_item_threads.add(thread_id)
             ctx.new_links.append(
                 ThreadLink(
                     thread_id=thread_id,
                     source=ThreadLink.Source.ADDIN,
                     created_by_id=user_id,
                     email=email,
-                    **{field: pk},
+                    **{field_name: pk},
                 )
             )
+
+
+# --- the facts a decision needs -------------------------------------------------------------
+
+
+@dataclass
+class MessageFacts:
+    direction: str
+    channel: str
+    auto_generated: str
+    link_items: bool  # False: auto-generated mail the org stores but does not link
+    text: str  # subject + the head of the body, for reference rules
+    email: EmailMessage | None = None  # where an unmatched reference is recorded
+
+
+@dataclass
+class ThreadFacts:
+    thread_id: int
+    first_at: datetime | None
+    subject: str
+    user_ids: set[int]  # the capturing users (and the owner)
+    contacts: dict[int, str]  # matched contact id -> the address that matched
+    messages: list[MessageFacts]
+    linked_items: dict[int, str] = field(default_factory=dict)  # item id -> kind
+    unlinked_items: set[int] = field(default_factory=set)
+    chosen_items: bool = False  # the add-in chose items: they win over rules
+    open_reviews: set[int] = field(default_factory=set)  # rule ids with an open review
+
+
+@dataclass
+class ItemFacts:
+    id: int
+    kind: str
+    created: datetime
+    activity: datetime  # last_activity_at, else updated
+    owner_id: int | None
+    title: str
+    external_ref: str
+    contacts: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Proposal:
+    """One link a rule would make, and why."""
+
+    thread_id: int
+    item_id: int
+    rule: LinkRule
+    matched_address: str = ""
+    reference: str = ""
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def why(self) -> str:
+        return describe_rule_link(self.rule, self.matched_address, self.reference, self.detail)
+
+
+@dataclass
+class ReviewProposal:
+    thread_id: int
+    rule: LinkRule
+    candidates: list[dict]
+    email: EmailMessage | None = None
+
+
+@dataclass
+class Decision:
+    links: list[Proposal] = field(default_factory=list)
+    reviews: list[ReviewProposal] = field(default_factory=list)
+    unmatched: list[tuple[EmailMessage | None, LinkRule, str]] = field(default_factory=list)
+
+
+def describe_rule_link(rule: LinkRule | None, address: str, reference: str, detail: dict) -> str:
+    name = f"rule #{rule.pk} {rule.strategy}" if rule else f"rule {detail.get('rule', '?')}"
+    if reference:
+        return f"{name}: reference {reference!r} found in the mail"
+    how = f"{name}: open {detail.get('kind', 'item')} of contact {detail.get('contact')}"
+    if address:
+        how += f" ({address})"
+    if detail.get("candidates", 0) > 1:
+        how += f", rank {detail.get('rank')} of {detail['candidates']} by recent activity"
+    return how
+
+
+def applies(rule: LinkRule, message: MessageFacts, *, respect_auto: bool = True) -> bool:
+    if not message.link_items and respect_auto:
+        return False  # OrgSettings.auto_generated_mail = STORE: stored, never linked to items
+    if rule.skip_auto_generated and message.auto_generated:
+        return False
+    if rule.direction != LinkRule.Direction.BOTH and message.direction != rule.direction:
+        return False
+    return not rule.channels or message.channel in rule.channels
+
+
+def reference_kinds(rules: list[LinkRule]) -> set[str]:
+    return {r.kind for r in rules if r.strategy == Strategy.REFERENCE and r.pattern}
+
+
+_compiled: dict[str, re.Pattern | None] = {}
+
+
+def compiled(pattern: str) -> re.Pattern | None:
+    if pattern not in _compiled:
+        try:
+            _compiled[pattern] = re.compile(pattern)
+        except re.error:
+            _compiled[pattern] = None
+    return _compiled[pattern]
+
+
+def find_references(rule: LinkRule, text: str) -> list[str]:
+    rx = compiled(rule.pattern) if rule.pattern else None
+    if rx is None:
+        return []
+    found: list[str] = []
+    for m in rx.finditer(text):
+        ref = (m.group(1) if rx.groups else m.group(0)) or ""
+        ref = ref.strip()[:120]
+        if ref and ref not in found:
+            found.append(ref)
+            if len(found) >= MAX_REFERENCES:
+                break
+    return found
+
+
+def thread_references(rules: list[LinkRule], facts: ThreadFacts) -> set[str]:
+    refs: set[str] = set()
+    for rule in rules:
+        if rule.strategy != Strategy.REFERENCE:
+            continue
+        for m in facts.messages:
+            if applies(rule, m):
+                refs.update(find_references(rule, m.text))
+    return refs
+
+
+def decide_links(
+    rules: list[LinkRule],
+    facts: ThreadFacts,
+    items_by_contact: dict[int, list[ItemFacts]],
+    items_by_ref: dict[str, list[ItemFacts]],
+) -> Decision:
+    """What the ordered rules link this thread to. Per kind, the first rule that decides
+    (links, asks for review, or is `none`) settles the kind; a kind the thread already links
+    to, and any thread whose items were chosen in the add-in, is left as it is."""
+    out = Decision()
+    if facts.chosen_items:
+        return out
+    settled = set(facts.linked_items.values())
+    for rule in rules:
+        if rule.kind in settled:
+            continue
+        messages = [m for m in facts.messages if applies(rule, m)]
+        if not messages:
+            continue
+        if rule.strategy == Strategy.NONE:
+            settled.add(rule.kind)
+            continue
+        if rule.strategy == Strategy.REFERENCE:
+            if _decide_reference(rule, facts, messages, items_by_ref, out):
+                settled.add(rule.kind)
+            continue
+        candidates = open_items_of(rule.kind, facts, items_by_contact)
+        if not candidates:
+            continue
+        settled.add(rule.kind)
+        if rule.strategy == Strategy.SINGLE_OPEN:
+            if len(candidates) == 1:
+                out.links.append(_proposal(rule, facts, candidates[0], 1, 1))
+            elif rule.pk not in facts.open_reviews:
+                ranked = rank_items(candidates, facts)
+                out.reviews.append(
+                    ReviewProposal(facts.thread_id, rule, ranked, messages[-1].email)
+                )
+        else:  # recent_open(n)
+            n = max(1, rule.recent_count or 5)
+            chosen = sorted(candidates, key=lambda i: (i.activity, i.id), reverse=True)[:n]
+            for rank, item in enumerate(chosen, 1):
+                out.links.append(_proposal(rule, facts, item, rank, len(candidates)))
+    return out
+
+
+def _decide_reference(rule, facts, messages, items_by_ref, out: Decision) -> bool:
+    linked = False
+    for m in messages:
+        for ref in find_references(rule, m.text):
+            items = [
+                i
+                for i in items_by_ref.get(ref, ())
+                if i.kind == rule.kind and i.id not in facts.unlinked_items
+            ]
+            if not items:
+                out.unmatched.append((m.email, rule, ref))
+                continue
+            for item in items:
+                if item.id in facts.linked_items or any(
+                    p.item_id == item.id and p.thread_id == facts.thread_id for p in out.links
+                ):
+                    continue
+                facts.linked_items[item.id] = item.kind
+                out.links.append(
+                    Proposal(
+                        facts.thread_id,
+                        item.id,
+                        rule,
+                        reference=ref,
+                        detail={"rule": rule.pk, "kind": rule.kind, "reference": True},
+                    )
+                )
+                linked = True
+    return linked
+
+
+def open_items_of(
+    kind: str, facts: ThreadFacts, items_by_contact: dict[int, list[ItemFacts]]
+) -> list[ItemFacts]:
+    """The open items of this kind of the thread's contacts, created no later than the thread
+    started (no retroactive linking), minus the ones a person unlinked from it."""
+    seen: dict[int, ItemFacts] = {}
+    for cid in facts.contacts:
+        for item in items_by_contact.get(cid, ()):
+            if item.kind != kind or item.id in seen or item.id in facts.unlinked_items:
+                continue
+            if facts.first_at is not None and item.created > facts.first_at:
+                continue
+            seen[item.id] = item
+    return sorted(seen.values(), key=lambda i: i.id)
+
+
+def _proposal(rule: LinkRule, facts: ThreadFacts, item: ItemFacts, rank: int, n: int) -> Proposal:
+    through = sorted(item.contacts & set(facts.contacts))
+    contact = through[0] if through else None
+    facts.linked_items[item.id] = item.kind
+    return Proposal(
+        facts.thread_id,
+        item.id,
+        rule,
+        matched_address=facts.contacts.get(contact, "") if contact else "",
+        detail={
+            "rule": rule.pk,
+            "kind": rule.kind,
+            "contact": contact,
+            "rank": rank,
+            "candidates": n,
+        },
+    )
+
+
+_WORD = re.compile(r"[a-z0-9]{4,}")
+
+
+def rank_items(candidates: list[ItemFacts], facts: ThreadFacts) -> list[dict]:
+    """Ranked review candidates, each with its score and the reasons for it: recency of
+    activity, thread participants on the item, owned by the capturing user, subject or
+    reference overlap."""
+    newest = sorted(candidates, key=lambda i: (i.activity, i.id), reverse=True)
+    recency_rank = {item.id: n for n, item in enumerate(newest)}
+    subject = facts.subject.lower()
+    subject_words = set(_WORD.findall(subject))
+    text = " ".join(m.text for m in facts.messages).lower()
+    out = []
+    for item in candidates:
+        why = []
+        recency = 1.0 / (1 + recency_rank[item.id])
+        why.append(
+            {
+                "code": "recent_activity",
+                "text": f"activity {item.activity:%Y-%m-%d} (#{recency_rank[item.id] + 1})",
+            }
+        )
+        shared = len(item.contacts & set(facts.contacts))
+        share = shared / max(1, len(facts.contacts))
+        why.append(
+            {"code": "participants", "text": f"{shared} of {len(facts.contacts)} participants"}
+        )
+        owner = 1.0 if item.owner_id and item.owner_id in facts.user_ids else 0.0
+        if owner:
+            why.append({"code": "owner", "text": "owned by the capturing user"})
+        overlap = 0.0
+        if item.external_ref and item.external_ref.lower() in text:
+            overlap = 1.0
+            why.append({"code": "reference", "text": "its reference appears in the mail"})
+        else:
+            common = subject_words & set(_WORD.findall(item.title.lower()))
+            if common:
+                overlap = min(1.0, len(common) / 3)
+                why.append(
+                    {"code": "subject", "text": "subject shares " + ", ".join(sorted(common))}
+                )
+        score = round(0.35 * recency + 0.25 * share + 0.2 * owner + 0.2 * overlap, 4)
+        out.append({"item": item.id, "score": score, "why": why})
+    out.sort(key=lambda c: (-c["score"], c["item"]))
+    return out
+
+
+# --- loading (shared with the backfill) -----------------------------------------------------
+
+
+def enabled_rules() -> list[LinkRule]:
+    return list(LinkRule.objects.filter(enabled=True).order_by("position", "id"))
+
+
+def load_items_by_contact(contact_ids: set[int], kinds: set[str]) -> dict[int, list[ItemFacts]]:
+    """The open items of these kinds of these contacts, in one query."""
+    if not contact_ids or not kinds:
+        return {}
+    through = Item.contacts.through
+    rows = through.objects.filter(
+        contact_id__in=sorted(contact_ids), item__status=Item.Status.OPEN, item__kind__in=kinds
+    ).values_list(
+        "contact_id",
+        "item_id",
+        "item__kind",
+        "item__created",
+        "item__last_activity_at",
+        "item__updated",
+        "item__owner_id",
+        "item__title",
+        "item__external_ref",
+    )
+    items: dict[int, ItemFacts] = {}
+    out: dict[int, list[ItemFacts]] = defaultdict(list)
+    for cid, iid, kind, created, last, updated, owner, title, ref in rows:
+        item = items.get(iid)
+        if item is None:
+            item = items[iid] = ItemFacts(iid, kind, created, last or updated, owner, title, ref)
+        item.contacts.add(cid)
+        out[cid].append(item)
+    return out
+
+
+def load_items_by_ref(refs: set[str], kinds: set[str]) -> dict[str, list[ItemFacts]]:
+    """The open items of these kinds that carry one of these external references."""
+    if not refs or not kinds:
+        return {}
+    out: dict[str, list[ItemFacts]] = defaultdict(list)
+    rows = Item.objects.filter(
+        external_ref__in=sorted(refs), kind__in=kinds, status=Item.Status.OPEN
+    ).values_list(
+        "id", "kind", "created", "last_activity_at", "updated", "owner_id", "title", "external_ref"
+    )
+    for iid, kind, created, last, updated, owner, title, ref in rows:
+        out[ref].append(ItemFacts(iid, kind, created, last or updated, owner, title, ref))
+    return out
+
+
+def decide_all(rules: list[LinkRule], facts: list[ThreadFacts]) -> list[Decision]:
+    """decide_links for many threads, with the items loaded in two queries for all of them."""
+    contact_kinds = {
+        r.kind for r in rules if r.strategy in (Strategy.SINGLE_OPEN, Strategy.RECENT_OPEN)
+    }
+    contacts = {c for f in facts for c in f.contacts}
+    by_contact = load_items_by_contact(contacts, contact_kinds)
+    refs = set()
+    ref_rules = [r for r in rules if r.strategy == Strategy.REFERENCE]
+    if ref_rules:
+        for f in facts:
+            refs |= thread_references(ref_rules, f)
+    by_ref = load_items_by_ref(refs, reference_kinds(rules))
+    return [decide_links(rules, f, by_contact, by_ref) for f in facts]
+
+
+def message_text(subject: str, body: str) -> str:
+    return f"{subject}\n{body[:REFERENCE_BODY_CHARS]}"
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+def link_items(ctx: BatchContext) -> None:
+    """Run the enabled link rules over the threads this batch touched (a few queries for the
+    whole batch, none per message or rule); queue the links, reviews and unmatched
+    references for flush."""
+    if not ctx.linked_works:
+        return
+    rules = enabled_rules()
+    if not rules:
+        return
+    by_thread: dict[int, ThreadFacts] = {}
+    for work, thread_id, contacts in ctx.linked_works:
+        tid = ctx.resolve_thread_id(thread_id)
+        facts = by_thread.get(tid)
+        if facts is None:
+            thread = ctx.thread(tid)
+            facts = by_thread[tid] = ThreadFacts(
+                tid, thread.first_at, thread.subject, set(), {}, [], chosen_items=False
+            )
+            if thread.owner_id:
+                facts.user_ids.add(thread.owner_id)
+        if thread_id in ctx.addin_item_threads or tid in ctx.addin_item_threads:
+            facts.chosen_items = True
+        for cid, address in contacts.items():
+            if work.participants and _matched(work, cid):
+                facts.contacts.setdefault(cid, address)
+        if work.raw.user_id:
+            facts.user_ids.add(work.raw.user_id)
+        email = work.email
+        parsed = work.parsed
+        assert email is not None and parsed is not None
+        facts.messages.append(
+            MessageFacts(
+                direction=email.direction,
+                channel=work.raw.channel,
+                auto_generated=parsed.auto_generated,
+                link_items=work.link_items,
+                text=message_text(parsed.subject or "", parsed.text_body or ""),
+                email=email,
+            )
+        )
+    stored = [tid for tid in by_thread if tid not in ctx.batch_threads]
+    if stored:
+        load_stored_thread_facts(by_thread, stored)
+    facts = [f for f in by_thread.values() if f.messages and not f.chosen_items]
+    decisions = decide_all(rules, facts)
+    for decision in decisions:
+        for p in decision.links:
+            ctx.new_links.append(proposal_link(p, source=ThreadLink.Source.RULE))
+        for r in decision.reviews:
+            ctx.new_reviews.append(
+                ReviewItem(
+                    kind=ReviewItem.Kind.AMBIGUOUS_ITEM,
+                    thread_id=r.thread_id,
+                    email=r.email,
+                    candidates=[c["item"] for c in r.candidates],
+                    detail={
+                        "rule": r.rule.pk,
+                        "kind": r.rule.kind,
+                        "strategy": r.rule.strategy,
+                        "ranked": r.candidates,
+                    },
+                )
+            )
+        for email, rule, ref in decision.unmatched:
+            if email is not None:
+                ctx.new_unmatched_refs.append(
+                    UnmatchedReference(email=email, rule=rule, reference=ref)
+                )
+
+
+def _matched(work: Work, cid: int) -> bool:
+    # Only contacts matched by address have items; a contact created from this mail has none.
+    return any(
+        p.contact_id == cid and p.match == Participant.Match.MATCHED for p in work.participants
+    )
+
+
+def proposal_link(p: Proposal, *, source: str, user_id: int | None = None) -> ThreadLink:
+    return ThreadLink(
+        thread_id=p.thread_id,
+        item_id=p.item_id,
+        source=source,
+        rule=p.rule,
+        strategy=p.rule.strategy,
+        matched_address=p.matched_address[:254],
+        reference=p.reference,
+        detail=p.detail,
+        created_by_id=user_id,
+    )
+
+
+def load_stored_thread_facts(by_thread: dict[int, ThreadFacts], thread_ids: list[int]) -> None:
+    """Add what stored threads already have: contacts and items linked, sticky unlinks, open
+    item reviews (three queries for all of them)."""
+    for tid, cid, iid, kind, address in ThreadLink.objects.filter(
+        thread_id__in=thread_ids
+    ).values_list("thread_id", "contact_id", "item_id", "item__kind", "matched_address"):
+        facts = by_thread[tid]
+        if iid:
+            facts.linked_items[iid] = kind
+        elif cid:
+            facts.contacts.setdefault(cid, address)
+    for tid, iid in ThreadUnlink.objects.filter(
+        thread_id__in=thread_ids, item__isnull=False
+    ).values_list("thread_id", "item_id"):
+        by_thread[tid].unlinked_items.add(iid)
+    for tid, detail in ReviewItem.objects.filter(
+        thread_id__in=thread_ids, status=ReviewItem.Status.OPEN, kind=ReviewItem.Kind.AMBIGUOUS_ITEM
+    ).values_list("thread_id", "detail"):
+        rule = (detail or {}).get("rule")
+        if rule:
+            by_thread[tid].open_reviews.add(rule)
+
+
+# --- ambiguous contacts ---------------------------------------------------------------------
+
+
+def ambiguous_contact_reviews(ctx: BatchContext) -> list[ReviewItem]:
+    """A review item per ambiguous participant, its contact candidates ranked (one query)."""
+    ambiguous = [p for p in ctx.new_participants if p.match == Participant.Match.AMBIGUOUS]
+    if not ambiguous:
+        return []
+    ids = {int(c) for p in ambiguous for c in p.candidates}
+    contacts = {
+        c["id"]: c
+        for c in Contact.objects.filter(pk__in=ids).values(
+            "id", "updated", "owner_id", "organization_id"
+        )
+    }
+    orgs_by_email: dict[int, set[int]] = defaultdict(set)
+    for p in ctx.new_participants:
+        if p.organization_id and p.match != Participant.Match.AMBIGUOUS:
+            orgs_by_email[id(p.email)].add(p.organization_id)
+    reviews = []
+    for p in ambiguous:
+        thread_orgs = orgs_by_email[id(p.email)]
+        capturer = {c.user_id for c in ctx.new_captures if c.email is p.email}
+        known = [contacts[int(c)] for c in p.candidates if int(c) in contacts]
+        ranked = rank_contacts(known, thread_orgs, capturer)
+        reviews.append(
+            ReviewItem(
+                kind=ReviewItem.Kind.AMBIGUOUS_CONTACT,
+                email=p.email,
+                thread_id=ctx.resolve_thread_id(p.email.thread_id),
+                participant=p,
+                candidates=[c["contact"] for c in ranked],
+                detail={"ranked": ranked},
+            )
+        )
+    return reviews
+
+
+def rank_contacts(contacts: list[dict], thread_orgs: set[int], users: set) -> list[dict]:
+    newest = sorted(contacts, key=lambda c: (c["updated"], c["id"]), reverse=True)
+    out = []
+    for n, c in enumerate(newest):
+        why = [{"code": "recent_activity", "text": f"updated {c['updated']:%Y-%m-%d} (#{n + 1})"}]
+        share = 1.0 if c["organization_id"] and c["organization_id"] in thread_orgs else 0.0
+        if share:
+            why.append(
+                {"code": "participants", "text": "other participants share its organization"}
+            )
+        owner = 1.0 if c["owner_id"] and c["owner_id"] in users else 0.0
+        if owner:
+            why.append({"code": "owner", "text": "owned by the capturing user"})
+        score = round(0.4 / (1 + n) + 0.35 * share + 0.25 * owner, 4)
+        out.append({"contact": c["id"], "score": score, "why": why})
+    out.sort(key=lambda c: (-c["score"], c["contact"]))
+    return out

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
+from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
     Attachment,
     Blob,
@@ -21,6 +22,7 @@ __all__ = [
     "Capture",
     "CaptureAddress",
     "EmailMessage",
+    "LinkRule",
     "MailboxConnection",
     "MailboxFolder",
     "Meeting",
@@ -31,4 +33,6 @@ __all__ = [
     "SmtpRateEvent",
     "Thread",
     "ThreadLink",
+    "ThreadUnlink",
+    "UnmatchedReference",
 ]

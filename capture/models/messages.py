@@ -269,6 +269,8 @@ class ThreadLink(TimeStamped):
         INHERITED = "inherited", "Inherited from thread"
         REFERENCE = "reference", "Reference found in mail"
         ADDIN = "addin", "Chosen in the add-in"
+        REVIEW = "review", "Resolved in the review queue"
+        BACKFILL = "backfill", "Backfill of a rule"
 
     # No index of its own: the three unique constraints below start with thread_id.
     thread = models.ForeignKey(
@@ -295,6 +297,15 @@ class ThreadLink(TimeStamped):
         related_name="+",
         help_text="The message whose capture made the link.",
     )
+    # Why (docs/linking.md): the rule and its strategy, the participant address that matched,
+    # the reference found; `detail` holds the rest (contact id, rank, score, review id).
+    rule = models.ForeignKey(
+        "capture.LinkRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    strategy = models.CharField(max_length=12, blank=True)
+    matched_address = models.CharField(max_length=254, blank=True)
+    reference = models.CharField(max_length=120, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
