@@ -489,6 +489,10 @@ def link_items(ctx: BatchContext) -> None:
     references for flush."""
     if not ctx.linked_works:
         return
+    stored = sorted({ctx.resolve_thread_id(t) for _, t, _ in ctx.linked_works} - ctx.batch_threads)
+    unlinked = load_unlinks(stored)
+    if unlinked:
+        drop_unlinked(ctx, unlinked)
     rules = enabled_rules()
     if not rules:
         return
@@ -505,8 +509,9 @@ def link_items(ctx: BatchContext) -> None:
                 facts.user_ids.add(thread.owner_id)
         if thread_id in ctx.addin_item_threads or tid in ctx.addin_item_threads:
             facts.chosen_items = True
+        gone = unlinked.get(tid, set())
         for cid, address in contacts.items():
-            if work.participants and _matched(work, cid):
+            if ("contact", cid) not in gone and _matched(work, cid):
                 facts.contacts.setdefault(cid, address)
         if work.raw.user_id:
             facts.user_ids.add(work.raw.user_id)
@@ -523,9 +528,8 @@ def link_items(ctx: BatchContext) -> None:
                 email=email,
             )
         )
-    stored = [tid for tid in by_thread if tid not in ctx.batch_threads]
     if stored:
-        load_stored_thread_facts(by_thread, stored)
+        load_stored_thread_facts(by_thread, stored, unlinked)
     facts = [f for f in by_thread.values() if f.messages and not f.chosen_items]
     decisions = decide_all(rules, facts)
     for decision in decisions:
@@ -574,21 +578,56 @@ def proposal_link(p: Proposal, *, source: str, user_id: int | None = None) -> Th
     )
 
 
-def load_stored_thread_facts(by_thread: dict[int, ThreadFacts], thread_ids: list[int]) -> None:
+def load_unlinks(thread_ids: list[int]) -> dict[int, set[tuple[str, int]]]:
+    """The sticky unlinks of these threads: thread id -> {("item", 5), ("contact", 3), ...}."""
+    out: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    if not thread_ids:
+        return out
+    for tid, cid, oid, iid in ThreadUnlink.objects.filter(thread_id__in=thread_ids).values_list(
+        "thread_id", "contact_id", "organization_id", "item_id"
+    ):
+        out[tid].add(("contact", cid) if cid else ("organization", oid) if oid else ("item", iid))
+    return out
+
+
+def link_key(link: ThreadLink) -> tuple[str, int]:
+    if link.contact_id:
+        return ("contact", link.contact_id)
+    if link.organization_id:
+        return ("organization", link.organization_id)
+    return ("item", link.item_id)
+
+
+def drop_unlinked(ctx: BatchContext, unlinked: dict[int, set[tuple[str, int]]]) -> None:
+    """A link a person removed is not made again by a new message's participants (the
+    add-in's explicit choice is a person's and stays)."""
+    ctx.new_links = [
+        link
+        for link in ctx.new_links
+        if link.source == ThreadLink.Source.ADDIN
+        or link_key(link) not in unlinked.get(ctx.resolve_thread_id(link.thread_id), ())
+    ]
+
+
+def load_stored_thread_facts(
+    by_thread: dict[int, ThreadFacts],
+    thread_ids: list[int],
+    unlinked: dict[int, set[tuple[str, int]]],
+) -> None:
     """Add what stored threads already have: contacts and items linked, sticky unlinks, open
-    item reviews (three queries for all of them)."""
-    for tid, cid, iid, kind, address in ThreadLink.objects.filter(
+    item reviews (two queries for all of them)."""
+    for tid, cid, iid, kind, address, source in ThreadLink.objects.filter(
         thread_id__in=thread_ids
-    ).values_list("thread_id", "contact_id", "item_id", "item__kind", "matched_address"):
+    ).values_list("thread_id", "contact_id", "item_id", "item__kind", "matched_address", "source"):
         facts = by_thread[tid]
         if iid:
             facts.linked_items[iid] = kind
+            facts.chosen_items |= source == ThreadLink.Source.ADDIN
         elif cid:
             facts.contacts.setdefault(cid, address)
-    for tid, iid in ThreadUnlink.objects.filter(
-        thread_id__in=thread_ids, item__isnull=False
-    ).values_list("thread_id", "item_id"):
-        by_thread[tid].unlinked_items.add(iid)
+    for tid, gone in unlinked.items():
+        if tid in by_thread:
+            by_thread[tid].unlinked_items.update(i for k, i in gone if k == "item")
     for tid, detail in ReviewItem.objects.filter(
         thread_id__in=thread_ids, status=ReviewItem.Status.OPEN, kind=ReviewItem.Kind.AMBIGUOUS_ITEM
     ).values_list("thread_id", "detail"):

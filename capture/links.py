@@ -18,6 +18,7 @@ from capture.linking import (
     decide_all,
     describe_rule_link,
     enabled_rules,
+    load_unlinks,
     message_text,
     proposal_link,
 )
@@ -383,10 +384,13 @@ def thread_facts(thread_ids: list[int]) -> list[ThreadFacts]:
         if iid:
             facts[tid].linked_items[iid] = kind
             facts[tid].chosen_items |= source == ThreadLink.Source.ADDIN
-    for tid, iid in ThreadUnlink.objects.filter(
-        thread_id__in=list(facts), item__isnull=False
-    ).values_list("thread_id", "item_id"):
-        facts[tid].unlinked_items.add(iid)
+        elif cid:
+            facts[tid].contacts.setdefault(cid, "")
+    for tid, gone in load_unlinks(list(facts)).items():
+        facts[tid].unlinked_items.update(i for k, i in gone if k == "item")
+        for kind, pk in gone:
+            if kind == "contact":
+                facts[tid].contacts.pop(pk, None)
     return list(facts.values())
 
 

@@ -18,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.routers import DefaultRouter
 
 from capture import storage
+from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
 from capture.visibility import visible_emails, visible_threads
 from crm.auth import ScopePermission
@@ -69,9 +70,17 @@ class CaptureSerializer(serializers.ModelSerializer):
 
 
 class ThreadLinkSerializer(serializers.ModelSerializer):
+    why = serializers.SerializerMethodField()
+
     class Meta:
         model = ThreadLink
-        fields = ("id", "source", "contact", "organization", "item", "created_by", "created")
+        fields = (
+            "id", "source", "contact", "organization", "item", "created_by", "created",
+            "rule", "strategy", "matched_address", "reference", "why",
+        )  # fmt: skip
+
+    def get_why(self, obj: ThreadLink) -> str:
+        return describe_link(obj)
 
 
 class EmailListSerializer(serializers.ModelSerializer):
@@ -202,7 +211,10 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
                 "participants",
                 "attachments",
                 "captures",
-                Prefetch("thread__links", queryset=ThreadLink.objects.all()),
+                Prefetch(
+                    "thread__links",
+                    queryset=ThreadLink.objects.select_related("rule", "created_by"),
+                ),
             )
         return qs
 
@@ -256,7 +268,8 @@ class ThreadViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         return visible_threads(user).prefetch_related(
-            "links", Prefetch("messages", queryset=visible_emails(user).order_by("date"))
+            Prefetch("links", queryset=ThreadLink.objects.select_related("rule", "created_by")),
+            Prefetch("messages", queryset=visible_emails(user).order_by("date")),
         )
 
 
