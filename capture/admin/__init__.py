@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from capture.admin import channels, mailboxes, messages  # noqa: F401  (registers ModelAdmins)
+from capture.admin import channels, linking, mailboxes, messages  # noqa: F401  (registers ModelAdmins)

@@ -11,7 +11,7 @@ from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
@@ -164,6 +164,8 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
         if not ids:
             raise serializers.ValidationError({"ids": ["Name the review items."]})
         reviews = list(self.get_queryset().filter(pk__in=ids).select_related("thread"))
+        if pk is not None and not reviews:
+            raise NotFound()
         if len(reviews) != len(set(ids)):
             raise serializers.ValidationError({"ids": ["Unknown review items."]})
         for review in reviews:
