@@ -418,6 +418,8 @@ def preview_backfill(
     rules = [rule] if rule is not None else enabled_rules()
     if item is not None:
         rules = [r for r in rules if r.kind == item.kind]
+    if not rules:
+        return BackfillPreview([], 0)
     ids = thread_ids if thread_ids is not None else backfill_threads(rule=rule, item=item)
     facts = thread_facts(ids)
     if not _auto_generated_policy():

@@ -59,7 +59,7 @@ def test_a_rule_added_in_admin_is_saved_and_audited(admin_client):
             "direction": "both",
             "channels": "[]",
             "skip_auto_generated": "on",
-        },  # fmt: skip
+        },
     )
     assert response.status_code == 302, response.content
     saved = LinkRule.objects.get()

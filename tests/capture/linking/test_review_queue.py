@@ -39,7 +39,7 @@ def ambiguous():
 
 
 def test_candidates_are_ranked_by_activity_participants_owner_and_subject_each_with_why(ambiguous):
-    owner, email, a, b = ambiguous
+    _, _, a, b = ambiguous
     review = ReviewItem.objects.get(kind=ReviewItem.Kind.AMBIGUOUS_ITEM)
     # b is older but owned by the capturing user and shares the subject: it ranks first
     assert review.candidates == [b.pk, a.pk]
@@ -55,7 +55,7 @@ def test_candidates_are_ranked_by_activity_participants_owner_and_subject_each_w
 
 
 def test_resolving_with_the_top_candidate_links_the_thread_and_is_audited(ambiguous):
-    owner, email, a, b = ambiguous
+    owner, email, _, b = ambiguous
     review = ReviewItem.objects.get(kind=ReviewItem.Kind.AMBIGUOUS_ITEM)
     response = client_for(owner).post(f"{URL}{review.pk}/resolve/", {}, format="json")
     assert response.status_code == 200, response.content
@@ -70,7 +70,7 @@ def test_resolving_with_the_top_candidate_links_the_thread_and_is_audited(ambigu
 
 
 def test_resolving_elsewhere_links_the_record_chosen_even_if_not_a_candidate(ambiguous):
-    owner, email, a, b = ambiguous
+    owner, email, _, _ = ambiguous
     elsewhere = item(kind=Item.Kind.DEAL)
     review = ReviewItem.objects.get(kind=ReviewItem.Kind.AMBIGUOUS_ITEM)
     client_for(owner).post(f"{URL}{review.pk}/resolve/", {"item": elsewhere.pk}, format="json")
@@ -118,8 +118,8 @@ def test_many_are_resolved_or_dismissed_at_once():
     assert AuditEvent.objects.filter(action="review.dismissed").count() == 1
 
 
-def test_bad_input_is_400_and_someone_elses_thread_is_403(ambiguous):
-    owner, email, a, b = ambiguous
+def test_bad_input_is_400_and_someone_elses_thread_is_404(ambiguous):
+    owner, _, a, _ = ambiguous
     review = ReviewItem.objects.get(kind=ReviewItem.Kind.AMBIGUOUS_ITEM)
     client = client_for(owner)
     assert client.post(f"{URL}resolve/", {"ids": []}, format="json").status_code == 400
