@@ -21,7 +21,7 @@ from capture.models import LinkRule, RawMessage, ReviewItem, Thread, ThreadLink
 from capture.visibility import sees_everything, visible_threads
 from crm.api.serializers import StrictModelSerializer, StrictSerializer
 from crm.auth import ScopePermission
-from crm.models import ApiToken
+from crm.models import ApiToken, Item
 from governance.audit import actor_from_request, client_address
 
 CHANNEL = "api"
@@ -70,6 +70,10 @@ class LinkRuleSerializer(StrictModelSerializer):
         read_only_fields = ("created", "updated")
 
 
+class ItemBackfillSerializer(StrictSerializer):
+    item = serializers.IntegerField(min_value=1)
+
+
 class LinkRuleViewSet(viewsets.ModelViewSet):
     """The ordered link rules (admins change them; every change audited)."""
 
@@ -113,6 +117,26 @@ class LinkRuleViewSet(viewsets.ModelViewSet):
             return Response({"threads": preview.threads, "links": preview.rows()})
         self._check_admin()
         made = service.run_backfill(rule=rule, user=request.user, **audit_kwargs(request))
+        return Response({"links": made})
+
+    @extend_schema(request=ItemBackfillSerializer, responses={200: dict})
+    @action(detail=False, methods=["get", "post"], url_path="item-backfill")
+    def item_backfill(self, request):
+        """GET ?item=5: which threads the enabled rules would link to that item, and why.
+        POST {"item": 5}: link them (admins; audited)."""
+        data = request.query_params if request.method == "GET" else request.data
+        s = ItemBackfillSerializer(
+            data={"item": data.get("item") if hasattr(data, "get") else None}
+        )
+        s.is_valid(raise_exception=True)
+        item = Item.objects.filter(pk=s.validated_data["item"]).first()
+        if item is None:
+            raise serializers.ValidationError({"item": ["No such item."]})
+        if request.method == "GET":
+            preview = service.preview_backfill(item=item)
+            return Response({"threads": preview.threads, "links": preview.rows()})
+        self._check_admin()
+        made = service.run_backfill(item=item, user=request.user, **audit_kwargs(request))
         return Response({"links": made})
 
 

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from capture.intake import RawSpec, store_raw_messages
+from capture.linking import required_literal
 from capture.links import describe_link
 from capture.models import LinkRule, RawMessage, ReviewItem, ThreadLink, UnmatchedReference
 from capture.pipeline import process_raw_messages
@@ -203,3 +204,27 @@ def test_twenty_rules_cost_a_few_queries_a_batch_not_one_per_message_or_rule():
     with_rules = _batch_queries(10, "b")
     assert ThreadLink.objects.filter(source=ThreadLink.Source.RULE).count() >= 3
     assert with_rules <= without + 8
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literal"),
+    [
+        (r"\b(ORD-\d{6})\b", "ORD-"),
+        (r"#ord(\d+)\b", "#ord"),
+        (r"TCK-\d+|BUG-\d+", ""),
+        (r"x?abc", "abc"),
+        (r"(?i:ord)-\d+", "-"),
+        (r"(abc)?\d+", ""),
+    ],
+)
+def test_the_literal_every_match_needs_is_found_conservatively(pattern, literal):
+    assert required_literal(pattern) == literal
+
+
+def test_a_case_insensitive_reference_pattern_still_finds_other_cases():
+    ticket = item(kind=Item.Kind.TICKET, external_ref="abc-12")
+    rule(S.REFERENCE, kind=Item.Kind.TICKET, pattern=r"(?i)\b(abc-\d+)")
+    email = captured(subject="About ABC-12")
+    assert linked_items(email) == set()  # the reference found is "ABC-12", not "abc-12"
+    other = captured(message_id="<x@globex.co.uk>", subject="About abc-12 again")
+    assert linked_items(other) == {ticket.pk}
