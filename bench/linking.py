@@ -60,6 +60,9 @@ def configure(parser) -> None:
     parser.add_argument("--items", type=int, default=None, help="open items")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (each side once)")
     parser.add_argument("--profile", default="", help="write a cProfile of a run with rules")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the seeded database of an earlier run"
+    )
 
 
 def seed_items(n: int, contacts: int, customers: list[int]) -> float:
@@ -173,26 +176,34 @@ def main() -> None:
     url = bench_database_url(args.database_url, BENCH_DB)
     media = Path(tempfile.mkdtemp(prefix="mailwarden-bench-linking-"))
     print(f"database {BENCH_DB}, media {media}", flush=True)
-    recreate_database(url)
+    if not args.reuse:
+        recreate_database(url)
     prepare_environment(url, media)
     django_setup(url)
     from django.core.management import call_command
+    from django.utils import timezone
 
     from capture.models import LinkRule, ReviewItem, ThreadLink
+    from crm.models import User
 
     call_command("migrate", verbosity=0)
-    users = seed_users()
-    print(f"{contacts:,} contacts seeded in {grow_crm(0, contacts):.1f} s", flush=True)
-    customers = random.Random(SEED).sample(range(contacts), min(contacts, 2_000))
-    print(
-        f"{items:,} open items seeded in {seed_items(items, contacts, customers):.1f} s", flush=True
-    )
+    if args.reuse:
+        users = {u.email: u.pk for u in User.objects.all()}
+        LinkRule.objects.all().delete()
+    else:
+        users = seed_users()
+        print(f"{contacts:,} contacts seeded in {grow_crm(0, contacts):.1f} s", flush=True)
+        customers = random.Random(SEED).sample(range(contacts), min(contacts, 2_000))
+        seconds = seed_items(items, contacts, customers)
+        print(f"{items:,} open items seeded in {seconds:.1f} s", flush=True)
     seed_rules()
     messages = make_messages(n, SEED, contacts, (5, 50))
     # make_messages draws its customers with the same seed: they are the ones with items.
     # Warm-up: stores the attachments' blobs and warms caches, so every round measured
     # dedupes the same blobs and starts from the same state.
-    run(retag(messages, "warm"), users, "warm")
+    started = timezone.now()
+    tag = started.strftime("%H%M%S")  # a reused database holds earlier runs' mail
+    run(retag(messages, f"warm{tag}"), users, f"warm{tag}")
     best: dict[str, tuple[float, float]] = {}
     order = []
     for k in range(rounds):
@@ -205,7 +216,7 @@ def main() -> None:
 
             profile = cProfile.Profile()
             profile.enable()
-        wall, cpu, statuses = run(retag(messages, f"r{k}"), users, f"r{k}")
+        wall, cpu, statuses = run(retag(messages, f"r{k}{tag}"), users, f"r{k}{tag}")
         if profile is not None:
             profile.disable()
             profile.dump_stats(args.profile)
@@ -215,8 +226,8 @@ def main() -> None:
         )
         prev = best.get(side, (wall, cpu))
         best[side] = (min(prev[0], wall), min(prev[1], cpu))
-    rule_links = ThreadLink.objects.filter(source="rule").count()
-    reviews = ReviewItem.objects.filter(kind="ambiguous_item").count()
+    rule_links = ThreadLink.objects.filter(source="rule", created__gte=started).count()
+    reviews = ReviewItem.objects.filter(kind="ambiguous_item", created__gte=started).count()
     with_wall, with_cpu = best["with"]
     without_wall, without_cpu = best["without"]
     print_table(

@@ -34,9 +34,10 @@ from core.db.bulk import new_row
 from crm.models import Contact, Item, Organization
 
 Strategy = LinkRule.Strategy
-#: How much of a body a `reference` rule reads: references sit in the subject or near the top,
-#: and a regex over every 50 KB body for 20 rules would cost more than the rest of linking.
-REFERENCE_BODY_CHARS = 8_000
+#: How much of a body a `reference` rule reads: references sit in the subject or near the top
+#: (the quoted history below is the earlier mail, read when it was captured), and a regex
+#: over every 50 KB body for 20 rules would cost more than the rest of linking.
+REFERENCE_BODY_CHARS = 4_000
 MAX_REFERENCES = 20  # per message and rule
 
 
@@ -513,12 +514,33 @@ def decide_all(rules: list[LinkRule], facts: list[ThreadFacts]) -> list[Decision
     contacts = {c for f in facts for c in f.contacts}
     by_contact = load_items_by_contact(contacts, contact_kinds)
     refs = set()
-    ref_rules = [r for r in rules if r.strategy == Strategy.REFERENCE]
+    ref_rules = [r for r in rules if r.strategy == Strategy.REFERENCE and compiled(r.pattern)]
     if ref_rules:
+        rule_out_references(ref_rules, facts)
         for f in facts:
             refs |= thread_references(ref_rules, f)
     by_ref = load_items_by_ref(refs, reference_kinds(rules))
     return [decide_links(rules, f, by_contact, by_ref) for f in facts]
+
+
+_gates: dict[tuple[str, ...], re.Pattern] = {}
+
+
+def rule_out_references(rules: list[LinkRule], facts: list[ThreadFacts]) -> None:
+    """One search per message for any of the rules' required literals (an alternation of
+    plain strings): a message that has none has no reference for any rule with a literal."""
+    with_literal = [r for r in rules if _literals.get(r.pattern)]
+    if not with_literal:
+        return
+    literals = tuple(sorted({_literals[r.pattern] for r in with_literal}))
+    gate = _gates.get(literals)
+    if gate is None:
+        gate = _gates[literals] = re.compile("|".join(map(re.escape, literals)))
+    for f in facts:
+        for m in f.messages:
+            if gate.search(m.text) is None:
+                for r in with_literal:
+                    m.found.setdefault(r.pattern, [])
 
 
 def message_text(subject: str, body: str) -> str:
