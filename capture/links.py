@@ -293,7 +293,7 @@ def _link_for_review(review: ReviewItem, target: Target, user: User) -> None:
         },
     )
     if target.kind == "contact":
-        org = Contact.objects.filter(pk=target.id).values_list("organization_id", flat=True)[0]
+        org = Contact.objects.filter(pk=target.id).values_list("organization_id", flat=True).first()
         if org:
             ThreadLink.objects.get_or_create(
                 thread_id=review.thread_id,

@@ -4,6 +4,7 @@ sticky unlinks, and the review queue's actions. Every change goes through captur
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html_join
@@ -86,6 +87,24 @@ class LinkRuleAdmin(admin.ModelAdmin):
         self.message_user(request, f"{total} link(s) made.")
 
 
+class ManualLinkForm(forms.ModelForm):
+    """The thread and one record; only the thread's owner or an admin may link it."""
+
+    request = None
+
+    class Meta:
+        model = ThreadLink
+        fields = ("thread", "contact", "organization", "item")
+
+    def clean(self):
+        data = super().clean()
+        thread = data.get("thread")
+        user = getattr(self.request, "user", None)
+        if thread is not None and user is not None and not service.can_manage_links(user, thread):
+            raise forms.ValidationError("Only the thread's owner or an admin may link it.")
+        return data
+
+
 @admin.register(ThreadLink)
 class ThreadLinkAdmin(admin.ModelAdmin):
     """Add = link by hand; delete = unlink for good (no rule links it again)."""
@@ -102,6 +121,13 @@ class ThreadLinkAdmin(admin.ModelAdmin):
     @admin.display(description="why")
     def why(self, obj: ThreadLink) -> str:
         return service.describe_link(obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ManualLinkForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request
+        return form
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields if obj is not None else ()

@@ -130,3 +130,24 @@ def test_the_review_queue_actions_resolve_and_dismiss(admin_client):
         ReviewItem.Status.DISMISSED,
     )
     assert linked_items(a) == {first.candidates[0]}
+
+
+def test_the_admin_link_form_refuses_a_thread_someone_else_owns_and_a_missing_record():
+    from django.contrib.auth.models import Permission
+
+    staff = make_user(is_staff=True)  # a member by role, allowed to add links in admin
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_threadlink", "view_threadlink"])
+    )
+    client = Client()
+    client.force_login(staff)
+    email = captured(user=make_user())
+    deal = item()
+    refused = client.post(
+        "/admin/capture/threadlink/add/", {"thread": email.thread_id, "item": deal.pk}
+    )
+    assert refused.status_code == 200
+    assert "owner or an admin" in refused.content.decode()
+    empty = client.post("/admin/capture/threadlink/add/", {"thread": email.thread_id})
+    assert empty.status_code == 200
+    assert not ThreadLink.objects.filter(item__isnull=False).exists()
