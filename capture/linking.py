@@ -556,8 +556,10 @@ def link_items(ctx: BatchContext) -> None:
     references for flush."""
     if not ctx.linked_works:
         return
-    stored = sorted({ctx.resolve_thread_id(t) for _, t, _ in ctx.linked_works} - ctx.batch_threads)
-    unlinked = load_unlinks(stored)
+    touched = {ctx.resolve_thread_id(t) for _, t, _ in ctx.linked_works}
+    stored = sorted(touched - ctx.batch_threads)
+    # every touched thread: a new one may have absorbed a stored thread and its unlinks
+    unlinked = load_unlinks(sorted(touched))
     if unlinked:
         drop_unlinked(ctx, unlinked)
     rules = enabled_rules()
@@ -596,7 +598,10 @@ def link_items(ctx: BatchContext) -> None:
             )
         )
     if stored:
-        load_stored_thread_facts(by_thread, stored, unlinked)
+        load_stored_thread_facts(by_thread, stored)
+    for tid, gone in unlinked.items():
+        if tid in by_thread:
+            by_thread[tid].unlinked_items.update(i for k, i in gone if k == "item")
     facts = [f for f in by_thread.values() if f.messages and not f.chosen_items]
     decisions = decide_all(rules, facts)
     for decision in decisions:
@@ -657,6 +662,20 @@ def load_unlinks(thread_ids: list[int]) -> dict[int, set[tuple[str, int]]]:
     return out
 
 
+def merge_unlinks(other_id: int, into_id: int) -> None:
+    """Move a merged thread's sticky unlinks to the thread that absorbed it."""
+    have = set(
+        ThreadUnlink.objects.filter(thread_id=into_id).values_list(
+            "contact_id", "organization_id", "item_id"
+        )
+    )
+    for unlink in ThreadUnlink.objects.filter(thread_id=other_id):
+        if (unlink.contact_id, unlink.organization_id, unlink.item_id) in have:
+            unlink.delete()
+        else:
+            ThreadUnlink.objects.filter(pk=unlink.pk).update(thread_id=into_id)
+
+
 def link_key(link: ThreadLink) -> tuple[str, int]:
     if link.contact_id:
         return ("contact", link.contact_id)
@@ -676,13 +695,9 @@ def drop_unlinked(ctx: BatchContext, unlinked: dict[int, set[tuple[str, int]]]) 
     ]
 
 
-def load_stored_thread_facts(
-    by_thread: dict[int, ThreadFacts],
-    thread_ids: list[int],
-    unlinked: dict[int, set[tuple[str, int]]],
-) -> None:
-    """Add what stored threads already have: contacts and items linked, sticky unlinks, open
-    item reviews (two queries for all of them)."""
+def load_stored_thread_facts(by_thread: dict[int, ThreadFacts], thread_ids: list[int]) -> None:
+    """Add what stored threads already have: contacts and items linked, open item reviews
+    (two queries for all of them)."""
     for tid, cid, iid, kind, address, source in ThreadLink.objects.filter(
         thread_id__in=thread_ids
     ).values_list("thread_id", "contact_id", "item_id", "item__kind", "matched_address", "source"):
@@ -692,9 +707,6 @@ def load_stored_thread_facts(
             facts.chosen_items |= source == ThreadLink.Source.ADDIN
         elif cid:
             facts.contacts.setdefault(cid, address)
-    for tid, gone in unlinked.items():
-        if tid in by_thread:
-            by_thread[tid].unlinked_items.update(i for k, i in gone if k == "item")
     for tid, detail in ReviewItem.objects.filter(
         thread_id__in=thread_ids, status=ReviewItem.Status.OPEN, kind=ReviewItem.Kind.AMBIGUOUS_ITEM
     ).values_list("thread_id", "detail"):

@@ -118,3 +118,19 @@ def test_every_link_answers_why_in_the_api():
 def test_a_thread_the_caller_cannot_see_is_404_when_reading_its_links():
     email = captured(user=make_user())
     assert client_for(make_user()).get(url(email)).status_code == 404
+
+
+def test_an_unlink_stays_sticky_when_a_late_parent_absorbs_the_thread():
+    tom = make_contact(emails=(TOM,))
+    deal = item(tom)
+    rule(S.SINGLE_OPEN)
+    reply = captured(
+        message_id="<r@globex.co.uk>", in_reply_to="<p@globex.co.uk>", subject="Re: x"
+    )
+    admin = client_for(make_user(role=User.Role.ADMIN))
+    assert admin.delete(url(reply) + f"?item={deal.pk}").status_code == 204
+    parent = captured(message_id="<p@globex.co.uk>", subject="x")
+    reply.refresh_from_db()
+    assert reply.thread_id == parent.thread_id
+    assert linked_items(parent) == set()
+    assert ThreadUnlink.objects.filter(thread_id=parent.thread_id, item=deal).exists()
