@@ -707,11 +707,13 @@ def load_stored_thread_facts(by_thread: dict[int, ThreadFacts], thread_ids: list
             facts.chosen_items |= source == ThreadLink.Source.ADDIN
         elif cid:
             facts.contacts.setdefault(cid, address)
-    for tid, detail in ReviewItem.objects.filter(
-        thread_id__in=thread_ids, status=ReviewItem.Status.OPEN, kind=ReviewItem.Kind.AMBIGUOUS_ITEM
-    ).values_list("thread_id", "detail"):
+    # By thread alone (its index), status and kind checked here: a filter on them let the
+    # planner pick the (status, kind) index, a scan of every open review in the database.
+    for tid, status, kind, detail in ReviewItem.objects.filter(
+        thread_id__in=thread_ids
+    ).values_list("thread_id", "status", "kind", "detail"):
         rule = (detail or {}).get("rule")
-        if rule:
+        if rule and status == ReviewItem.Status.OPEN and kind == ReviewItem.Kind.AMBIGUOUS_ITEM:
             by_thread[tid].open_reviews.add(rule)
 
 
