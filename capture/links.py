@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from capture.linking import (
+from capture.link_rules import (
     MessageFacts,
     Proposal,
     ThreadFacts,
@@ -18,10 +18,10 @@ from capture.linking import (
     decide_all,
     describe_rule_link,
     enabled_rules,
-    load_unlinks,
     message_text,
     proposal_link,
 )
+from capture.linking import load_unlinks
 from capture.models import (
     Capture,
     EmailMessage,

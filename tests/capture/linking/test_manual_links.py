@@ -124,9 +124,7 @@ def test_an_unlink_stays_sticky_when_a_late_parent_absorbs_the_thread():
     tom = make_contact(emails=(TOM,))
     deal = item(tom)
     rule(S.SINGLE_OPEN)
-    reply = captured(
-        message_id="<r@globex.co.uk>", in_reply_to="<p@globex.co.uk>", subject="Re: x"
-    )
+    reply = captured(message_id="<r@globex.co.uk>", in_reply_to="<p@globex.co.uk>", subject="Re: x")
     admin = client_for(make_user(role=User.Role.ADMIN))
     assert admin.delete(url(reply) + f"?item={deal.pk}").status_code == 204
     parent = captured(message_id="<p@globex.co.uk>", subject="x")

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from capture.intake import RawSpec, store_raw_messages
-from capture.linking import required_literal
+from capture.link_rules import required_literal
 from capture.links import describe_link
 from capture.models import LinkRule, RawMessage, ReviewItem, ThreadLink, UnmatchedReference
 from capture.pipeline import process_raw_messages
