@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html_join
 
 from capture import links as service
-from capture.models import LinkRule, ReviewItem, ThreadLink, ThreadUnlink
+from capture.models import LinkRule, ReviewItem, ThreadLink, ThreadUnlink, UnmatchedReference
 from governance.audit import client_address
 
 CHANNEL = "admin"
@@ -201,6 +201,27 @@ class ThreadUnlinkAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a manual link of the same record lifts it (audited)
+
+
+@admin.register(UnmatchedReference)
+class UnmatchedReferenceAdmin(admin.ModelAdmin):
+    """References a rule found in mail that no open item carried (read-only)."""
+
+    list_display = ("id", "reference", "rule", "email", "created")
+    list_select_related = ("rule", "email")
+    list_filter = ("rule",)
+    search_fields = ("=reference",)
+    autocomplete_fields = ("rule",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 # --- the review queue's actions (the page itself is in capture/admin/messages.py) ---------

@@ -12,7 +12,7 @@ import nh3
 from django.db.models import Prefetch, Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.routers import DefaultRouter
@@ -110,6 +110,7 @@ class EmailDetailSerializer(EmailListSerializer):
     attachments = AttachmentSerializer(many=True, read_only=True)
     captures = CaptureSerializer(many=True, read_only=True)
     links = serializers.SerializerMethodField()
+    unmatched_references = serializers.SerializerMethodField()
     html_body = serializers.SerializerMethodField()
 
     class Meta(EmailListSerializer.Meta):
@@ -126,7 +127,12 @@ class EmailDetailSerializer(EmailListSerializer):
             "attachments",
             "captures",
             "links",
+            "unmatched_references",
         )
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_unmatched_references(self, obj: EmailMessage) -> list[str]:
+        return [r.reference for r in obj.unmatched_references.all()]
 
     def get_html_body(self, obj: EmailMessage) -> str:
         return nh3.clean(obj.html_body) if obj.html_body else ""
@@ -211,6 +217,7 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
                 "participants",
                 "attachments",
                 "captures",
+                "unmatched_references",
                 Prefetch(
                     "thread__links",
                     queryset=ThreadLink.objects.select_related("rule", "created_by"),

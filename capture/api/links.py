@@ -17,7 +17,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from capture import links as service
-from capture.models import LinkRule, RawMessage, ReviewItem, Thread, ThreadLink
+from capture.models import LinkRule, RawMessage, ReviewItem, Thread, ThreadLink, ThreadUnlink
 from capture.visibility import sees_everything, visible_threads
 from crm.api.serializers import StrictModelSerializer, StrictSerializer
 from crm.auth import ScopePermission
@@ -285,9 +285,34 @@ class ThreadLinksView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ThreadUnlinkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ThreadUnlink
+        fields = ("id", "contact", "organization", "item", "removed_by", "created")
+        read_only_fields = fields
+
+
+class ThreadUnlinksView(APIView):
+    """GET the links a person removed from a thread (sticky: no rule makes them again; a
+    manual link of the same record lifts one)."""
+
+    permission_classes = [ScopePermission]
+    read_scope = READ
+    write_scope = None
+
+    @extend_schema(responses=ThreadUnlinkSerializer(many=True))
+    def get(self, request, pk: int):
+        thread = get_object_or_404(visible_threads(request.user), pk=pk)
+        rows = ThreadUnlink.objects.filter(thread=thread).order_by("id")
+        return Response(ThreadUnlinkSerializer(rows, many=True).data)
+
+
 def register(router: DefaultRouter) -> None:
     router.register("link-rules", LinkRuleViewSet, basename="link-rule")
     router.register("review-items", ReviewItemViewSet, basename="review-item")
 
 
-urlpatterns = [path("threads/<int:pk>/links/", ThreadLinksView.as_view(), name="thread-links")]
+urlpatterns = [
+    path("threads/<int:pk>/links/", ThreadLinksView.as_view(), name="thread-links"),
+    path("threads/<int:pk>/unlinks/", ThreadUnlinksView.as_view(), name="thread-unlinks"),
+]

@@ -38,6 +38,7 @@ def test_the_linking_pages_load(admin_client):
         "/admin/capture/threadlink/",
         "/admin/capture/threadlink/add/",
         "/admin/capture/threadunlink/",
+        "/admin/capture/unmatchedreference/",
         "/admin/capture/reviewitem/",
         f"/admin/capture/reviewitem/{review.pk}/change/",
     ):

@@ -132,3 +132,17 @@ def test_an_unlink_stays_sticky_when_a_late_parent_absorbs_the_thread():
     assert reply.thread_id == parent.thread_id
     assert linked_items(parent) == set()
     assert ThreadUnlink.objects.filter(thread_id=parent.thread_id, item=deal).exists()
+
+
+def test_a_threads_sticky_unlinks_are_listed_and_unmatched_references_show_on_the_email():
+    owner = make_user()
+    rule(S.REFERENCE, pattern=r"PO-\d+")
+    email = captured(user=owner, subject="About PO-404")
+    deal = item()
+    client = client_for(owner)
+    client.post(url(email), {"item": deal.pk}, format="json")
+    client.delete(url(email) + f"?item={deal.pk}")
+    unlinks = client.get(f"/api/v1/threads/{email.thread_id}/unlinks/").json()
+    assert [(u["item"], u["removed_by"]) for u in unlinks] == [(deal.pk, owner.pk)]
+    detail = client.get(f"/api/v1/emails/{email.pk}/").json()
+    assert detail["unmatched_references"] == ["PO-404"]
