@@ -24,8 +24,10 @@ from capture.models import (
     MessageRef,
     Participant,
     RawMessage,
+    ReviewItem,
     Thread,
     ThreadLink,
+    UnmatchedReference,
 )
 from core.db.bulk import execute_binary
 from crm.addresses import is_free_mail_domain, registrable_domain, split_address
@@ -117,6 +119,12 @@ class BatchContext:
         self.new_refs: list[MessageRef] = []
         self.new_captures: list[Capture] = []
         self.new_links: list[ThreadLink] = []
+        # (work, thread id, matched contacts) of each new message: the link rules run once
+        # for the batch (capture/linking.py), and threads whose items the add-in chose
+        self.linked_works: list[tuple[Work, int, dict[int, str]]] = []
+        self.addin_item_threads: set[int] = set()
+        self.new_reviews: list[ReviewItem] = []
+        self.new_unmatched_refs: list[UnmatchedReference] = []
         # (thread id, "contact" | "organization", id) of the participant links queued
         self.link_keys: set[tuple[int, str, int]] = set()
         self.new_attachments: list[Attachment] = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from capture import storage
@@ -24,7 +24,13 @@ from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
 from capture.gate import SUBMITTED_CHANNELS, gate_message
-from capture.linking import apply_link_rules, link_chosen_records
+from capture.linking import (
+    ambiguous_contact_reviews,
+    apply_link_rules,
+    link_chosen_records,
+    link_items,
+    sync_link_dates,
+)
 from capture.meetings import store_meetings
 from capture.mime import ParseLimits, parse_email
 from capture.models import (
@@ -38,6 +44,7 @@ from capture.models import (
     ReviewItem,
     Thread,
     ThreadLink,
+    UnmatchedReference,
 )
 from capture.participants import derive_direction, resolve_participants
 from capture.store import body_fields, flush_blobs, store_attachments, store_meeting
@@ -144,6 +151,7 @@ def process_batch(ids: list[int]) -> list[ProcessOutcome]:
         )
         for w in active:
             process_one(ctx, w, own.get(w.raw.user_id or 0, set()))
+        link_items(ctx)
         flush(ctx, works)
     return sorted(done + [outcome_of(w.raw, w.duplicate) for w in works], key=lambda o: o.raw_id)
 
@@ -391,24 +399,17 @@ def flush(ctx: BatchContext, works: list[Work]) -> None:
     store_meetings(ctx)
     create_contacts_from_mail(ctx.new_contacts, actor=PIPELINE)
     bulk_insert(Participant, ctx.new_participants, batch_size=1000)
-    reviews = [
-        ReviewItem(
-            kind=ReviewItem.Kind.AMBIGUOUS_CONTACT,
-            email=p.email,
-            thread_id=ctx.resolve_thread_id(p.email.thread_id),
-            participant=p,
-            candidates=p.candidates,
-        )
-        for p in ctx.new_participants
-        if p.match == Participant.Match.AMBIGUOUS
-    ]
-    bulk_insert(ReviewItem, reviews)
+    reviews = ambiguous_contact_reviews(ctx)
+    for review in ctx.new_reviews:
+        review.thread_id = ctx.resolve_thread_id(review.thread_id)
+    bulk_insert(ReviewItem, reviews + ctx.new_reviews)
     # Plain inserts, no ON CONFLICT (a speculative insertion per row, ~40% of their cost on
     # the server): every ref belongs to an email inserted just above and is unique per email.
     bulk_insert(MessageRef, ctx.new_refs, batch_size=1000)
     for link in ctx.new_links:
         link.thread_id = ctx.resolve_thread_id(link.thread_id)
     bulk_insert(ThreadLink, ctx.new_links, ignore_conflicts=True, batch_size=1000)
+    bulk_insert(UnmatchedReference, ctx.new_unmatched_refs)
     flush_blobs(ctx)
     bulk_insert(Attachment, ctx.new_attachments, batch_size=500)
     bulk_insert(Capture, ctx.new_captures, batch_size=1000)
@@ -514,28 +515,6 @@ def refresh_thread_stats(thread_ids: set[int]) -> None:
         updated=timezone.now(),
     )
     sync_link_dates(thread_ids)
-
-
-def sync_link_dates(thread_ids: set[int]) -> None:
-    """Copy each thread's last_at to its links, the sort key of the records' timelines
-    (capture/timeline.py); links already up to date are not rewritten."""
-    if not thread_ids:
-        return
-    if connection.vendor == "postgresql":
-        assert ThreadLink._meta.db_table == "capture_threadlink"
-        execute_binary(_SYNC_LINK_DATES_PG, [sorted(thread_ids)])
-        return
-    last = Thread.objects.filter(pk=OuterRef("thread_id")).values("last_at")[:1]
-    ThreadLink.objects.filter(thread_id__in=sorted(thread_ids)).filter(
-        Q(last_at__isnull=True) | ~Q(last_at=Subquery(last))
-    ).update(last_at=Subquery(last))
-
-
-_SYNC_LINK_DATES_PG = """
-UPDATE capture_threadlink AS l SET last_at = t.last_at
-FROM capture_thread AS t
-WHERE t.id = ANY(%b::bigint[]) AND l.thread_id = t.id AND l.last_at IS DISTINCT FROM t.last_at
-"""
 
 
 _REFRESH_THREADS_PG = """

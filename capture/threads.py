@@ -17,6 +17,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from capture.context import BatchContext, Work, all_addresses
+from capture.linking import merge_unlinks
 from capture.mime import normalize_subject
 from capture.models import EmailMessage, Participant, ReviewItem, Thread, ThreadLink
 from core.db.bulk import execute_binary, new_row
@@ -340,6 +341,7 @@ def merge_threads(ctx: BatchContext, *, into: Thread, other_id: int) -> None:
             link.thread_id = into.pk
     if stored:
         ReviewItem.objects.filter(thread=other).update(thread=into)
+        merge_unlinks(other.pk, into.pk)  # a person's unlink stays sticky after a merge
     into.message_count += other.message_count
     for attr, pick in (("first_at", min), ("last_at", max)):
         values = [v for v in (getattr(into, attr), getattr(other, attr)) if v is not None]

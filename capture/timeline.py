@@ -10,7 +10,7 @@ and are left out of the pages that follow.
 A record's threads: those linked to it (capture.ThreadLink); for an organization also those
 linked to its contacts ("mail linked to a contact shows on the contact's organization").
 
-Cost: every link carries its thread's last_at (kept by capture.pipeline.sync_link_dates) and
+Cost: every link carries its thread's last_at (kept by capture.linking.sync_link_dates) and
 a partial index (record, last_at, thread) per record column, so a page is an index range
 read from the cursor: the same at 100k messages as at 100 (bench/timeline.py). An
 organization reads one such range for itself and one per contact (one UNION ALL query on

@@ -14,6 +14,8 @@ from django.utils.html import format_html
 
 from capture import storage
 from capture.admin.categories import EmailCategoriesAdminMixin
+from capture.admin.linking import dismiss, ranked, resolve_top
+from capture.links import describe_link
 from capture.models import (
     Attachment,
     Capture,
@@ -262,8 +264,12 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
 
 class ThreadLinkInline(ReadOnlyInline):
     model = ThreadLink
-    fields = ("source", "contact", "organization", "item", "created_by", "created")
+    fields = ("source", "contact", "organization", "item", "why", "created")
     readonly_fields = fields
+
+    @admin.display(description="why")
+    def why(self, obj: ThreadLink) -> str:
+        return describe_link(obj)
 
 
 class ThreadMessageInline(ReadOnlyInline):
@@ -297,13 +303,15 @@ class ReviewItemAdmin(BigTableAdmin):
     list_display = ("id", "kind", "status", "email", "thread", "created", "resolved_by")
     list_filter = ("kind", "status")
     list_select_related = ("email", "thread", "resolved_by")
-    search_fields = ("=id",)
+    search_fields = ("=id", "=thread__id")
+    actions = (resolve_top, dismiss)
     readonly_fields = (
         "kind",
         "status",
         "email",
         "thread",
         "participant",
+        ranked,
         "candidates",
         "detail",
         "resolved_by",

@@ -12,12 +12,13 @@ import nh3
 from django.db.models import Prefetch, Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.routers import DefaultRouter
 
 from capture import storage
+from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
 from capture.visibility import visible_emails, visible_threads
 from core.api import FilterBackend, FilterSet, IdFilter
@@ -70,9 +71,17 @@ class CaptureSerializer(serializers.ModelSerializer):
 
 
 class ThreadLinkSerializer(serializers.ModelSerializer):
+    why = serializers.SerializerMethodField()
+
     class Meta:
         model = ThreadLink
-        fields = ("id", "source", "contact", "organization", "item", "created_by", "created")
+        fields = (
+            "id", "source", "contact", "organization", "item", "created_by", "created",
+            "rule", "strategy", "matched_address", "reference", "why",
+        )  # fmt: skip
+
+    def get_why(self, obj: ThreadLink) -> str:
+        return describe_link(obj)
 
 
 class EmailListSerializer(serializers.ModelSerializer):
@@ -102,6 +111,7 @@ class EmailDetailSerializer(EmailListSerializer):
     attachments = AttachmentSerializer(many=True, read_only=True)
     captures = CaptureSerializer(many=True, read_only=True)
     links = serializers.SerializerMethodField()
+    unmatched_references = serializers.SerializerMethodField()
     html_body = serializers.SerializerMethodField()
 
     class Meta(EmailListSerializer.Meta):
@@ -118,7 +128,12 @@ class EmailDetailSerializer(EmailListSerializer):
             "attachments",
             "captures",
             "links",
+            "unmatched_references",
         )
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_unmatched_references(self, obj: EmailMessage) -> list[str]:
+        return [r.reference for r in obj.unmatched_references.all()]
 
     def get_html_body(self, obj: EmailMessage) -> str:
         return nh3.clean(obj.html_body) if obj.html_body else ""
@@ -204,7 +219,11 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
                 "participants",
                 "attachments",
                 "captures",
-                Prefetch("thread__links", queryset=ThreadLink.objects.all()),
+                "unmatched_references",
+                Prefetch(
+                    "thread__links",
+                    queryset=ThreadLink.objects.select_related("rule", "created_by"),
+                ),
             )
         return qs
 
@@ -259,7 +278,8 @@ class ThreadViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         return visible_threads(user).prefetch_related(
-            "links", Prefetch("messages", queryset=visible_emails(user).order_by("date"))
+            Prefetch("links", queryset=ThreadLink.objects.select_related("rule", "created_by")),
+            Prefetch("messages", queryset=visible_emails(user).order_by("date")),
         )
 
 

@@ -2,12 +2,21 @@ from __future__ import annotations
 
 from django.urls import path
 
-from capture.api import addresses, captures, categories, emails, mailboxes, meetings, timeline
+from capture.api import (
+    addresses,
+    captures,
+    categories,
+    emails,
+    links,
+    mailboxes,
+    meetings,
+    timeline,
+)
 from core.api import ApiRouter
 
 router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
-for module in (captures, emails, addresses, mailboxes, categories, timeline, meetings):
+for module in (captures, emails, addresses, mailboxes, categories, timeline, meetings, links):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])
 

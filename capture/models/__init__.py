@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
+from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
     Attachment,
     Blob,
@@ -25,6 +26,7 @@ __all__ = [
     "CaptureAddress",
     "Category",
     "EmailMessage",
+    "LinkRule",
     "MailboxConnection",
     "MailboxFolder",
     "Meeting",
@@ -37,5 +39,7 @@ __all__ = [
     "SmtpRateEvent",
     "Thread",
     "ThreadLink",
+    "ThreadUnlink",
     "TimelinePin",
+    "UnmatchedReference",
 ]

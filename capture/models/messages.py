@@ -350,6 +350,8 @@ class ThreadLink(TimeStamped):
         INHERITED = "inherited", "Inherited from thread"
         REFERENCE = "reference", "Reference found in mail"
         ADDIN = "addin", "Chosen in the add-in"
+        REVIEW = "review", "Resolved in the review queue"
+        BACKFILL = "backfill", "Backfill of a rule"
 
     # No index of its own: the three unique constraints below start with thread_id.
     thread = models.ForeignKey(
@@ -376,9 +378,18 @@ class ThreadLink(TimeStamped):
         related_name="+",
         help_text="The message whose capture made the link.",
     )
-    # The thread's last_at, copied (capture.pipeline.sync_link_dates): a record's timeline is a
+    # The thread's last_at, copied (capture.linking.sync_link_dates): a record's timeline is a
     # range of one of the indexes below, newest first, whatever the record's amount of mail.
     last_at = models.DateTimeField(null=True, blank=True)
+    # Why (docs/linking.md): the rule and its strategy, the participant address that matched,
+    # the reference found; `detail` holds the rest (contact id, rank, score, review id).
+    rule = models.ForeignKey(
+        "capture.LinkRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    strategy = models.CharField(max_length=12, blank=True)
+    matched_address = models.CharField(max_length=254, blank=True)
+    reference = models.CharField(max_length=120, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [

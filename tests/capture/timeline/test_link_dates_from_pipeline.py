@@ -48,3 +48,16 @@ def test_a_record_chosen_when_saving_a_logged_mail_again_gets_the_threads_date()
     link = ThreadLink.objects.get(contact=later)
     assert link.last_at == datetime(2025, 3, 24, 9, 0, tzinfo=UTC)
     assert [e.thread_id for e in timeline_page(later, user).entries] == [link.thread_id]
+
+
+def test_a_link_made_by_hand_takes_its_place_on_the_records_timeline():
+    from capture.links import Target, link_thread
+
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    admin = make_user(role="admin")
+    contact = make_contact()
+    thread = Thread.objects.create(subject="s", first_at=t0, last_at=t0, owner=admin)
+    link = link_thread(
+        thread, Target("contact", contact.pk), user=admin, actor=admin, channel="api"
+    )
+    assert ThreadLink.objects.get(pk=link.pk).last_at == t0
