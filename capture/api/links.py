@@ -313,6 +313,6 @@ def register(router: DefaultRouter) -> None:
 
 
 urlpatterns = [
-    path("threads/<int:pk>/links/", ThreadLinksView.as_view(), name="thread-links"),
-    path("threads/<int:pk>/unlinks/", ThreadUnlinksView.as_view(), name="thread-unlinks"),
+    path("threads/<dbid:pk>/links/", ThreadLinksView.as_view(), name="thread-links"),
+    path("threads/<dbid:pk>/unlinks/", ThreadUnlinksView.as_view(), name="thread-unlinks"),
 ]
