@@ -241,9 +241,9 @@ def team_sender_allowed(addresses: list[str]) -> bool:
     if not wanted:
         return False
     known = set(
-        UserAddress.objects.filter(address__in=wanted, user__is_active=True).values_list(
-            "address", flat=True
-        )
+        UserAddress.objects.verified()
+        .filter(address__in=wanted, user__is_active=True)
+        .values_list("address", flat=True)
     )
     for a in set(wanted) - known:
         if not User.objects.filter(email__iexact=a, is_active=True).exists():

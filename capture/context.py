@@ -172,9 +172,9 @@ class BatchContext:
                 users, contacts, orgs = _preload_addresses_pg(sorted(addresses), sorted(domains))
             else:
                 users = list(
-                    UserAddress.objects.filter(address__in=addresses).values_list(
-                        "address", "user_id"
-                    )
+                    UserAddress.objects.verified()
+                    .filter(address__in=addresses)
+                    .values_list("address", "user_id")
                 ) + list(
                     User.objects.annotate(e=Lower("email"))
                     .filter(e__in=addresses, is_active=True)
@@ -249,6 +249,7 @@ def _preload_addresses_pg(addresses: list[str], domains: list[str]):
     od = OrganizationDomain._meta.db_table
     users = execute_binary(
         f"SELECT address, user_id, 0 AS o FROM {ua} WHERE address = ANY(%b::text[])"  # noqa: S608
+        " AND verified_at IS NOT NULL"  # an unverified address is not the user's own
         f" UNION ALL SELECT lower(email), id, 1 FROM {u}"
         f" WHERE is_active AND lower(email) = ANY(%b::text[]) ORDER BY o",
         [addresses, addresses],

@@ -77,7 +77,8 @@ def resolve_pipe_owner(
     from crm.models import UserAddress
 
     owner = (
-        UserAddress.objects.filter(address=normalized, user__is_active=True)
+        UserAddress.objects.verified()
+        .filter(address=normalized, user__is_active=True)
         .select_related("user")
         .first()
     )

@@ -125,10 +125,8 @@ def may_auto_create(ctx: BatchContext, address: str, direction: str) -> bool:
         and direction != EmailMessage.Direction.OUTBOUND
     ):
         return False
-    if not policy.auto_create_from_role_addresses and is_role_address(
-        address, ctx.policy.role_extra
-    ):
-        return False
+    if is_role_address(address, ctx.policy.role_extra):
+        return False  # never a contact: noreply@, info@, ... (crm.addresses.ROLE_LOCAL_PARTS)
     domain = split_address(address)[1]
     return policy.auto_create_from_free_mail or not ctx.policy.is_free_mail(domain)
 

@@ -176,6 +176,11 @@ ROLE_LOCAL_PARTS: frozenset[str] = frozenset(
         "daemon", "newsletter", "newsletters", "news", "marketing", "mailer", "listserv",
         "majordomo", "abuse", "hostmaster", "webmaster", "root", "nobody", "system",
         "calendar-notification", "calendar-server",
+        # shared role mailboxes: a team, not a person (never auto-created as contacts)
+        "info", "support", "sales", "admin", "administrator", "billing", "help", "helpdesk",
+        "contact", "office", "enquiries", "inquiries", "accounts", "accounting", "invoices",
+        "invoice", "team", "careers", "jobs", "feedback", "privacy", "security", "legal",
+        "service", "customerservice", "customer-service", "hello", "mail", "reception",
     }
 )
 # fmt: on

@@ -53,7 +53,7 @@ class User(AbstractUser):
         """The login e-mail plus connected addresses and aliases, normalised."""
         from crm.addresses import InvalidAddress, normalize_address
 
-        found = set(self.addresses.values_list("address", flat=True))
+        found = set(self.addresses.verified().values_list("address", flat=True))
         if self.email:
             try:
                 found.add(normalize_address(self.email))
@@ -62,8 +62,20 @@ class User(AbstractUser):
         return found
 
 
+class UserAddressQuerySet(models.QuerySet):
+    def verified(self) -> UserAddressQuerySet:
+        """Only verified addresses count as the user's own."""
+        return self.filter(verified_at__isnull=False)
+
+
 class UserAddress(TimeStamped):
-    """An address a user sends from: a connected mailbox address or an alias (HubSpot's rule)."""
+    """An address a user sends from: a connected mailbox address or an alias (HubSpot's rule).
+
+    Only a verified address counts as the user's own. One an admin adds is verified at once
+    (the default); one a user adds themself waits for the code mailed to it
+    (crm/user_addresses.py)."""
+
+    objects = UserAddressQuerySet.as_manager()
 
     class Kind(models.TextChoices):
         CONNECTED = "connected", "Connected address"
@@ -72,6 +84,11 @@ class UserAddress(TimeStamped):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
     address = models.CharField(max_length=254, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONNECTED)
+    verified_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    # The pending verification code: a SHA-256 hash, its expiry and the wrong tries so far.
+    code_hash = models.CharField(max_length=64, blank=True, editable=False)
+    code_expires = models.DateTimeField(null=True, blank=True, editable=False)
+    code_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name_plural = "user addresses"

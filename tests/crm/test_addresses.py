@@ -130,5 +130,11 @@ def test_people_are_not_role_addresses():
 
 
 def test_extra_role_local_parts_extend_the_set():
-    assert is_role_address("billing@acme-widgets.com", extra={"billing"})
-    assert not is_role_address("billing@acme-widgets.com")
+    assert is_role_address("purchasing@acme-widgets.com", extra={"purchasing"})
+    assert not is_role_address("purchasing@acme-widgets.com")
+
+
+def test_shared_role_mailboxes_are_role_addresses():
+    for local in ("info", "support", "sales", "admin", "billing", "no-reply", "donotreply"):
+        assert is_role_address(f"{local}@acme-widgets.com"), local
+    assert not is_role_address("jane.doe@acme-widgets.com")

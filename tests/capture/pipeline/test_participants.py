@@ -206,16 +206,29 @@ def test_a_free_mail_address_becomes_a_contact_only_when_the_policy_allows_it(sa
     assert by_address(email)["priya@gmail.com"].match == Match.CREATED
 
 
-def test_a_role_address_becomes_a_contact_only_when_the_policy_allows_it(sam):
-    set_org_settings(auto_create_from_role_addresses=False)
-    email = outbound_to("noreply@globex.co.uk", user=sam)
-    assert by_address(email)["noreply@globex.co.uk"].match == Match.UNMATCHED
-    set_org_settings(auto_create_from_role_addresses=True)
+def test_a_role_address_never_becomes_a_contact_even_when_everything_is_auto_created(sam):
+    set_org_settings(auto_create_contacts=OrgSettings.AutoCreate.ALWAYS)
+    for n, address in enumerate(
+        ("noreply@globex.co.uk", "info@globex.co.uk", "billing@globex.co.uk")
+    ):
+        email = captured(
+            make_mail(from_=SAM, to=address, message_id=f"<role-{n}@mailwarden-demo.com>"), sam
+        )
+        assert by_address(email)[address].match == Match.UNMATCHED, address
+
+
+def test_a_local_part_added_to_the_role_list_in_settings_is_never_a_contact(sam):
+    set_org_settings(auto_create_contacts=OrgSettings.AutoCreate.ALWAYS)
+    email = outbound_to("purchasing@globex.co.uk", user=sam)
+    assert by_address(email)["purchasing@globex.co.uk"].match == Match.CREATED
+    set_org_settings(extra_role_local_parts=["purchasing"])
     email = captured(
-        make_mail(from_=SAM, to="noreply@globex.co.uk", message_id="<out-3@mailwarden-demo.com>"),
+        make_mail(
+            from_=SAM, to="purchasing@acme.example", message_id="<role-x@mailwarden-demo.com>"
+        ),
         sam,
     )
-    assert by_address(email)["noreply@globex.co.uk"].match == Match.CREATED
+    assert by_address(email)["purchasing@acme.example"].match == Match.UNMATCHED
 
 
 # --- internal addresses -----------------------------------------------------------------------
