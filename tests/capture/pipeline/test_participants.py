@@ -310,6 +310,7 @@ def test_mail_from_a_user_to_outside_is_outbound(sam):
 
 
 def test_mail_between_users_only_is_internal(sam):
+    set_org_settings(log_internal_mail=True)  # refused otherwise (test_gate_internal.py)
     make_user(email="kim@mailwarden-demo.com")
     email = captured(
         make_mail(from_=SAM, to="kim@mailwarden-demo.com", message_id="<i@x.test>"), sam
