@@ -31,14 +31,18 @@ class CaptureConfig(AppConfig):
     )
 
     def ready(self) -> None:
+        from capture.removal import preview_removal
         from capture.tasks import LOCAL_TASKS
         from core.dispatch import register_local
         from crm.services import register_address_hook
+        from governance.never_log import register_removal_preview
 
         # Without a broker (embedded mode, tests) capture's tasks run in-process: registered
         # here, so producers queue by name and never import capture/tasks.py.
         register_local(*LOCAL_TASKS)
         # crm never imports capture: it calls the hooks registered here when contacts gain addresses.
         register_address_hook(_queue_rematch)
+        # governance never imports capture: it counts what a never-log rule would remove here.
+        register_removal_preview(preview_removal)
         # anymail's inbound signal is the library's API for ESP webhooks: one receiver.
         import capture.webhooks.receivers  # noqa: F401

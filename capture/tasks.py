@@ -18,6 +18,7 @@ from capture.models import MailboxConnection
 from capture.operations import sweep_pending as sweep
 from capture.pipeline import process_raw_messages
 from capture.rematch import rematch_addresses as rematch
+from capture.removal import remove_never_logged as remove_matching_mail
 
 
 @shared_task(name=dispatch.PROCESS_RAW_BATCH, acks_late=True, ignore_result=True)
@@ -54,7 +55,14 @@ def sync_mailbox(mailbox_id: int) -> dict[str, Any]:
         return {"mailbox_id": mailbox_id, "status": "deleted"}
 
 
+@shared_task(name=dispatch.REMOVE_NEVER_LOGGED, acks_late=True, ignore_result=True)
+def remove_never_logged(rule_id: int) -> dict[str, int]:
+    """Delete the stored mail a never-log rule matches (offered when the rule is added)."""
+    return remove_matching_mail(rule_id)
+
+
 LOCAL_TASKS = (
+    remove_never_logged,
     process_raw_batch,
     sweep_pending,
     rematch_addresses,

@@ -154,6 +154,10 @@ SPECTACULAR_SETTINGS = {
         "EmailKindEnum": "capture.models.EmailMessage.Kind",
         "RecordSourceEnum": "crm.models.Organization.Source",
         "MeetingStatusEnum": "capture.models.Meeting.Status",
+        "UserAddressKindEnum": "crm.models.UserAddress.Kind",
+        "NeverLogRuleKindEnum": "governance.models.NeverLogRule.Kind",
+        # the same three choices as MailboxConnection.Visibility
+        "MailVisibilityEnum": "governance.models.SyncedMailVisibility",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
     "PATH_CONVERTER_OVERRIDES": {

@@ -7,21 +7,17 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api import StrictModelSerializer
-from crm.addresses import InvalidAddress, normalize_address, registrable_domain
+from crm.addresses import InvalidAddress, normalize_address
+from governance import never_log
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
 
 
 def normalize_rule_value(kind: str, value: str) -> str:
-    """Addresses are stored normalised, domains as registrable domains (free-mail ones allowed)."""
-    text = (value or "").strip()
+    """governance.never_log.normalize_rule_value, answering 400 for a bad value."""
     try:
-        if kind == NeverLogRule.Kind.ADDRESS:
-            return normalize_address(text)
-        host = normalize_address(f"postmaster@{text.lstrip('@')}").partition("@")[2]
-    except InvalidAddress as e:
-        what = "an e-mail address" if kind == NeverLogRule.Kind.ADDRESS else "a domain"
-        raise serializers.ValidationError({"value": [f"Enter {what} ({e})."]}) from e
-    return registrable_domain(host)
+        return never_log.normalize_rule_value(kind, value)
+    except never_log.NeverLogRejected as e:
+        raise serializers.ValidationError({e.field: [str(e)]}) from e
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

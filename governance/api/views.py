@@ -10,12 +10,16 @@ from typing import Any
 import django_filters
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, mixins, viewsets
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from core.api import FilterSet
 from crm.auth import ScopePermission, request_scopes
 from crm.models import ApiToken
+from governance import never_log
+from governance.api.me import RemovalCountsSerializer
 from governance.api.serializers import (
     AuditEventSerializer,
     NeverLogRuleSerializer,
@@ -77,13 +81,43 @@ class AuditEventViewSet(GovernanceView, viewsets.ReadOnlyModelViewSet):
 
 
 class NeverLogRuleViewSet(GovernanceView, viewsets.ModelViewSet):
-    """Addresses and domains whose mail is never logged (org-wide, or for one user)."""
+    """Addresses and domains whose mail is never logged (org-wide, or for one user).
+
+    A personal rule is seen by its owner and admins only (a governance:admin token acts as an
+    admin); a compliance officer who is not an admin sees org-wide rules and their own."""
 
     serializer_class = NeverLogRuleSerializer
     filterset_fields = ["kind", "user", "value"]
     search_fields = ["value", "note"]
     queryset = NeverLogRule.objects.all()
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if request_scopes(self.request) is not None:
+            return NeverLogRule.objects.all()
+        return never_log.visible_never_log_rules(self.request.user)
+
+    def _audit(self) -> dict[str, Any]:
+        return {
+            "actor": actor_from_request(self.request),
+            "channel": "api",
+            "client": client_address(self.request),
+        }
+
+    @extend_schema(request=None, responses=RemovalCountsSerializer)
+    @action(detail=True, methods=["get"], url_path="removal-preview")
+    def removal_preview(self, request: Request, pk: Any = None) -> Response:
+        """Count the stored mail this rule matches (what `remove-stored` deletes)."""
+        with transaction.atomic():
+            counts = never_log.preview_never_log_removal(self.get_object(), **self._audit())
+        return Response(counts)
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"], url_path="remove-stored")
+    def remove_stored(self, request: Request, pk: Any = None) -> Response:
+        """Delete the stored mail this rule matches, in the background (audited)."""
+        never_log.queue_never_log_removal(self.get_object(), **self._audit())
+        return Response({"detail": "Removal queued."}, status=status.HTTP_202_ACCEPTED)
 
     def perform_create(self, serializer) -> None:
         with transaction.atomic():

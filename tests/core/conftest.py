@@ -22,6 +22,7 @@ from tests.factories import (
     make_never_log_rule,
     make_organization,
     make_user,
+    make_user_address,
 )
 
 
@@ -35,7 +36,10 @@ class ApiWorld:
         """An existing record for a path parameter of `path` (`/api/v1/<collection>/...`)."""
         if param == "attachment_id":
             return self.ids["attachment"]
-        return self.ids[path.split("/")[3]]
+        parts = path.split("/")
+        if parts[3] == "me":  # /api/v1/me/<collection>/{id}/...
+            return self.ids[f"me/{parts[4]}"]
+        return self.ids[parts[3]]
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +78,8 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "audit-events": record_event("walk.started", object_type="test").pk,
         "categories": Category.objects.create(name="Order").pk,
         "meetings": walk_meeting(outcome.email_id).pk,
+        "me/addresses": make_user_address(user, "walker-alias@example.org").pk,
+        "me/never-log": make_never_log_rule("walker.example", user=user).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
