@@ -122,8 +122,8 @@ class UserAddressInline(admin.TabularInline):
     model = UserAddress
     form = UserAddressForm
     extra = 0
-    fields = ["address", "kind", "created"]
-    readonly_fields = ["created"]
+    fields = ["address", "kind", "verified_at", "created"]
+    readonly_fields = ["verified_at", "created"]
 
 
 @admin.register(User)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from governance import never_log
 from governance.api.serializers import normalize_rule_value
 from governance.audit import client_address, record_event
-from governance.models import AuditAnchor, AuditEvent, NeverLogRule, OrgSettings
+from governance.models import AuditAnchor, AuditEvent, NeverLogRule, OrgSettings, UserSettings
+from governance.settings import clean_associations
 
 
 class EstimatedCountPaginator(Paginator):
@@ -69,10 +75,70 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
         "company_name",
         "auto_create_contacts",
         "auto_generated_mail",
+        "privacy_mode",
+        "log_internal_mail",
         "updated",
     ]
-    list_filter = ["auto_create_contacts", "auto_generated_mail"]
+    list_filter = ["auto_create_contacts", "auto_generated_mail", "privacy_mode"]
     search_fields = ["company_name"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "company_name",
+                    "internal_domains",
+                    "privacy_mode",
+                    "log_internal_mail",
+                    "thread_window_days",
+                )
+            },
+        ),
+        (
+            "Contacts created from mail",
+            {
+                "fields": (
+                    "auto_create_contacts",
+                    "auto_create_from_free_mail",
+                    "extra_free_mail_domains",
+                    "extra_role_local_parts",
+                    "auto_generated_mail",
+                ),
+                "description": "Role addresses (noreply@, info@, support@, ...) are never "
+                "created as contacts; add more local parts to the role list here.",
+            },
+        ),
+        (
+            "User defaults",
+            {
+                "fields": (
+                    ("log_all_by_default", "enforce_log_all"),
+                    ("track_by_default", "enforce_track"),
+                    ("default_associations", "enforce_associations"),
+                    ("synced_mail_visibility", "enforce_synced_mail_visibility"),
+                ),
+                "description": "Each user follows these unless they choose otherwise; "
+                "“enforce” applies the default to all users and locks their own choice.",
+            },
+        ),
+    )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        base_clean = form.clean
+
+        def clean(self_form):
+            data = base_clean(self_form)
+            try:
+                data["default_associations"] = clean_associations(
+                    data.get("default_associations") or []
+                )
+            except ValueError as e:
+                raise forms.ValidationError({"default_associations": [str(e)]}) from e
+            return data
+
+        form.clean = clean
+        return form
 
     def has_add_permission(self, request) -> bool:
         return super().has_add_permission(request) and not OrgSettings.objects.exists()
@@ -103,14 +169,94 @@ class NeverLogRuleForm(forms.ModelForm):
         return data
 
 
+@admin.register(UserSettings)
+class UserSettingsAdmin(admin.ModelAdmin):
+    """Users' own choices (they change them on /me/); empty = the organisation default."""
+
+    list_display = ["user", "log_all", "track", "associations", "synced_mail_visibility", "updated"]
+    list_select_related = ("user",)
+    list_filter = ["log_all", "track", "synced_mail_visibility"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if obj.associations is not None:
+            obj.associations = clean_associations(obj.associations)
+        super().save_model(request, obj, form, change)
+        record_event(
+            "settings.changed",
+            actor=request.user,
+            obj=obj,
+            channel="admin",
+            address=client_address(request),
+            detail={"user": obj.user_id, "fields": sorted(form.changed_data)},
+        )
+
+
 @admin.register(NeverLogRule)
 class NeverLogRuleAdmin(AuditedPolicyAdmin):
+    """Org-wide and personal never-log rules; a personal rule is listed to admins only (and
+    its owner). Adding a rule, or the action, offers to remove the stored mail it matches."""
+
     form = NeverLogRuleForm
     list_display = ["value", "kind", "user", "note", "updated"]
     list_select_related = ("user",)
     list_filter = ["kind", ("user", admin.EmptyFieldListFilter)]
     search_fields = ["value", "note", "user__username"]
     autocomplete_fields = ["user"]
+    actions = ["preview_and_remove_stored"]
+
+    def get_queryset(self, request):
+        return never_log.visible_never_log_rules(request.user)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/remove-stored/",
+                self.admin_site.admin_view(self.remove_stored_view),
+                name="governance_neverlogrule_remove_stored",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _removal_url(self, rule: NeverLogRule) -> str:
+        return reverse("admin:governance_neverlogrule_remove_stored", args=[rule.pk])
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_continue" in request.POST or "_addanother" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        return HttpResponseRedirect(self._removal_url(obj))
+
+    @admin.action(description="Preview and remove stored mail", permissions=["change"])
+    def preview_and_remove_stored(self, request, queryset):
+        rules = list(queryset[:2])
+        if len(rules) != 1:
+            self.message_user(request, "Select one rule at a time.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(self._removal_url(rules[0]))
+
+    def remove_stored_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The confirmation page: counts (audited preview), then POST queues the removal."""
+        if not self.has_change_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        rule = get_object_or_404(self.get_queryset(request), pk=object_id)
+        audit = {"actor": request.user, "channel": "admin", "client": client_address(request)}
+        if request.method == "POST":
+            never_log.queue_never_log_removal(rule, **audit)
+            self.message_user(request, f"Removal of the stored mail matching “{rule}” was queued.")
+            return HttpResponseRedirect(reverse("admin:governance_neverlogrule_changelist"))
+        with transaction.atomic():
+            counts = never_log.preview_never_log_removal(rule, **audit)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Remove stored mail",
+            "rule": rule,
+            "counts": counts,
+        }
+        return TemplateResponse(
+            request, "admin/governance/neverlogrule/remove_stored.html", context
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
