@@ -10,6 +10,7 @@ from core.api import StrictModelSerializer
 from crm.addresses import InvalidAddress, normalize_address
 from governance import never_log
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
+from governance.settings import clean_associations
 
 
 def normalize_rule_value(kind: str, value: str) -> str:
@@ -91,6 +92,12 @@ class OrgSettingsSerializer(StrictModelSerializer):
         model = OrgSettings
         exclude = ["id"]
         read_only_fields = ["created", "updated"]
+
+    def validate_default_associations(self, value: Any) -> list[str]:
+        try:
+            return clean_associations(value)
+        except ValueError as e:
+            raise serializers.ValidationError(str(e)) from e
 
     def validate_extra_role_local_parts(self, value: list[str]) -> list[str]:
         return sorted({v.strip().lower() for v in value if v.strip()})

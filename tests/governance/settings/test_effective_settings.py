@@ -4,8 +4,10 @@ import itertools
 
 import pytest
 
+from crm.models import ApiToken
 from governance.models import OrgSettings, SyncedMailVisibility, UserSettings
 from governance.settings import SettingsRejected, effective_settings, update_user_settings
+from tests.crm.api_helpers import token_client
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +119,18 @@ def test_unknown_kinds_and_values_are_refused():
             {"associations": ["deal", "invoice"], "log_all": "yes", "synced_mail_visibility": "x"},
         )
     assert set(e.value.errors) == {"associations", "log_all", "synced_mail_visibility"}
+
+
+def test_the_org_settings_api_sets_defaults_and_refuses_unknown_record_kinds():
+    client = token_client([ApiToken.Scope.GOVERNANCE_ADMIN])
+    bad = client.patch(
+        "/api/v1/org-settings/", {"default_associations": ["invoice"]}, format="json"
+    )
+    assert bad.status_code == 400
+    good = client.patch(
+        "/api/v1/org-settings/",
+        {"default_associations": ["ticket", "deal"], "enforce_associations": True},
+        format="json",
+    )
+    assert good.status_code == 200, good.content
+    assert effective_settings(make_user()).associations.value == ("deal", "ticket")
