@@ -63,7 +63,7 @@ def test_every_error_response_has_the_one_error_body(schema):
 
 
 # One object, or a short admin-made list: no cursor, so no 404 for a bad one.
-UNPAGINATED = {"/api/v1/org-settings/", "/api/v1/categories/"}
+UNPAGINATED = {"/api/v1/org-settings/", "/api/v1/me/settings/", "/api/v1/categories/"}
 
 
 def test_operations_document_the_errors_they_can_answer(schema):
