@@ -6,6 +6,7 @@ retryable in admin). Later issues add legal basis under privacy mode and private
 
 from __future__ import annotations
 
+from capture.addresses import parse_capture_token
 from capture.context import BatchContext, Work, all_addresses
 from capture.errors import InputRejected, SenderNotAllowed
 from capture.models import EmailMessage, MailboxConnection, RawMessage
@@ -83,9 +84,10 @@ def check_never_log(ctx: BatchContext, work: Work) -> None:
 
 
 def check_not_internal_only(ctx: BatchContext, work: Work) -> None:
-    """Mail between colleagues only (every participant internal) is not logged by default."""
+    """Mail between colleagues only (every participant internal) is not logged by default.
+    Our own capture addresses (a BCC or forward to log+...@) are no participants here."""
     assert work.parsed is not None
-    addresses = all_addresses(work.parsed)
+    addresses = [a for a in all_addresses(work.parsed) if parse_capture_token(a) is None]
     if addresses and all(ctx.is_internal(a) for a in addresses):
         raise InputRejected("internal_only", "every participant is internal")
 

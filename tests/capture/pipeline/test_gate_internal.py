@@ -78,3 +78,13 @@ def test_a_bcc_from_an_unverified_alias_is_refused():
         envelope_to=[address.address],
     )
     assert reason(outcome) == (Status.REJECTED, "sender_not_allowed")
+
+
+def test_a_capture_address_among_the_recipients_does_not_make_internal_mail_external(
+    internal_domain,
+):
+    sam = make_user(email=SAM)
+    address = make_capture_address(sam)
+    mail = make_mail(from_=SAM, to=KIM, cc=address.address, message_id="<int-4@x.test>")
+    _, outcome = capture(mail, user_id=sam.pk)
+    assert reason(outcome) == (Status.REJECTED, "internal_only")
