@@ -36,7 +36,8 @@ def gate_message(ctx: BatchContext, work: Work, user_addresses: set[str] | None)
         check_sender(work, user_addresses or set())
     check_never_log(ctx, work)
     policy = ctx.policy.settings
-    if not policy.log_internal_mail:
+    # a forward whose original was not recovered: its real participants are unknown
+    if not policy.log_internal_mail and work.forwarded_flag != "original_not_recovered":
         check_not_internal_only(ctx, work)
     if parsed.auto_generated:
         work.gate_reasons.append(f"auto_generated:{parsed.auto_generated}")
