@@ -154,6 +154,12 @@ SPECTACULAR_SETTINGS = {
         "EmailKindEnum": "capture.models.EmailMessage.Kind",
         "RecordSourceEnum": "crm.models.Organization.Source",
         "MeetingStatusEnum": "capture.models.Meeting.Status",
+        "ReviewKindEnum": "capture.models.ReviewItem.Kind",
+        "ItemKindEnum": "crm.models.Item.Kind",
+        "LinkSourceEnum": "capture.models.ThreadLink.Source",
+        "EmailDirectionEnum": "capture.models.EmailMessage.Direction",
+        "LinkRuleDirectionEnum": "capture.models.LinkRule.Direction",
+        "ChannelEnum": "capture.models.raw.Channel",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
     "PATH_CONVERTER_OVERRIDES": {

@@ -10,7 +10,14 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from capture.intake import RawSpec, store_raw_message
-from capture.models import Attachment, Category, Meeting, MeetingMessage
+from capture.models import (
+    Attachment,
+    Category,
+    LinkRule,
+    Meeting,
+    MeetingMessage,
+    ReviewItem,
+)
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
@@ -74,6 +81,10 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "audit-events": record_event("walk.started", object_type="test").pk,
         "categories": Category.objects.create(name="Order").pk,
         "meetings": walk_meeting(outcome.email_id).pk,
+        "link-rules": LinkRule.objects.create(kind="deal", strategy="single_open").pk,
+        "review-items": ReviewItem.objects.create(
+            kind=ReviewItem.Kind.AMBIGUOUS_ITEM, thread_id=attachment.email.thread_id
+        ).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
