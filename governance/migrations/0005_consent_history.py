@@ -17,8 +17,9 @@ BEGIN
     IF TG_OP = 'DELETE' AND current_setting('mailwarden.consent_erasure', true) = 'on' THEN
         RETURN OLD;
     END IF;
-    RAISE EXCEPTION 'consent history is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION USING
+        MESSAGE = 'consent history is append-only: ' || TG_OP || ' refused',
+        ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS governance_consent_append_only ON governance_consentrecord;

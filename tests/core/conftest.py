@@ -14,6 +14,7 @@ from capture.models import Attachment, Category, Meeting, MeetingMessage
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
+from governance.consent import record_consent
 from tests.factories import (
     make_capture_address,
     make_contact,
@@ -74,6 +75,7 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "audit-events": record_event("walk.started", object_type="test").pk,
         "categories": Category.objects.create(name="Order").pk,
         "meetings": walk_meeting(outcome.email_id).pk,
+        "consents": record_consent(contact.pk, basis="contract", channel="api").pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
