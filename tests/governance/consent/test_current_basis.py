@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.consent import ConsentRejected, current_basis, current_bases, record_consent
+from governance.consent import ConsentRejected, current_bases, current_basis, record_consent
 from governance.models import ConsentRecord
 from tests.factories import make_contact
 
