@@ -48,6 +48,9 @@ class ConsentRecordSerializer(StrictModelSerializer):
     effective_at = serializers.DateTimeField(
         required=False, help_text="When it takes effect (default: now); may lie in the future."
     )
+    channel = serializers.CharField(
+        read_only=True, help_text="The door it came through: admin, api, import, capture, dsr."
+    )
     evidence_file = serializers.FileField(
         required=False,
         allow_empty_file=False,
