@@ -39,6 +39,14 @@ ACTIONS_BY_PURPOSE: dict[str, frozenset[str]] = {
 }
 EVIDENCE_MAX_BYTES_DEFAULT = 5 * 1024 * 1024
 EVIDENCE_EXTENSIONS = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".txt", ".eml", ".msg"})
+# Binary types must start like one: a renamed executable is not a PDF.
+EVIDENCE_MAGIC = {
+    ".pdf": (b"%PDF-",),
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".msg": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",),
+}
 SOURCE_MAX = 200
 EVIDENCE_TEXT_MAX = 10_000
 
@@ -101,7 +109,16 @@ def validate_evidence_file(file: UploadedFile | None) -> list[str]:
         problems.append(f"File too large; the limit is {limit // 1024} KiB.")
     elif file.size == 0:
         problems.append("The file is empty.")
+    elif ext in EVIDENCE_MAGIC and not _starts_with(file, EVIDENCE_MAGIC[ext]):
+        problems.append(f"The content is not a {ext[1:].upper()} file.")
     return problems
+
+
+def _starts_with(file: UploadedFile, prefixes: tuple[bytes, ...]) -> bool:
+    file.seek(0)
+    head = file.read(16)
+    file.seek(0)
+    return any(head.startswith(p) for p in prefixes)
 
 
 def validate_consent(

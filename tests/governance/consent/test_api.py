@@ -150,7 +150,9 @@ def test_an_evidence_file_is_uploaded_with_the_record(settings):
     "name, data, message",
     [
         ("virus.exe", b"MZ....", "File type not accepted"),
-        ("big.pdf", b"%" * 2048, "too large"),
+        ("big.pdf", b"%PDF-" * 500, "too large"),
+        ("renamed.pdf", b"MZ\x90\x00 not a pdf", "not a PDF file"),
+        ("empty.txt", b"", "empty"),
     ],
 )
 def test_an_evidence_file_of_the_wrong_type_or_size_is_a_400(settings, name, data, message):
