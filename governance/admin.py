@@ -253,7 +253,12 @@ class ConsentRecordAdmin(admin.ModelAdmin):
     ]
     list_select_related = ("contact",)
     list_filter = ["purpose", "basis", "action", "channel", "effective_at"]
-    search_fields = ["=contact__id", "contact__first_name", "contact__last_name"]
+    search_fields = [
+        "=contact__id",
+        "contact__first_name",
+        "contact__last_name",
+        "=contact__emails__address",
+    ]
     autocomplete_fields = ["contact"]
     ordering = ["-effective_at", "-recorded_at", "-id"]
     readonly_fields = ["recorded_at", "recorded_by_label", "channel"]

@@ -145,13 +145,16 @@ def test_the_contact_page_shows_the_current_basis_and_history():
 
 
 def test_the_admin_list_filters_and_searches_by_contact():
-    a, b = make_contact(last_name="Quint"), make_contact(last_name="Rook")
+    a = make_contact(last_name="Quint")
+    b = make_contact(last_name="Rook", emails=("rook@castle.example", "r2@castle.example"))
     record_consent(a.pk, basis="contract", channel="api")
     record_consent(b.pk, basis="consent", channel="api")
     client, _ = superuser_client()
     page = client.get("/admin/governance/consentrecord/", {"q": "Quint"})
     assert page.status_code == 200
     assert [r.contact_id for r in page.context["cl"].result_list] == [a.pk]
+    by_address = client.get("/admin/governance/consentrecord/", {"q": "Rook@Castle.example"})
+    assert [r.contact_id for r in by_address.context["cl"].result_list] == [b.pk]
     filtered = client.get("/admin/governance/consentrecord/", {"basis__exact": "consent"})
     assert [r.contact_id for r in filtered.context["cl"].result_list] == [b.pk]
 
