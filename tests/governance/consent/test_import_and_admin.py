@@ -181,3 +181,20 @@ def test_consent_audit_events_hold_no_personal_data():
         "future": False,
         "evidence_file": False,
     }
+
+
+def test_the_admin_add_page_offers_the_contact_it_was_opened_for():
+    contact = make_contact()
+    client, _ = superuser_client()
+    page = client.get("/admin/governance/consentrecord/add/", {"contact": contact.pk})
+    assert page.status_code == 200
+    assert page.context["adminform"].form.initial["contact"] == str(contact.pk)
+    assert 'name="evidence_file"' in page.content.decode()
+
+
+def test_a_contact_without_history_shows_no_basis_and_unknown_tracking_on_its_page():
+    contact = make_contact()
+    client, _ = superuser_client()
+    page = client.get(f"/admin/crm/contact/{contact.pk}/change/").content.decode()
+    assert "Legal basis: <strong>No legal basis</strong>" in page
+    assert "Tracking consent: <strong>unknown</strong>" in page
