@@ -21,6 +21,7 @@ from capture.models import (
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
+from governance.consent import record_consent
 from tests.factories import (
     make_capture_address,
     make_contact,
@@ -85,6 +86,7 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "review-items": ReviewItem.objects.create(
             kind=ReviewItem.Kind.AMBIGUOUS_ITEM, thread_id=attachment.email.thread_id
         ).pk,
+        "consents": record_consent(contact.pk, basis="contract", channel="api").pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
