@@ -508,3 +508,47 @@ def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | Non
         )
     )
     return {"stored": stored, "processed_now": len(todo), **dict(sorted(statuses.items()))}
+
+
+DEMO_CATEGORIES = ("Order", "Quote", "Complaint", "Support", "Prospect")
+
+
+def seed_demo_policy() -> dict[str, int]:
+    """The demo's categories and link rules (idempotent; through the audited services), so
+    captured demo mail links to deals, leads and tickets as it would in production."""
+    from capture.categories import create_category
+    from capture.links import save_link_rule
+    from capture.models import Category, LinkRule
+
+    made = {"categories": 0, "link_rules": 0}
+    for order, name in enumerate(DEMO_CATEGORIES):
+        if not Category.objects.filter(name=name).exists():
+            create_category(name, order=order, actor="seed_demo", channel="cli")
+            made["categories"] += 1
+    rules = [
+        LinkRule(
+            position=10,
+            kind="deal",
+            strategy=LinkRule.Strategy.SINGLE_OPEN,
+            description="Pipedrive: the contacts' one open deal; several go to review",
+        ),
+        LinkRule(
+            position=20,
+            kind="ticket",
+            strategy=LinkRule.Strategy.REFERENCE,
+            pattern=r"\bTCK-\d{3,}\b",
+            description="A ticket key in the subject or body links that ticket",
+        ),
+        LinkRule(
+            position=30,
+            kind="lead",
+            strategy=LinkRule.Strategy.RECENT_OPEN,
+            recent_count=5,
+            description="HubSpot: the five most recently active open leads",
+        ),
+    ]
+    for rule in rules:
+        if not LinkRule.objects.filter(kind=rule.kind, strategy=rule.strategy).exists():
+            save_link_rule(rule, actor="seed_demo", channel="cli")
+            made["link_rules"] += 1
+    return made

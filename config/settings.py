@@ -158,6 +158,12 @@ SPECTACULAR_SETTINGS = {
         "NeverLogRuleKindEnum": "governance.models.NeverLogRule.Kind",
         # the same three choices as MailboxConnection.Visibility
         "MailVisibilityEnum": "governance.models.SyncedMailVisibility",
+        "ReviewKindEnum": "capture.models.ReviewItem.Kind",
+        "ItemKindEnum": "crm.models.Item.Kind",
+        "LinkSourceEnum": "capture.models.ThreadLink.Source",
+        "EmailDirectionEnum": "capture.models.EmailMessage.Direction",
+        "LinkRuleDirectionEnum": "capture.models.LinkRule.Direction",
+        "ChannelEnum": "capture.models.raw.Channel",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
     "PATH_CONVERTER_OVERRIDES": {

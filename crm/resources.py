@@ -8,6 +8,8 @@ an audit event (channel "admin"); the dry run's events roll back with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,6 +19,33 @@ from crm import services
 from crm.models import Contact, Item, Organization, User
 
 LIST_SEPARATOR = ";"
+
+
+# --- extra contact columns: what other apps import with a contact ------------------------
+# crm imports no app above it (docs/architecture.md, "Layers"): an app that keeps data about
+# contacts (governance: the legal basis) registers its columns here; the contact import reads
+# them from each row, lets the app check them before the row is saved (a ValidationError is
+# the row's error on the import page) and hands them over after the contact is saved, in the
+# import's transaction (a dry run rolls back what the app wrote).
+
+
+@dataclass(frozen=True)
+class ContactImportColumns:
+    """`parse(values) -> parsed` (raises ValidationError) runs before the row is saved;
+    `apply(contact, parsed, user, address)` after it, only when a column had a value."""
+
+    columns: tuple[str, ...]
+    parse: Callable[[dict[str, str]], Any]
+    apply: Callable[[Contact, Any, Any, str], None]
+
+
+_contact_import_columns: list[ContactImportColumns] = []
+
+
+def register_contact_import_columns(extension: ContactImportColumns) -> None:
+    """Import `extension.columns` with every contact row (see ContactImportColumns)."""
+    if all(e.columns != extension.columns for e in _contact_import_columns):
+        _contact_import_columns.append(extension)
 
 
 class AuditedResource(resources.ModelResource):
@@ -73,7 +102,8 @@ def _split(text: Any) -> list[str]:
 
 class ContactResource(AuditedResource):
     """Columns: id, external_id, first_name, last_name, organization (id), owner (username),
-    source, marketing, emails ("a@x.com;b@y.com", the first is primary)."""
+    source, marketing, emails ("a@x.com;b@y.com", the first is primary), and the columns
+    other apps registered (register_contact_import_columns: governance's legal basis)."""
 
     organization = fields.Field(
         attribute="organization",
@@ -114,12 +144,19 @@ class ContactResource(AuditedResource):
                 instance._import_emails = services.parse_email_list(row.get("emails") or "")
             except services.InvalidEmails as e:
                 raise ValidationError({"emails": str(e)}) from e
+        instance._import_extras = []
+        for extension in _contact_import_columns:
+            values = {c: str(row.get(c) or "").strip() for c in extension.columns if c in row}
+            if any(values.values()):
+                instance._import_extras.append((extension, extension.parse(values)))
 
     def after_save_instance(self, instance, row, **kwargs):
         super().after_save_instance(instance, row, **kwargs)
         specs = getattr(instance, "_import_emails", None)
         if specs is not None:
             services.set_contact_emails(instance, specs)  # also tells the address hooks
+        for extension, parsed in getattr(instance, "_import_extras", ()):
+            extension.apply(instance, parsed, kwargs.get("user"), self.audit_address)
 
 
 class OrganizationResource(AuditedResource):

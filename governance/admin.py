@@ -1,4 +1,5 @@
-"""Governance admin: organisation settings, never-log rules, and the read-only audit log."""
+"""Governance admin: organisation settings, never-log rules, the read-only audit log, and the
+add-only consent history (with its panel on the contact page and its import columns)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,31 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from crm.admin import register_record_panel
+from crm.models import Contact
+from crm.resources import ContactImportColumns, register_contact_import_columns
 from governance import never_log
 from governance.api.serializers import normalize_rule_value
 from governance.audit import client_address, record_event
-from governance.models import AuditAnchor, AuditEvent, NeverLogRule, OrgSettings, UserSettings
+from governance.consent import (
+    IMPORT_COLUMNS,
+    ConsentRejected,
+    apply_import_values,
+    current_basis,
+    parse_import_values,
+    record_consent,
+    validate_consent,
+)
+from governance.models import (
+    AuditAnchor,
+    AuditEvent,
+    ConsentRecord,
+    NeverLogRule,
+    OrgSettings,
+    UserSettings,
+)
 from governance.settings import clean_associations
 
 
@@ -328,3 +348,157 @@ class AuditAnchorAdmin(ReadOnlyAdmin):
     list_display = ["seal_seq", "hash", "created", "note"]
     list_filter = ["created"]
     search_fields = ["note", "=hash"]
+
+
+# --- legal basis and consent -----------------------------------------------------------
+# The history is append-only: rows are added (through governance.consent.record_consent, like
+# every other door) and then only viewed. A contact's change page shows its current basis and
+# history through crm.admin's record-panel registry (crm never imports governance), and the
+# contact import reads the consent columns through crm.resources' column registry.
+
+
+class ConsentRecordForm(forms.ModelForm):
+    class Meta:
+        model = ConsentRecord
+        fields = [
+            "contact",
+            "purpose",
+            "basis",
+            "action",
+            "effective_at",
+            "source",
+            "evidence_text",
+            "evidence_file",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        problems = validate_consent(
+            purpose=data.get("purpose", ""),
+            basis=data.get("basis", ""),
+            action=data.get("action", ""),
+            source=data.get("source", ""),
+            evidence_text=data.get("evidence_text", ""),
+            evidence_file=data.get("evidence_file") or None,
+        )
+        if problems:
+            raise forms.ValidationError(problems)
+        return data
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(admin.ModelAdmin):
+    """Add-only: existing rows are read-only for everyone, nobody deletes one."""
+
+    form = ConsentRecordForm
+    list_display = [
+        "effective_at",
+        "contact",
+        "purpose",
+        "basis",
+        "action",
+        "channel",
+        "recorded_by_label",
+        "recorded_at",
+    ]
+    list_select_related = ("contact",)
+    list_filter = ["purpose", "basis", "action", "channel", "effective_at"]
+    search_fields = [
+        "=contact__id",
+        "contact__first_name",
+        "contact__last_name",
+        "=contact__emails__address",
+    ]
+    autocomplete_fields = ["contact"]
+    ordering = ["-effective_at", "-recorded_at", "-id"]
+    readonly_fields = ["recorded_at", "recorded_by_label", "channel"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        contact = str(request.GET.get("contact") or "")
+        if contact.isdigit():
+            initial["contact"] = contact
+        return initial
+
+    def save_model(self, request, obj: ConsentRecord, form, change) -> None:
+        try:
+            record = record_consent(
+                obj.contact_id,
+                purpose=obj.purpose,
+                basis=obj.basis,
+                action=obj.action,
+                effective_at=obj.effective_at,
+                actor=request.user,
+                channel=ConsentRecord.Channel.ADMIN,
+                source=obj.source,
+                evidence_text=obj.evidence_text,
+                evidence_file=form.cleaned_data.get("evidence_file") or None,
+                address=client_address(request),
+            )
+        except ConsentRejected as e:  # the form validated the same way: a race at most
+            raise forms.ValidationError(str(e)) from e
+        state = obj._state
+        obj.__dict__.update({k: v for k, v in record.__dict__.items() if k != "_state"})
+        state.adding, state.db = False, record._state.db
+
+
+def consent_panel(request, record) -> str:
+    """HTML for a contact's change page: its current basis, tracking consent and history."""
+    if not isinstance(record, Contact):
+        return ""
+    state = current_basis(record.pk)
+    rows = list(
+        ConsentRecord.objects.filter(contact_id=record.pk).order_by(
+            "-effective_at", "-recorded_at", "-id"
+        )[:CONSENT_PANEL_ROWS]
+    )
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                f"{r.effective_at:%Y-%m-%d %H:%M}",
+                r.get_purpose_display(),
+                r.get_basis_display(),
+                r.get_action_display(),
+                r.get_channel_display(),
+                r.source,
+                r.recorded_by_label,
+            )
+            for r in rows
+        ),
+    )
+    history = (
+        reverse("admin:governance_consentrecord_changelist") + f"?contact__id__exact={record.pk}"
+    )
+    add = reverse("admin:governance_consentrecord_add") + f"?contact={record.pk}"
+    basis_label = ConsentRecord.Basis(state.basis).label
+    return format_html(
+        '<fieldset class="module"><h2>Legal basis and consent</h2>'
+        "<p>Legal basis: <strong>{}</strong> · Tracking consent: <strong>{}</strong></p>"
+        "<table><thead><tr><th>effective</th><th>purpose</th><th>basis</th><th>action</th>"
+        "<th>channel</th><th>source</th><th>recorded by</th></tr></thead><tbody>{}</tbody></table>"
+        '<p><a href="{}">Full history</a> · <a href="{}">Record a change</a></p></fieldset>',
+        basis_label,
+        state.tracking,
+        body,
+        history,
+        add,
+    )
+
+
+CONSENT_PANEL_ROWS = 20
+register_record_panel(consent_panel)
+register_contact_import_columns(
+    ContactImportColumns(
+        columns=IMPORT_COLUMNS, parse=parse_import_values, apply=apply_import_values
+    )
+)

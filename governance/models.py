@@ -219,3 +219,126 @@ class AuditAnchor(models.Model):
 
     def __str__(self) -> str:
         return f"anchor @{self.seal_seq}"
+
+
+# --- legal basis and consent ------------------------------------------------------------
+
+
+class ConsentHistoryIsAppendOnly(Exception):
+    """Something tried to change or delete a recorded consent row."""
+
+
+class ConsentRecordQuerySet(models.QuerySet):
+    """The history is append-only: bulk UPDATE and DELETE are refused here too (the
+    PostgreSQL trigger of migration 0005 refuses them in the database)."""
+
+    def update(self, **kwargs):
+        raise ConsentHistoryIsAppendOnly("consent history is append-only: UPDATE refused")
+
+    def delete(self):
+        raise ConsentHistoryIsAppendOnly("consent history is append-only: DELETE refused")
+
+    update.queryset_only = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class ConsentRecord(models.Model):
+    """One entry of a contact's append-only legal-basis / tracking-consent history.
+
+    The current state is derived from the history (governance.consent.current_bases): per
+    contact and purpose, the newest row already in effect decides. Foreign keys are soft
+    (DO_NOTHING, no DB constraint) like the audit log's: deleting a contact or a user must
+    never have to touch this history, which refuses UPDATE and DELETE on PostgreSQL.
+    """
+
+    class Purpose(models.TextChoices):
+        PROCESSING = "processing", "Processing (logging mail: legal basis)"
+        TRACKING = "tracking", "Tracking (opens and clicks)"
+
+    class Basis(models.TextChoices):
+        CONSENT = "consent", "Consent (Art. 6(1)(a))"
+        CONTRACT = "contract", "Performance of a contract (Art. 6(1)(b))"
+        LEGAL_OBLIGATION = "legal_obligation", "Legal obligation (Art. 6(1)(c))"
+        VITAL_INTERESTS = "vital_interests", "Vital interests (Art. 6(1)(d))"
+        PUBLIC_TASK = "public_task", "Public task (Art. 6(1)(e))"
+        LEGITIMATE_INTEREST_PROSPECT = (
+            "legitimate_interest_prospect",
+            "Legitimate interest: prospect (Art. 6(1)(f))",
+        )
+        LEGITIMATE_INTEREST_CUSTOMER = (
+            "legitimate_interest_customer",
+            "Legitimate interest: existing customer (Art. 6(1)(f))",
+        )
+        NONE = "none", "No legal basis"
+
+    class Action(models.TextChoices):
+        GRANTED = "granted", "Granted"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        REFUSED = "refused", "Refused"
+
+    class Channel(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+        CAPTURE = "capture", "Capture"
+        DSR = "dsr", "Data-subject request"
+
+    contact = models.ForeignKey(
+        "crm.Contact",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # gov_consent_current leads with contact
+        related_name="+",
+    )
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.PROCESSING)
+    basis = models.CharField(max_length=32, choices=Basis.choices)
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.GRANTED)
+    effective_at = models.DateTimeField(default=timezone.now)
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        editable=False,
+    )
+    recorded_by_label = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="The user or API token."
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, editable=False)
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Where it came from: a form, a call, a contract."
+    )
+    evidence_text = models.TextField(blank=True, max_length=10_000)
+    evidence_file = models.FileField(
+        upload_to="consent-evidence/%Y/%m/", blank=True, max_length=255
+    )
+
+    objects = ConsentRecordQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["contact", "purpose", "effective_at"], name="gov_consent_current"),
+            models.Index(fields=["effective_at"], name="gov_consent_effective"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(purpose="tracking") | models.Q(basis="consent"),
+                name="gov_consent_tracking_is_consent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}: {self.basis} {self.action} ({self.effective_at:%Y-%m-%d})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ConsentHistoryIsAppendOnly("consent history is append-only: UPDATE refused")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ConsentHistoryIsAppendOnly("consent history is append-only: DELETE refused")

@@ -2,7 +2,7 @@
 
 POST creates an address (a user: another personal address for themselves; an admin: a
 personal or shared address for a named owner). Actions: `rotate` (old token revoked, new
-one issued) and `revoke`. Every change is audited by capture.addresses (STYLE.md: views
+one issued) and `revoke`. Every change is audited by capture.addresses (docs/architecture.md: views
 validate and call the service).
 """
 

@@ -30,7 +30,7 @@ from capture.categories import unusable_categories
 from capture.errors import MessageTooLarge, StoreUnavailable
 from capture.intake import RawSpec, check_size, idempotency_key_for, store_raw_message_once
 from capture.models import RawMessage
-from core.api import error_response
+from core.api import IdField, error_response
 from crm.auth import ScopePermission
 from crm.models import Contact, Item, Organization
 from governance.audit import actor_from_request, client_address
@@ -76,11 +76,9 @@ class RFC822Parser(BaseParser):
 
 
 class LinksSerializer(serializers.Serializer):
-    contacts = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
-    organizations = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False
-    )
-    items = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    contacts = serializers.ListField(child=IdField(), required=False)
+    organizations = serializers.ListField(child=IdField(), required=False)
+    items = serializers.ListField(child=IdField(), required=False)
 
     def validate(self, attrs: dict[str, list[int]]) -> dict[str, list[int]]:
         errors: dict[str, list[str]] = {}

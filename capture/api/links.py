@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from capture import links as service
 from capture.models import LinkRule, RawMessage, ReviewItem, Thread, ThreadLink, ThreadUnlink
 from capture.visibility import sees_everything, visible_threads
-from crm.api.serializers import StrictModelSerializer, StrictSerializer
+from core.api import IdField, StrictModelSerializer, StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Item
 from governance.audit import actor_from_request, client_address
@@ -71,7 +71,7 @@ class LinkRuleSerializer(StrictModelSerializer):
 
 
 class ItemBackfillSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = IdField()
 
 
 class LinkRuleViewSet(viewsets.ModelViewSet):
@@ -119,7 +119,13 @@ class LinkRuleViewSet(viewsets.ModelViewSet):
         made = service.run_backfill(rule=rule, user=request.user, **audit_kwargs(request))
         return Response({"links": made})
 
-    @extend_schema(request=ItemBackfillSerializer, responses={200: dict})
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        parameters=[OpenApiParameter("item", int, required=True, description="The item's id.")],
+        responses={200: dict},
+    )
+    @extend_schema(methods=["POST"], request=ItemBackfillSerializer, responses={200: dict})
     @action(detail=False, methods=["get", "post"], url_path="item-backfill")
     def item_backfill(self, request):
         """GET ?item=5: which threads the enabled rules would link to that item, and why.
@@ -154,12 +160,10 @@ class ReviewItemSerializer(serializers.ModelSerializer):
 
 
 class ResolveSerializer(StrictSerializer):
-    ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=500
-    )
-    contact = serializers.IntegerField(min_value=1, required=False)
-    organization = serializers.IntegerField(min_value=1, required=False)
-    item = serializers.IntegerField(min_value=1, required=False)
+    ids = serializers.ListField(child=IdField(), required=False, max_length=500)
+    contact = IdField(required=False)
+    organization = IdField(required=False)
+    item = IdField(required=False)
 
 
 class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
@@ -168,6 +172,7 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
     Both act on one item (`/{id}/resolve/`) or many (`/resolve/` with `ids`)."""
 
     serializer_class = ReviewItemSerializer
+    queryset = ReviewItem.objects.none()  # the real one is per user (get_queryset)
     permission_classes = [ScopePermission]
     read_scope = READ
     write_scope = WRITE
@@ -175,6 +180,8 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         qs = ReviewItem.objects.order_by("-id")
+        if getattr(self, "swagger_fake_view", False):
+            return qs.none()
         user = self.request.user
         if sees_everything(user):
             return qs
@@ -215,7 +222,11 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
     def resolve(self, request, pk=None):
         return self._resolve(request, pk)
 
-    @extend_schema(request=ResolveSerializer, responses={200: dict})
+    @extend_schema(
+        request=ResolveSerializer,
+        responses={200: dict},
+        operation_id="v1_review_items_resolve_many",
+    )
     @action(detail=False, methods=["post"], url_path="resolve")
     def resolve_many(self, request):
         return self._resolve(request)
@@ -225,7 +236,11 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
     def dismiss(self, request, pk=None):
         return self._dismiss(request, pk)
 
-    @extend_schema(request=ResolveSerializer, responses={200: dict})
+    @extend_schema(
+        request=ResolveSerializer,
+        responses={200: dict},
+        operation_id="v1_review_items_dismiss_many",
+    )
     @action(detail=False, methods=["post"], url_path="dismiss")
     def dismiss_many(self, request):
         return self._dismiss(request)
@@ -235,9 +250,9 @@ class ReviewItemViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class LinkTargetSerializer(StrictSerializer):
-    contact = serializers.IntegerField(min_value=1, required=False)
-    organization = serializers.IntegerField(min_value=1, required=False)
-    item = serializers.IntegerField(min_value=1, required=False)
+    contact = IdField(required=False)
+    organization = IdField(required=False)
+    item = IdField(required=False)
 
 
 class ThreadLinksView(APIView):

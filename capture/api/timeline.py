@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture import timeline as service
-from core.api import StrictSerializer
+from core.api import IdField, StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Contact, Item, Organization
 from governance.audit import actor_from_request, client_address
@@ -59,8 +59,8 @@ class TimelinePageSerializer(serializers.Serializer):
 
 
 class PinSerializer(StrictSerializer):
-    thread = serializers.IntegerField(min_value=1, required=False)
-    email = serializers.IntegerField(min_value=1, required=False)
+    thread = IdField(required=False)
+    email = IdField(required=False)
 
     def validate(self, attrs):
         if ("thread" in attrs) == ("email" in attrs):

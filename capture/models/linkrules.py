@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from capture.models.messages import one_target_per_thread
 from core.models import TimeStamped
 from crm.models import Contact, Item, Organization
 
@@ -70,19 +71,7 @@ class ThreadUnlink(TimeStamped):
     )
 
     class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    models.Q(contact__isnull=False, organization__isnull=True, item__isnull=True)
-                    | models.Q(contact__isnull=True, organization__isnull=False, item__isnull=True)
-                    | models.Q(contact__isnull=True, organization__isnull=True, item__isnull=False)
-                ),
-                name="cap_threadunlink_one_target",
-            ),
-            models.UniqueConstraint(fields=["thread", "contact"], name="cap_threadunlink_contact"),
-            models.UniqueConstraint(fields=["thread", "organization"], name="cap_threadunlink_org"),
-            models.UniqueConstraint(fields=["thread", "item"], name="cap_threadunlink_item"),
-        ]
+        constraints = one_target_per_thread("cap_threadunlink")
 
     def __str__(self) -> str:
         return f"thread {self.thread_id} -/-> {self.contact or self.organization or self.item}"

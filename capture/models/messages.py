@@ -340,6 +340,24 @@ class MeetingMessage(models.Model):
         return f"{self.method or 'message'} #{self.email_id} of meeting {self.meeting_id}"
 
 
+def one_target_per_thread(prefix: str) -> list[models.BaseConstraint]:
+    """A row names exactly one of contact, organization, item, and each at most once per thread
+    (ThreadLink, and ThreadUnlink which remembers a removed link)."""
+    return [
+        models.CheckConstraint(
+            condition=(
+                models.Q(contact__isnull=False, organization__isnull=True, item__isnull=True)
+                | models.Q(contact__isnull=True, organization__isnull=False, item__isnull=True)
+                | models.Q(contact__isnull=True, organization__isnull=True, item__isnull=False)
+            ),
+            name=f"{prefix}_one_target",
+        ),
+        models.UniqueConstraint(fields=["thread", "contact"], name=f"{prefix}_contact"),
+        models.UniqueConstraint(fields=["thread", "organization"], name=f"{prefix}_org"),
+        models.UniqueConstraint(fields=["thread", "item"], name=f"{prefix}_item"),
+    ]
+
+
 class ThreadLink(TimeStamped):
     """A thread associated with a CRM record. Every link records its source and who made it."""
 
@@ -400,19 +418,7 @@ class ThreadLink(TimeStamped):
             )
             for field, short in (("contact", "contact"), ("organization", "org"), ("item", "item"))
         ]
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    models.Q(contact__isnull=False, organization__isnull=True, item__isnull=True)
-                    | models.Q(contact__isnull=True, organization__isnull=False, item__isnull=True)
-                    | models.Q(contact__isnull=True, organization__isnull=True, item__isnull=False)
-                ),
-                name="cap_threadlink_one_target",
-            ),
-            models.UniqueConstraint(fields=["thread", "contact"], name="cap_threadlink_contact"),
-            models.UniqueConstraint(fields=["thread", "organization"], name="cap_threadlink_org"),
-            models.UniqueConstraint(fields=["thread", "item"], name="cap_threadlink_item"),
-        ]
+        constraints = one_target_per_thread("cap_threadlink")
 
     def __str__(self) -> str:
         return f"thread {self.thread_id} -> {self.contact or self.organization or self.item}"

@@ -72,6 +72,16 @@ def test_seed_demo_captures_mail_through_the_pipeline():
     assert CaptureAddress.objects.filter(user__username="alice").exists()
 
 
+def test_seed_demo_sets_up_categories_and_link_rules_once_and_mail_links_to_items():
+    from capture.models import Category, LinkRule, ThreadLink
+
+    seed()
+    seed()
+    assert Category.objects.count() == 5
+    assert sorted(LinkRule.objects.values_list("kind", flat=True)) == ["deal", "lead", "ticket"]
+    assert ThreadLink.objects.filter(item__isnull=False).exists()
+
+
 def test_seed_demo_twice_adds_no_messages():
     seed()
     before = (RawMessage.objects.count(), EmailMessage.objects.count(), Thread.objects.count())

@@ -10,10 +10,18 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from capture.intake import RawSpec, store_raw_message
-from capture.models import Attachment, Category, Meeting, MeetingMessage
+from capture.models import (
+    Attachment,
+    Category,
+    LinkRule,
+    Meeting,
+    MeetingMessage,
+    ReviewItem,
+)
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
+from governance.consent import record_consent
 from tests.factories import (
     make_capture_address,
     make_contact,
@@ -80,6 +88,11 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "meetings": walk_meeting(outcome.email_id).pk,
         "me/addresses": make_user_address(user, "walker-alias@example.org").pk,
         "me/never-log": make_never_log_rule("walker.example", user=user).pk,
+        "link-rules": LinkRule.objects.create(kind="deal", strategy="single_open").pk,
+        "review-items": ReviewItem.objects.create(
+            kind=ReviewItem.Kind.AMBIGUOUS_ITEM, thread_id=attachment.email.thread_id
+        ).pk,
+        "consents": record_consent(contact.pk, basis="contract", channel="api").pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from capture.demo import INTERNAL_DOMAIN, feed_demo_mail
+from capture.demo import INTERNAL_DOMAIN, feed_demo_mail, seed_demo_policy
 from crm.demo import seed_crm
 from governance.models import OrgSettings
 
@@ -25,6 +25,7 @@ class Command(BaseCommand):
             settings.internal_domains = [INTERNAL_DOMAIN]
             settings.save(update_fields=["internal_domains", "updated"])
         addresses = ensure_capture_addresses(list(crm.users.values()))
+        policy = seed_demo_policy()
         mail = feed_demo_mail(messages=messages, seed=seed)
         self.stdout.write(
             f"CRM: {crm.organizations} organizations, {crm.contacts} contacts, {crm.items} items "
@@ -32,6 +33,10 @@ class Command(BaseCommand):
         )
         if addresses:
             self.stdout.write(f"Capture addresses: {', '.join(addresses)}")
+        self.stdout.write(
+            f"Policy: {policy['categories']} categories and {policy['link_rules']} link rules "
+            "created now"
+        )
         counts = ", ".join(
             f"{v} {k}" for k, v in mail.items() if k not in ("stored", "processed_now")
         )

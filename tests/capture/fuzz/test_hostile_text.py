@@ -109,7 +109,7 @@ def test_a_nul_in_a_calendar_field_is_stored_as_a_replacement_character():
         b'Content-Type: text/calendar; method=REQUEST; charset="utf-8"\r\n\r\n' + CALENDAR.encode()
     )
     email = processed(data)
-    meeting = Meeting.objects.get(email=email)
+    meeting = Meeting.objects.get(messages__email=email)
     assert meeting.summary == f"Weekly{BAD}sync"
     assert meeting.location == f"Room{BAD} 4"
     assert meeting.attendees == [

@@ -38,7 +38,7 @@ def invite(*replacements: tuple[bytes, bytes]) -> bytes:
 
 def meeting_of(data: bytes) -> dict:
     email = processed(data)
-    return Meeting.objects.filter(email=email).values("sequence", "start", "end").get()
+    return Meeting.objects.filter(messages__email=email).values("sequence", "start", "end").get()
 
 
 @pytest.mark.parametrize(

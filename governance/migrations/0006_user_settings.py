@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0004_auditevent_action_index_without_like'),
+        ('governance', '0005_consent_history'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
