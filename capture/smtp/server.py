@@ -8,6 +8,7 @@ writer, and a graceful shutdown that lets messages in DATA finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import re
@@ -371,9 +372,14 @@ class CaptureListener:
         deadline = loop.time() + grace
         while True:
             for session in list(self.sessions):
-                if not session.in_data and session.transport is not None:
-                    session.transport.write(SHUTDOWN_STATUS)
-                    session.transport.close()
+                transport = session.transport
+                if session.in_data or transport is None or transport.is_closing():
+                    continue
+                # A TLS transport whose peer just left can lose its SSL protocol between the
+                # check and the write (asyncio's sslproto): the goodbye is then moot.
+                with contextlib.suppress(AttributeError, RuntimeError, ConnectionError):
+                    transport.write(SHUTDOWN_STATUS)
+                transport.close()
             busy = [s for s in self.sessions if s.in_data]
             if not busy or loop.time() >= deadline:
                 break
