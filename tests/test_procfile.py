@@ -246,10 +246,10 @@ def test_honcho_runs_the_procfile_and_mail_sent_to_the_listener_is_processed_by_
             "django_celery_beat.schedulers.DatabaseScheduler" in line
             for line in honcho.lines_of("beat")
         ), honcho.output()
-        assert any(
-            "capture.process_raw_batch" in line and "succeeded" in line
-            for line in honcho.lines_of("worker")
-        ), honcho.output()
+        # The worker logs the task's success after its commit: wait for the line (bounded).
+        honcho.wait_for_line(
+            "worker", re.compile(r"capture\.process_raw_batch\[[^\]]+\] succeeded"), deadline
+        )
 
         running = honcho.started_pids()
         returncode = honcho.stop()
