@@ -71,7 +71,7 @@ def test_privacy_mode_links_only_participants_with_a_legal_basis_and_creates_no_
     tom = make_contact(emails=("tom@globex.test",))
     ann = make_contact(emails=("ann@globex.test",))
     grant(tom)
-    raw, outcome = capture(
+    _, outcome = capture(
         outbound(to="tom@globex.test", cc="ann@globex.test, new@globex.test"), user_id=sam.pk
     )
     assert outcome.status == Status.PROCESSED
@@ -109,7 +109,7 @@ def test_privacy_mode_with_no_external_basis_stores_metadata_only_by_default(sam
 
 def test_privacy_mode_with_no_external_basis_refuses_when_the_org_says_so(sam):
     set_org_settings(privacy_mode=True, no_basis_mail="skip")
-    raw, outcome = capture(outbound(), user_id=sam.pk)
+    _, outcome = capture(outbound(), user_id=sam.pk)
     assert (outcome.status, outcome.reason_code) == (Status.REJECTED, "no_legal_basis")
     assert not EmailMessage.objects.exists()
 
@@ -261,7 +261,7 @@ def test_the_addins_private_flag_must_be_a_boolean(sam, api):
 
 def test_a_never_logged_mail_is_counted_and_audited_without_its_address(sam):
     make_never_log_rule("globex.test")
-    raw, outcome = capture(outbound(), user_id=sam.pk)
+    _, outcome = capture(outbound(), user_id=sam.pk)
     assert (outcome.status, outcome.reason_code) == (Status.REJECTED, "never_log")
     assert RawMessage.objects.filter(reason_code="never_log").count() == 1
     events = AuditEvent.objects.filter(action="raw.rejected")
