@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from capture.mime import CalendarEvent, ParsedEmail
@@ -57,6 +58,13 @@ class Work:
     private: bool = False
     verdicts: dict[str, RecipientVerdict] = field(default_factory=dict)
     verdicts_refused: bool = False  # privacy mode: no external participant has a basis
+    _addresses: list[str] | None = field(default=None, repr=False)
+
+    def addresses(self) -> list[str]:
+        """all_addresses(self.parsed), computed once (the gate and preload ask several times)."""
+        if self._addresses is None:
+            self._addresses = all_addresses(self.parsed) if self.parsed is not None else []
+        return self._addresses
     status: str = ""
     reason_code: str = ""
     reason_detail: str = ""
@@ -73,11 +81,21 @@ class Policy:
     private_tags: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls) -> Policy:
+    def load(cls, addresses: set[str] | None = None) -> Policy:
+        """The org settings and the never-log rules; with `addresses` (the batch's), only the
+        rules that could match them (the address, its domain, its registrable domain): one
+        lookup by the rules' value index instead of every rule of the organisation."""
         org = OrgSettings.load()
         per_user: dict[int, set[str]] = defaultdict(set)
         org_values: set[str] = set()
-        for user_id, value in NeverLogRule.objects.values_list("user_id", "value"):
+        rules = NeverLogRule.objects.all()
+        if addresses is not None:
+            # Values are stored normalised; one written around the services (not lower case)
+            # is still found, by a scan of the rules' values on the server.
+            rules = rules.filter(
+                Q(value__in=sorted(never_log_keys(addresses))) | ~Q(value=Lower("value"))
+            )
+        for user_id, value in rules.values_list("user_id", "value"):
             (per_user[user_id] if user_id else org_values).add(value.strip().lower())
         return cls(
             settings=org,
@@ -97,10 +115,25 @@ class Policy:
         return is_free_mail_domain(domain, self.free_mail_extra)
 
 
+def never_log_keys(addresses: set[str]) -> set[str]:
+    """The values a never-log rule must have to match one of these addresses."""
+    keys = set(addresses)
+    for address in addresses:
+        try:
+            domain = split_address(address)[1]
+        except ValueError:
+            continue
+        keys.add(domain)
+        keys.add(registrable_domain(domain))
+    return keys
+
+
 class BatchContext:
     def __init__(self, works: list[Work]) -> None:
         self.works = works
-        self.policy = Policy.load()
+        self.policy = Policy.load(
+            {a for w in works for a in w.addresses()}
+        )
         self.now: datetime | None = None
         # address -> internal user id (login e-mails, connected addresses, aliases)
         self.internal_users: dict[str, int] = {}
@@ -177,8 +210,7 @@ class BatchContext:
             mids.add(p.message_id)
             mids.add(p.in_reply_to)
             mids.update(p.references)
-            for a in all_addresses(p):
-                addresses.add(a)
+            addresses.update(w.addresses())
         mids.discard("")
         pg = connection.vendor == "postgresql"
         if addresses:

@@ -16,7 +16,7 @@ only by subject is known after threading: `gate_thread` runs then.
 from __future__ import annotations
 
 from capture.addresses import parse_capture_token
-from capture.context import BatchContext, Work, all_addresses
+from capture.context import BatchContext, Work
 from capture.errors import InputRejected, SenderNotAllowed
 from capture.models import EmailMessage, MailboxConnection, RawMessage, Thread
 from crm.addresses import registrable_domain, split_address
@@ -128,11 +128,11 @@ def gate_thread(ctx: BatchContext, work: Work, thread: Thread) -> None:
         thread.save(update_fields=changed)
 
 
-def external_addresses(ctx: BatchContext, parsed) -> list[str]:
+def external_addresses(ctx: BatchContext, work: Work) -> list[str]:
     """The message's participants that are neither internal nor our own capture addresses."""
     return [
         a
-        for a in dict.fromkeys(all_addresses(parsed))
+        for a in dict.fromkeys(work.addresses())
         if parse_capture_token(a) is None and not ctx.is_internal(a)
     ]
 
@@ -143,7 +143,7 @@ def check_legal_basis(ctx: BatchContext, work: Work) -> None:
     or refused (org setting no_basis_mail). Participants without one are not linked
     (capture/participants.py reads `work.verdicts`)."""
     assert work.parsed is not None
-    externals = external_addresses(ctx, work.parsed)
+    externals = external_addresses(ctx, work)
     work.verdicts = {a: ctx.verdict(a) for a in externals}
     policy = ctx.policy.settings
     if not policy.privacy_mode or not externals:
@@ -180,7 +180,7 @@ def check_never_log(ctx: BatchContext, work: Work) -> None:
     )
     if not rules:
         return
-    for address in all_addresses(parsed):
+    for address in work.addresses():
         if address in rules:
             raise InputRejected("never_log", "a participant is on a never-log list")
         try:
@@ -195,7 +195,7 @@ def check_not_internal_only(ctx: BatchContext, work: Work) -> None:
     """Mail between colleagues only (every participant internal) is not logged by default.
     Our own capture addresses (a BCC or forward to log+...@) are no participants here."""
     assert work.parsed is not None
-    addresses = [a for a in all_addresses(work.parsed) if parse_capture_token(a) is None]
+    addresses = [a for a in work.addresses() if parse_capture_token(a) is None]
     if addresses and all(ctx.is_internal(a) for a in addresses):
         raise InputRejected("internal_only", "every participant is internal")
 
