@@ -64,6 +64,7 @@ class Work:
         if self._addresses is None:
             self._addresses = all_addresses(self.parsed) if self.parsed is not None else []
         return self._addresses
+
     status: str = ""
     reason_code: str = ""
     reason_detail: str = ""
@@ -127,9 +128,7 @@ def never_log_keys(addresses: set[str]) -> set[str]:
 class BatchContext:
     def __init__(self, works: list[Work]) -> None:
         self.works = works
-        self.policy = Policy.load(
-            {a for w in works for a in w.addresses()}
-        )
+        self.policy = Policy.load({a for w in works for a in w.addresses()})
         self.now: datetime | None = None
         # address -> internal user id (login e-mails, connected addresses, aliases)
         self.internal_users: dict[str, int] = {}
