@@ -6,6 +6,7 @@ from capture.api import (
     addresses,
     captures,
     categories,
+    dsr,
     emails,
     links,
     mailboxes,
@@ -16,7 +17,9 @@ from core.api import ApiRouter
 
 router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
-for module in (captures, emails, addresses, mailboxes, categories, timeline, meetings, links):
+for module in (
+    captures, emails, addresses, mailboxes, categories, timeline, meetings, links, dsr,
+):  # fmt: skip
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])
 
