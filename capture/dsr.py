@@ -552,7 +552,8 @@ def _unprocessed_raws_with(address: str) -> list[RawMessage]:
     """Raw mail never turned into a message (rejected, failed, pending) that carries it."""
     needle = address.encode()
     out = []
-    for raw in RawMessage.objects.filter(email__isnull=True).exclude(storage_path=""):
+    unprocessed = RawMessage.objects.exclude(status=RawMessage.Status.PROCESSED)  # partial index
+    for raw in unprocessed.filter(email__isnull=True).exclude(storage_path=""):
         if raw.envelope_from.lower() == address or address in [
             str(a).lower() for a in raw.envelope_to
         ]:
