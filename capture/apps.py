@@ -28,6 +28,12 @@ class CaptureConfig(AppConfig):
             every_seconds=60,
             description="Re-queue raw messages left pending (lost queue message) and failed ones due for a retry.",
         ),
+        Schedule(
+            name=dispatch.EXPIRE_DSR_ARCHIVES,
+            task=dispatch.EXPIRE_DSR_ARCHIVES,
+            every_seconds=3600,
+            description="Delete data-subject access archives nobody downloaded before they expired.",
+        ),
     )
 
     def ready(self) -> None:

@@ -21,6 +21,7 @@ from capture.models import (
     Blob,
     Capture,
     EmailMessage,
+    ErasedAddress,
     MessageRef,
     Participant,
     RawMessage,
@@ -36,6 +37,7 @@ from crm.services import MailContact
 from governance.consent import CurrentBasis, current_bases
 from governance.eligibility import RecipientVerdict, decide
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
+from governance.pseudonyms import keyed_hash
 from governance.settings import EffectiveSettings, effective_settings_of_users
 
 
@@ -79,6 +81,7 @@ class Policy:
     never_log_org: frozenset[str]
     never_log_user: dict[int, frozenset[str]]
     private_tags: tuple[str, ...] = ()
+    erased: frozenset[str] = frozenset()  # the batch's addresses erased at their request
 
     @classmethod
     def load(cls, addresses: set[str] | None = None) -> Policy:
@@ -94,6 +97,12 @@ class Policy:
             rules = rules.filter(value__in=sorted(never_log_keys(addresses)))
         for user_id, value in rules.values_list("user_id", "value"):
             (per_user[user_id] if user_id else org_values).add(value.strip().lower())
+        erased: set[str] = set()
+        if addresses:
+            # a data-subject erasure keeps only a keyed hash of the address (capture/dsr.py)
+            by_hash = {keyed_hash(a): a for a in addresses}
+            found = ErasedAddress.objects.filter(address_hash__in=list(by_hash))
+            erased = {by_hash[h] for h in found.values_list("address_hash", flat=True)}
         return cls(
             settings=org,
             internal_domains=frozenset(registrable_domain(d) for d in org.internal_domains or []),
@@ -101,6 +110,7 @@ class Policy:
             role_extra=frozenset(p.lower() for p in org.extra_role_local_parts or []),
             never_log_org=frozenset(org_values),
             never_log_user={k: frozenset(v) for k, v in per_user.items()},
+            erased=frozenset(erased),
             private_tags=tuple(
                 t.strip().casefold()
                 for t in org.private_subject_tags or []

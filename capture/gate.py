@@ -175,6 +175,8 @@ def check_sender(work: Work, user_addresses: set[str]) -> None:
 def check_never_log(ctx: BatchContext, work: Work) -> None:
     parsed = work.parsed
     assert parsed is not None
+    if ctx.policy.erased and not ctx.policy.erased.isdisjoint(work.addresses()):
+        raise InputRejected("erased", "a participant's data was erased at their request")
     rules = ctx.policy.never_log_org | ctx.policy.never_log_user.get(
         work.raw.user_id or 0, frozenset()
     )

@@ -78,30 +78,14 @@ def remove_never_logged(rule_id: int) -> dict[str, int]:
             raw_paths = _delete_raws(shared_raws)
         else:
             raw_paths = []
-        doomed = list(_doomed_messages(rule).values_list("pk", "thread_id"))
-        ids = [pk for pk, _ in doomed]
-        thread_ids = {tid for _, tid in doomed}
-        raw_ids = list(Capture.objects.filter(email_id__in=ids).values_list("raw_id", flat=True))
-        raw_ids += [
-            r
-            for r in EmailMessage.objects.filter(pk__in=ids).values_list("first_raw_id", flat=True)
-            if r
-        ]
-        captures += len(raw_ids)
-        blob_ids = set(
-            Attachment.objects.filter(email_id__in=ids, blob__isnull=False).values_list(
-                "blob_id", flat=True
-            )
-        )
-        attachments = Attachment.objects.filter(email_id__in=ids).count()
-        EmailMessage.objects.filter(pk__in=ids).delete()
-        raw_paths += _delete_raws(raw_ids)
-        threads = _settle_threads(thread_ids)
-        blob_paths = _delete_unused_blobs(blob_ids)
+        doomed = list(_doomed_messages(rule).values_list("pk", flat=True))
+        deleted, paths, blob_paths = delete_messages(doomed)
+        raw_paths += paths
+        captures += deleted["captures"]
         counts = {
-            "messages": len(ids),
-            "threads": threads,
-            "attachments": attachments,
+            "messages": deleted["messages"],
+            "threads": deleted["threads"],
+            "attachments": deleted["attachments"],
             "captures": captures,
         }
         record_event(
@@ -110,8 +94,42 @@ def remove_never_logged(rule_id: int) -> dict[str, int]:
             obj=rule,
             detail={"rule": rule.pk, "personal": rule.user_id is not None, **counts},
         )
-        transaction.on_commit(lambda: _unlink(raw_paths, blob_paths))
+        transaction.on_commit(lambda: unlink_files(raw_paths, blob_paths))
     return counts
+
+
+def delete_messages(ids: list[int]) -> tuple[dict[str, int], list[str], list[str]]:
+    """Delete messages with their raw rows, participants, attachments and the threads left
+    empty; returns (counts, raw file paths, blob file paths) to unlink once the caller's
+    transaction commits (`unlink_files`). Also used by data-subject erasure (capture/dsr.py)."""
+    if not ids:
+        return {"messages": 0, "threads": 0, "attachments": 0, "captures": 0}, [], []
+    thread_ids = set(EmailMessage.objects.filter(pk__in=ids).values_list("thread_id", flat=True))
+    raw_ids = list(Capture.objects.filter(email_id__in=ids).values_list("raw_id", flat=True))
+    raw_ids += [
+        r
+        for r in EmailMessage.objects.filter(pk__in=ids).values_list("first_raw_id", flat=True)
+        if r
+    ]
+    raw_ids += list(RawMessage.objects.filter(email_id__in=ids).values_list("pk", flat=True))
+    raw_ids = sorted(set(raw_ids))
+    blob_ids = set(
+        Attachment.objects.filter(email_id__in=ids, blob__isnull=False).values_list(
+            "blob_id", flat=True
+        )
+    )
+    attachments = Attachment.objects.filter(email_id__in=ids).count()
+    messages = EmailMessage.objects.filter(pk__in=ids).delete()[1].get("capture.EmailMessage", 0)
+    raw_paths = _delete_raws(raw_ids)
+    threads = _settle_threads(thread_ids)
+    blob_paths = _delete_unused_blobs(blob_ids)
+    counts = {
+        "messages": messages,
+        "threads": threads,
+        "attachments": attachments,
+        "captures": len(raw_ids),
+    }
+    return counts, raw_paths, blob_paths
 
 
 def _delete_raws(raw_ids: list[int]) -> list[str]:
@@ -150,7 +168,7 @@ def _delete_unused_blobs(blob_ids: set[int]) -> list[str]:
     return paths
 
 
-def _unlink(raw_paths: list[str], blob_paths: list[str]) -> None:
+def unlink_files(raw_paths: list[str], blob_paths: list[str]) -> None:
     for rel in raw_paths:
         delete_raw(rel)
     for rel in blob_paths:

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import shared_task
 
-from capture import dispatch
+from capture import dispatch, dsr
 from capture.imap.mailboxes import queue_due_mailboxes
 from capture.imap.sync import sync_mailbox as run_mailbox_sync
 from capture.models import MailboxConnection
@@ -61,7 +61,21 @@ def remove_never_logged(rule_id: int) -> dict[str, int]:
     return remove_matching_mail(rule_id)
 
 
+@shared_task(name=dispatch.RUN_DATA_SUBJECT_REQUEST, acks_late=True, ignore_result=True)
+def run_data_subject_request(request_id: int) -> None:
+    """Carry out a data-subject request; its row records the outcome (failed: see admin)."""
+    dsr.run_request(request_id)
+
+
+@shared_task(name=dispatch.EXPIRE_DSR_ARCHIVES, ignore_result=True)
+def expire_dsr_archives() -> int:
+    """Beat, hourly: delete access archives nobody downloaded before they expired."""
+    return dsr.expire_archives()
+
+
 LOCAL_TASKS = (
+    run_data_subject_request,
+    expire_dsr_archives,
     remove_never_logged,
     process_raw_batch,
     sweep_pending,

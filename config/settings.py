@@ -163,6 +163,7 @@ SPECTACULAR_SETTINGS = {
         "LinkSourceEnum": "capture.models.ThreadLink.Source",
         "EmailDirectionEnum": "capture.models.EmailMessage.Direction",
         "LinkRuleDirectionEnum": "capture.models.LinkRule.Direction",
+        "DataSubjectRequestKindEnum": "capture.models.DataSubjectRequest.Kind",
         "ChannelEnum": "capture.models.raw.Channel",
         "GatedMailEnum": "governance.models.OrgSettings.GatedMail",
         "EligibilityReasonEnum": "governance.api.compose.REASON_CHOICES",

@@ -280,6 +280,11 @@ class ConsentRecordQuerySet(models.QuerySet):
     update.queryset_only = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
 
+    def erase_for_contacts(self, contact_ids: list[int]) -> int:
+        """The one sanctioned deletion: a data-subject erasure (capture/dsr.py), inside a
+        transaction that has set `mailwarden.consent_erasure` for the PostgreSQL trigger."""
+        return models.QuerySet.delete(self.filter(contact_id__in=contact_ids))[0]
+
 
 class ConsentRecord(models.Model):
     """One entry of a contact's append-only legal-basis / tracking-consent history.

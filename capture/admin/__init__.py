@@ -5,6 +5,7 @@ from __future__ import annotations
 from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record panel)
     categories,
     channels,
+    dsr,
     linking,
     mailboxes,
     meetings,

@@ -6,6 +6,7 @@ from capture.api import (
     addresses,
     captures,
     categories,
+    dsr,
     emails,
     links,
     mailboxes,
@@ -27,6 +28,7 @@ for module in (
     meetings,
     links,
     threads,
+    dsr,
 ):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])

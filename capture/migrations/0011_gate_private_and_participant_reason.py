@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0010_link_rules'),
+        ("capture", "0010_link_rules"),
     ]
 
     operations = [

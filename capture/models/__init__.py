@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
+from capture.models.dsr import DataSubjectRequest, ErasedAddress
 from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
     Attachment,
@@ -25,7 +26,9 @@ __all__ = [
     "Capture",
     "CaptureAddress",
     "Category",
+    "DataSubjectRequest",
     "EmailMessage",
+    "ErasedAddress",
     "LinkRule",
     "MailboxConnection",
     "MailboxFolder",

@@ -13,6 +13,7 @@ from capture.intake import RawSpec, store_raw_message
 from capture.models import (
     Attachment,
     Category,
+    DataSubjectRequest,
     LinkRule,
     Meeting,
     MeetingMessage,
@@ -93,6 +94,9 @@ def api_world(db, mail_fixture) -> ApiWorld:
             kind=ReviewItem.Kind.AMBIGUOUS_ITEM, thread_id=attachment.email.thread_id
         ).pk,
         "consents": record_consent(contact.pk, basis="contract", channel="api").pk,
+        "data-subject-requests": DataSubjectRequest.objects.create(
+            kind="access", address="walker@example.org", requested_by=user
+        ).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
