@@ -103,7 +103,7 @@ def flush_blobs(ctx: BatchContext) -> None:
     pending = ctx.new_blobs
     if not pending:
         return
-    storage.sync_filesystem(storage.blob_root())
+    storage.flush_blobs([b.storage_path for b in pending.values()])
     bulk_insert(Blob, list(pending.values()), ignore_conflicts=True, batch_size=500)
     if connection.vendor == "postgresql":  # one binary array, not an IN list (context.py)
         ids = dict(

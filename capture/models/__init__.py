@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
+from capture.models.keys import DataKey
 from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
     Attachment,
@@ -25,6 +26,7 @@ __all__ = [
     "Capture",
     "CaptureAddress",
     "Category",
+    "DataKey",
     "EmailMessage",
     "LinkRule",
     "MailboxConnection",

@@ -96,13 +96,8 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
     try:
         fsync = sync == "fsync"
         paths = storage.save_raws([spec.data for spec in specs], fsync=fsync)
-        root = storage.raw_root()
-        if fsync:
-            # A file's fsync does not cover its new name: the directory entries too.
-            for directory in {(root / rel).parent for _, rel in paths}:
-                storage.fsync_dir(directory)
-        else:
-            storage.sync_filesystem(root)
+        # fsync: the directory entries too (a file's fsync does not cover its new name).
+        storage.flush_raws([rel for _, rel in paths], fsync=fsync)
     except OSError as e:
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     return paths
