@@ -61,7 +61,8 @@ def make_encrypted_files(n: int, size: int) -> None:
     base = os.urandom(size)
     for start in range(0, n, 500):
         items = [
-            f"Message-Id: <{i}@bench>\r\n\r\n".encode() + base for i in range(start, min(n, start + 500))
+            f"Message-Id: <{i}@bench>\r\n\r\n".encode() + base
+            for i in range(start, min(n, start + 500))
         ]
         storage.save_raws(items)
         storage.flush_raws(["."])
@@ -174,11 +175,23 @@ def main() -> None:
         print_table(
             ["rotation", "items", "seconds", "items/s"],
             [
-                ("rotate_keys (re-wrap)", rewrapped, round(rotate_s, 2), round(rewrapped / rotate_s)),
-                ("re-encrypt files", rewritten, round(reencrypt_s, 2), round(rewritten / reencrypt_s)),
+                (
+                    "rotate_keys (re-wrap)",
+                    rewrapped,
+                    round(rotate_s, 2),
+                    round(rewrapped / rotate_s),
+                ),
+                (
+                    "re-encrypt files",
+                    rewritten,
+                    round(reencrypt_s, 2),
+                    round(rewritten / reencrypt_s),
+                ),
             ],
         )
-        print(f"rotate_keys over {n_files:,} files: {speedup:.1f}x faster than re-encrypting them (goal >= 20x)")
+        print(
+            f"rotate_keys over {n_files:,} files: {speedup:.1f}x faster than re-encrypting them (goal >= 20x)"
+        )
         # TODO(DSR): erasure of an address with 1,000 messages in a 1M vs a 10k store.
         print("erasure: not measured (DSR not built)")
         result_line(

@@ -75,7 +75,9 @@ def rotate_data_keys(*, chunk: int = 2000, progress: Progress | None = None) -> 
                 DataKey.objects.filter(pk__gt=after)
                 .exclude(key_id=newest.key_id)
                 .order_by("pk")
-                .select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
+                .select_for_update(
+                    skip_locked=connection.features.has_select_for_update_skip_locked
+                )
                 .values_list("pk", "name", "key_id", "wrapped")[:chunk]
             )
             if not batch:

@@ -30,6 +30,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -177,7 +178,11 @@ def _create_keys(names: Sequence[str]) -> dict[str, bytes]:
     else:
         existing = set(DataKey.objects.filter(name__in=names).values_list("name", flat=True))
         DataKey.objects.bulk_create(
-            [DataKey(name=n, key_id=wrapped[n][0], wrapped=wrapped[n][1]) for n in names if n not in existing],
+            [
+                DataKey(name=n, key_id=wrapped[n][0], wrapped=wrapped[n][1])
+                for n in names
+                if n not in existing
+            ],
             ignore_conflicts=True,
         )
         rows = _key_rows(names)
@@ -213,9 +218,28 @@ def data_keys(kind: str, rels: Sequence[str]) -> dict[str, bytes]:
     }
 
 
+_prefetched = threading.local()
+
+
+@contextmanager
+def prefetched_keys(kind: str, rels: Sequence[str]):
+    """Within the block, reads of these files take their data keys from one query made now
+    (a batch of processing reads one raw file a message)."""
+    keys = data_keys(kind, rels)  # no query when none is encrypted
+    previous = getattr(_prefetched, "keys", None)
+    _prefetched.keys = {(kind, rel): key for rel, key in keys.items()}
+    try:
+        yield
+    finally:
+        _prefetched.keys = previous
+
+
 def _plain(kind: str, rel: str, payload: bytes, key: bytes | None = None) -> bytes:
     if not rel.endswith(ENC_SUFFIX):
         return payload
+    if key is None:
+        cached = getattr(_prefetched, "keys", None)
+        key = cached.get((kind, rel)) if cached else None
     if key is None:
         key = data_keys(kind, [rel]).get(rel)
         if key is None:

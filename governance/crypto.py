@@ -48,7 +48,7 @@ _HKDF_SALT = b"mailwarden/secrets-at-rest"
 _HKDF_INFO = b"fernet-key-v1"
 _MASTER_INFO = b"mailwarden/master-key-v1"
 _KEY_ID_LABEL = b"mailwarden/key-id"
-TOKEN_PREFIX = "mw1:"
+TOKEN_PREFIX = "mw1:"  # noqa: S105 (a format marker, not a secret)
 NONCE_BYTES = 12
 DATA_KEY_BYTES = 32
 
@@ -126,7 +126,9 @@ def _keyring_for(master_setting: str, legacy_setting: str) -> Keyring:
     legacy = _items(legacy_setting)
     items = list(dict.fromkeys([*masters, *legacy]))
     if not items:
-        raise ImproperlyConfigured("Neither MAILWARDEN_MASTER_KEYS nor MAILWARDEN_ENCRYPTION_KEY is set.")
+        raise ImproperlyConfigured(
+            "Neither MAILWARDEN_MASTER_KEYS nor MAILWARDEN_ENCRYPTION_KEY is set."
+        )
     keys = tuple(_master(k) for k in items)
     return Keyring(
         keys=keys,

@@ -69,7 +69,7 @@ class MotoServer:
             "s3",
             endpoint_url=self.url,
             aws_access_key_id="test",
-            aws_secret_access_key="test",  # noqa: S106
+            aws_secret_access_key="test",
             region_name="us-east-1",
         ).create_bucket(Bucket=BUCKET)
         return self.url
@@ -98,7 +98,7 @@ def configure(settings, store: str, server: MotoServer | None) -> None:
         settings.MAILWARDEN_S3_ENDPOINT_URL = server.start()
         settings.MAILWARDEN_S3_REGION = "us-east-1"
         settings.MAILWARDEN_S3_ACCESS_KEY = "test"
-        settings.MAILWARDEN_S3_SECRET_KEY = "test"  # noqa: S105
+        settings.MAILWARDEN_S3_SECRET_KEY = "test"
     else:
         settings.MAILWARDEN_FILE_STORE = "local"
 

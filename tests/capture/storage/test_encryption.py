@@ -29,8 +29,10 @@ WINDOW = 16
 
 def _attachments(data: bytes) -> list[bytes]:
     msg = email.message_from_bytes(data, policy=policy.default)
-    return [p.get_content() if isinstance(p.get_content(), bytes) else p.get_content().encode()
-            for p in msg.iter_attachments()]
+    return [
+        p.get_content() if isinstance(p.get_content(), bytes) else p.get_content().encode()
+        for p in msg.iter_attachments()
+    ]
 
 
 def _windows(data: bytes) -> set[bytes]:
@@ -45,7 +47,9 @@ def _capture_all(mail_fixture) -> list[bytes]:
         data = mail_fixture(name)
         plain.append(data)
         plain.extend(a for a in _attachments(data) if len(a) >= WINDOW)
-        raws.append(store_raw_message(RawSpec(data=data, channel="import", user_id=user.pk), enqueue=False))
+        raws.append(
+            store_raw_message(RawSpec(data=data, channel="import", user_id=user.pk), enqueue=False)
+        )
     outcomes = process_raw_messages([r.pk for r in raws])
     assert {o.status for o in outcomes} == {"processed"}
     assert Blob.objects.exists()
@@ -110,9 +114,7 @@ def test_a_damaged_file_of_the_right_size_is_rewritten(encrypted_store):
 def _mailbox(secret: str) -> MailboxConnection:
     from capture.imap.credentials import set_secret
 
-    box = MailboxConnection(
-        owner=make_user(), host="imap.example.com", username="u@example.com"
-    )
+    box = MailboxConnection(owner=make_user(), host="imap.example.com", username="u@example.com")
     set_secret(box, secret)
     box.save()
     return box
@@ -177,7 +179,9 @@ def test_rotation_is_resumable(settings, encrypted_store):
     assert [storage.read_raw(r) for r in rels] == items
 
 
-def test_rotation_leaves_keys_of_unconfigured_master_keys_and_reports_them(settings, encrypted_store):
+def test_rotation_leaves_keys_of_unconfigured_master_keys_and_reports_them(
+    settings, encrypted_store
+):
     lost = crypto.generate_key()
     settings.MAILWARDEN_MASTER_KEYS = [lost]
     storage.reset_caches()
@@ -214,8 +218,12 @@ def test_a_file_whose_data_key_was_destroyed_cannot_be_read_even_with_the_master
             storage.unseal(key.secret, backup)
 
 
-def test_deleting_a_raw_message_through_the_operations_destroys_its_key(encrypted_store, mail_fixture):
-    raw = store_raw_message(RawSpec(data=mail_fixture("draft.eml"), channel="import"), enqueue=False)
+def test_deleting_a_raw_message_through_the_operations_destroys_its_key(
+    encrypted_store, mail_fixture
+):
+    raw = store_raw_message(
+        RawSpec(data=mail_fixture("draft.eml"), channel="import"), enqueue=False
+    )
     assert DataKey.objects.filter(name=f"raw/{raw.storage_path}").exists()
     storage.delete_raw(raw.storage_path)
     assert not DataKey.objects.filter(name=f"raw/{raw.storage_path}").exists()
