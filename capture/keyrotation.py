@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from capture.models import DataKey, MailboxConnection
+from core.db.bulk import execute_binary
 from governance import crypto
 from governance.audit import record_event
 
@@ -49,21 +50,23 @@ def pending() -> tuple[int, int]:
 
 def _write_back(rows: list[tuple[int, str, bytes]]) -> None:
     table = DataKey._meta.db_table
+    if connection.vendor == "postgresql":
+        # arrays bound server-side in binary: bytea as text literals cost more than the crypto
+        execute_binary(
+            f"UPDATE {table} AS d SET key_id = t.k, wrapped = t.w "  # noqa: S608
+            "FROM unnest(%b::bigint[], %b::text[], %b::bytea[]) AS t(i, k, w) WHERE d.id = t.i",
+            [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+        )
+        return
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS d SET key_id = t.k, wrapped = t.w "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) AS t(i, k, w) WHERE d.id = t.i",
-                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
-            )
-        else:
+        if True:
             cursor.executemany(
                 f"UPDATE {table} SET key_id = %s, wrapped = %s WHERE id = %s",  # noqa: S608
                 [(k, w, i) for i, k, w in rows],
             )
 
 
-def rotate_data_keys(*, chunk: int = 2000, progress: Progress | None = None) -> tuple[int, int]:
+def rotate_data_keys(*, chunk: int = 5000, progress: Progress | None = None) -> tuple[int, int]:
     """Re-wrap data keys under the newest master key; returns (re-wrapped, unavailable)."""
     ring = crypto.keyring()
     newest = ring.newest
@@ -85,7 +88,7 @@ def rotate_data_keys(*, chunk: int = 2000, progress: Progress | None = None) -> 
             rows = []
             for pk, name, key_id, wrapped in batch:
                 try:
-                    plain = crypto.unwrap_data_key(key_id, wrapped, name)
+                    plain = crypto.unwrap_data_key(key_id, wrapped, name, ring)
                 except crypto.KeyUnavailable:
                     skipped += 1
                     continue
@@ -120,7 +123,7 @@ def rotate_mailbox_secrets(*, progress: Progress | None = None) -> tuple[int, in
     return done, skipped
 
 
-def rotate_keys(*, chunk: int = 2000, progress: Progress | None = None) -> RotationReport:
+def rotate_keys(*, chunk: int = 5000, progress: Progress | None = None) -> RotationReport:
     """Everything under the newest master key, with one audit event."""
     keys, key_skips = rotate_data_keys(chunk=chunk, progress=progress)
     secrets, secret_skips = rotate_mailbox_secrets(progress=progress)

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.db.bulk import execute_binary
 from governance import crypto
 
 T = TypeVar("T")
@@ -162,19 +163,20 @@ def _create_keys(names: Sequence[str]) -> dict[str, bytes]:
     wrapped = {n: crypto.wrap_data_key(k, n) for n, k in fresh.items()}
     table = DataKey._meta.db_table
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (name, key_id, wrapped, created) "  # noqa: S608
-                "SELECT n, k, w, %s FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS t(n, k, w) "
-                "ON CONFLICT (name) DO NOTHING RETURNING name",
-                [
-                    timezone.now(),
-                    names,
-                    [wrapped[n][0] for n in names],
-                    [wrapped[n][1] for n in names],
-                ],
-            )
-            inserted = {row[0] for row in cursor.fetchall()}
+        # one statement for the batch, arrays bound server-side in binary (core/db/bulk.py)
+        rows = execute_binary(
+            f"INSERT INTO {table} (name, key_id, wrapped, created) "  # noqa: S608
+            "SELECT n, k, w, %b FROM unnest(%b::text[], %b::text[], %b::bytea[]) AS t(n, k, w) "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            [
+                timezone.now(),
+                names,
+                [wrapped[n][0] for n in names],
+                [wrapped[n][1] for n in names],
+            ],
+            fetch=True,
+        )
+        inserted = {row[0] for row in rows}
     else:
         existing = set(DataKey.objects.filter(name__in=names).values_list("name", flat=True))
         DataKey.objects.bulk_create(

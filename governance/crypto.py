@@ -120,8 +120,12 @@ def _items(value: object) -> list[str]:
     return [k.strip() for k in str(value or "").split(",") if k.strip()]
 
 
+def _hashable(value: object) -> object:
+    return tuple(value) if isinstance(value, list | tuple) else str(value or "")
+
+
 @lru_cache(maxsize=16)
-def _keyring_for(master_setting: str, legacy_setting: str) -> Keyring:
+def _keyring_for(master_setting: object, legacy_setting: object) -> Keyring:
     masters = _items(master_setting)
     legacy = _items(legacy_setting)
     items = list(dict.fromkeys([*masters, *legacy]))
@@ -139,15 +143,16 @@ def _keyring_for(master_setting: str, legacy_setting: str) -> Keyring:
 
 
 def keyring() -> Keyring:
+    """The configured keys (parsed once per distinct setting value)."""
     return _keyring_for(
-        ",".join(_items(getattr(settings, "MAILWARDEN_MASTER_KEYS", ""))),
-        ",".join(_items(settings.MAILWARDEN_ENCRYPTION_KEY)),
+        _hashable(getattr(settings, "MAILWARDEN_MASTER_KEYS", "")),
+        _hashable(settings.MAILWARDEN_ENCRYPTION_KEY),
     )
 
 
 def files_encrypted() -> bool:
     """Whether new files are written encrypted (MAILWARDEN_MASTER_KEYS is set)."""
-    return bool(_items(getattr(settings, "MAILWARDEN_MASTER_KEYS", "")))
+    return keyring().files_encrypted
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -222,8 +227,8 @@ def wrap_data_key(data_key: bytes, name: str, key: MasterKey | None = None) -> t
     return key.key_id, nonce + key.aead.encrypt(nonce, data_key, name.encode())
 
 
-def unwrap_data_key(key_id: str, wrapped: bytes, name: str) -> bytes:
-    key = keyring().by_id.get(key_id)
+def unwrap_data_key(key_id: str, wrapped: bytes, name: str, ring: Keyring | None = None) -> bytes:
+    key = (ring or keyring()).by_id.get(key_id)
     if key is None:
         raise KeyUnavailable(f"master key {key_id} is not configured")
     wrapped = bytes(wrapped)

@@ -4,6 +4,11 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+def set_fillfactor(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE capture_datakey SET (fillfactor = 50)")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -21,8 +26,9 @@ class Migration(migrations.Migration):
                 ('created', models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'indexes': [models.Index(fields=['key_id'], name='cap_datakey_key_id')],
                 'constraints': [models.UniqueConstraint(fields=('name',), name='cap_datakey_name_unique')],
             },
         ),
+        # Room on each page for rotation's HOT updates (capture/models/keys.py).
+        migrations.RunPython(set_fillfactor, migrations.RunPython.noop),
     ]

@@ -98,7 +98,9 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
         paths = storage.save_raws([spec.data for spec in specs], fsync=fsync)
         # fsync: the directory entries too (a file's fsync does not cover its new name).
         storage.flush_raws([rel for _, rel in paths], fsync=fsync)
-    except OSError as e:
+    except (OSError, DbError) as e:  # DbError: the data keys of encrypted files
+        if isinstance(e, DbError):
+            connection.close()  # this thread's connection: the next batch opens a new one
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     return paths
 

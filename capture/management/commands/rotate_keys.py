@@ -23,7 +23,7 @@ class Command(BaseCommand):
     help = "Re-wrap data keys and re-encrypt mailbox secrets under the newest master key."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--chunk", type=int, default=2000, help="Data keys per transaction.")
+        parser.add_argument("--chunk", type=int, default=5000, help="Data keys per transaction.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options) -> None:

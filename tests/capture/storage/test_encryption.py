@@ -228,3 +228,35 @@ def test_deleting_a_raw_message_through_the_operations_destroys_its_key(
     storage.delete_raw(raw.storage_path)
     assert not DataKey.objects.filter(name=f"raw/{raw.storage_path}").exists()
     assert RawMessage.objects.filter(pk=raw.pk).exists()
+
+
+def test_rotate_keys_prints_log_lines_when_not_on_a_terminal(settings, encrypted_store):
+    old = crypto.generate_key()
+    settings.MAILWARDEN_MASTER_KEYS = [old]
+    storage.reset_caches()
+    storage.save_raws([b"one" * 10, b"two" * 10, b"three" * 10])
+    settings.MAILWARDEN_MASTER_KEYS = [crypto.generate_key(), old]
+    out = io.StringIO()
+    call_command("rotate_keys", stdout=out)  # stderr is no terminal under pytest
+    assert "4 data key(s) and 0 secret(s) to rotate" in out.getvalue()
+    assert "rotate_keys: 4 of 4 done" in out.getvalue()
+    out = io.StringIO()
+    call_command("rotate_keys", stdout=out)
+    assert "0 data key(s) and 0 secret(s) to rotate" in out.getvalue()
+
+
+def test_a_batch_of_processing_reads_its_data_keys_in_one_query(encrypted_store, mail_fixture):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    names = ["multipart_alternative.eml", "draft.eml", "calendar_invite.eml", "dsn.eml"]
+    raws = [
+        store_raw_message(RawSpec(data=mail_fixture(n), channel="import"), enqueue=False)
+        for n in names
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = process_raw_messages([r.pk for r in raws])
+    assert len(outcomes) == len(raws)
+    assert {o.status for o in outcomes} <= {"processed", "rejected"}
+    key_reads = [q for q in queries if "capture_datakey" in q["sql"] and "SELECT" in q["sql"]]
+    assert len(key_reads) == 1
