@@ -153,7 +153,7 @@ def _key_rows(names: Sequence[str]) -> dict[str, tuple[str, bytes]]:
     }
 
 
-def _create_keys(names: Sequence[str]) -> dict[str, bytes]:
+def _create_keys(names: Sequence[str], _tries: int = 3) -> dict[str, bytes]:
     """name → data key for every name, a new key wrapped and inserted where none exists; two
     writers of the same name end up with the same key (the row that got in first)."""
     from capture.models import DataKey
@@ -194,6 +194,11 @@ def _create_keys(names: Sequence[str]) -> dict[str, bytes]:
     if others:
         for n, (key_id, w) in _key_rows(others).items():
             keys[n] = crypto.unwrap_data_key(key_id, w, n)
+        gone = [n for n in others if n not in keys]  # deleted (shredded) since the insert
+        if gone and _tries > 0:
+            keys.update(_create_keys(gone, _tries - 1))
+        elif gone:
+            raise OSError(f"data keys of {len(gone)} file(s) keep disappearing while written")
     return keys
 
 

@@ -260,3 +260,35 @@ def test_a_batch_of_processing_reads_its_data_keys_in_one_query(encrypted_store,
     assert {o.status for o in outcomes} <= {"processed", "rejected"}
     key_reads = [q for q in queries if "capture_datakey" in q["sql"] and "SELECT" in q["sql"]]
     assert len(key_reads) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_writers_racing_on_the_same_bytes_share_one_data_key(encrypted_store):
+    import threading
+
+    from django.db import connection
+
+    data = b"Subject: raced\r\n\r\nthe same bytes from two listeners\r\n" * 20
+    storage.naming_key()  # both writers name the file alike
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def write() -> None:
+        try:
+            barrier.wait()
+            results.append(storage.save_raw(data, fsync=False))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(results)) == 1
+    assert DataKey.objects.filter(name__startswith="raw/").count() == 1
+    assert storage.read_raw(results[0][1]) == data
