@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint format bench bench-quick fuzz clean
+.PHONY: install run test test-s3 lint format bench bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -25,6 +25,14 @@ run: install
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The pipeline's tests again on the S3 file store, encrypted (moto's server on loopback,
+# tests/filestore.py); any test runs there with `pytest --file-store=s3-encrypted`.
+S3_TESTS := tests/capture/read tests/capture/test_api_captures.py tests/capture/test_webhooks.py \
+	tests/capture/smtp/test_transactions.py tests/capture/pipeline/test_dedupe.py \
+	tests/capture/pipeline/test_fixtures_matrix.py tests/governance/settings/test_never_log_removal.py
+test-s3: install
+	$(PY) -m pytest -q --file-store=s3-encrypted $(S3_TESTS) $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -78,7 +78,7 @@ def store_raw_messages(
                 paths = storage.save_raws_durably([spec.data for spec in specs])
             else:
                 paths = storage.save_raws([spec.data for spec in specs])
-        except OSError as e:
+        except (OSError, DatabaseError) as e:  # DatabaseError: the data keys of encrypted files
             raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     now = timezone.now()
     try:

@@ -131,9 +131,11 @@ def process_batch(ids: list[int]) -> list[ProcessOutcome]:
         works = [Work(raw=r) for r in raws if r.status in RETRYABLE]
         done = [outcome_of(r) for r in raws if r.status not in RETRYABLE]
         limits = parse_limits()
-        for w in works:
-            w.raw.attempts += 1
-            parse_step(w, limits)
+        # the data keys of encrypted raw files in one query, not one a message
+        with storage.prefetched_keys(storage.RAW, [w.raw.storage_path for w in works]):
+            for w in works:
+                w.raw.attempts += 1
+                parse_step(w, limits)
         active = sorted((w for w in works if not w.status), key=lambda w: (w.parsed.date, w.raw.pk))
         ctx = BatchContext(active)
         ctx.now = timezone.now()

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
 from capture.models import Attachment, Blob, Capture, EmailMessage, Participant, RawMessage, Thread
-from capture.storage import blob_root, delete_raw
+from capture.storage import delete_blob, delete_raw
 from governance.audit import record_event
 from governance.models import NeverLogRule
 
@@ -172,7 +172,4 @@ def unlink_files(raw_paths: list[str], blob_paths: list[str]) -> None:
     for rel in raw_paths:
         delete_raw(rel)
     for rel in blob_paths:
-        try:
-            (blob_root() / rel).unlink()
-        except FileNotFoundError:
-            pass
+        delete_blob(rel)

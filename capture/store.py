@@ -54,7 +54,7 @@ def drop_reason(part, keep: list[str] | None, stored: str) -> str:
 
 
 def store_attachments(ctx: BatchContext, work: Work) -> None:
-    """Queue the message's attachment rows; new blob files are written now, made durable and
+    """Queue the message's attachment rows; new blob files are written, made durable and
     inserted once per batch by flush_blobs (a per-file fsync and get_or_create cost ~10 ms each)."""
     parsed, email = work.parsed, work.email
     assert parsed is not None and email is not None
@@ -68,8 +68,10 @@ def store_attachments(ctx: BatchContext, work: Work) -> None:
         if not dropped:
             blob = blobs.get(part.sha256)
             if blob is None and part.sha256 not in pending:
-                digest, rel = storage.save_blob(part.payload, digest=part.sha256, fsync=False)
-                pending[digest] = new_row(Blob, sha256=digest, size=part.size, storage_path=rel)
+                # written by flush_blobs, all of the batch's at once (one data-key statement)
+                row = new_row(Blob, sha256=part.sha256, size=part.size, storage_path="")
+                row._payload = part.payload  # type: ignore[attr-defined]
+                pending[part.sha256] = row
         ctx.new_attachments.append(
             new_row(
                 Attachment,
@@ -98,12 +100,17 @@ def known_blobs(ctx: BatchContext) -> dict[str, Blob]:
 
 
 def flush_blobs(ctx: BatchContext) -> None:
-    """Make the batch's new blob files durable (one syncfs), insert their rows, point the
-    attachments at them. Runs before the batch commits, so no row names a file a crash lost."""
+    """Write the batch's new blob files (a few threads), make them durable (one syncfs),
+    insert their rows, point the attachments at them. Runs before the batch commits, so no row names a file a crash lost."""
     pending = ctx.new_blobs
     if not pending:
         return
-    storage.sync_filesystem(storage.blob_root())
+    rows = list(pending.values())
+    paths = storage.save_blobs([(b._payload, b.sha256) for b in rows], fsync=False)  # type: ignore[attr-defined]
+    for row, (_, rel) in zip(rows, paths, strict=True):
+        row.storage_path = rel
+        del row._payload  # type: ignore[attr-defined]
+    storage.flush_blobs([b.storage_path for b in rows])
     bulk_insert(Blob, list(pending.values()), ignore_conflicts=True, batch_size=500)
     if connection.vendor == "postgresql":  # one binary array, not an IN list (context.py)
         ids = dict(

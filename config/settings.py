@@ -203,7 +203,26 @@ MAILWARDEN_STORE_WRITE_THREADS = env.int("MAILWARDEN_STORE_WRITE_THREADS", defau
 MAILWARDEN_BLOB_STORAGE_DIR = Path(
     env.str("MAILWARDEN_BLOB_STORAGE_DIR", default=str(MEDIA_ROOT / "blobs"))
 )
-# Key for secrets at rest (mailbox passwords now, message bodies later): a Fernet key or any passphrase.
+# Where raw mail and attachment files live: "local" (the two directories above) or "s3"
+# (an S3-compatible bucket through django-storages; docs/operations.md).
+MAILWARDEN_FILE_STORE = env.str("MAILWARDEN_FILE_STORE", default="local")
+if MAILWARDEN_FILE_STORE not in ("local", "s3"):
+    raise ImproperlyConfigured('MAILWARDEN_FILE_STORE must be "local" or "s3".')
+MAILWARDEN_S3_BUCKET = env.str("MAILWARDEN_S3_BUCKET", default="")
+MAILWARDEN_S3_PREFIX = env.str("MAILWARDEN_S3_PREFIX", default="mailwarden")
+MAILWARDEN_S3_ENDPOINT_URL = env.str("MAILWARDEN_S3_ENDPOINT_URL", default="")
+MAILWARDEN_S3_REGION = env.str("MAILWARDEN_S3_REGION", default="")
+# Empty: boto3's own chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, instance role, ...).
+MAILWARDEN_S3_ACCESS_KEY = env.str("MAILWARDEN_S3_ACCESS_KEY", default="")
+MAILWARDEN_S3_SECRET_KEY = env.str("MAILWARDEN_S3_SECRET_KEY", default="")
+if MAILWARDEN_FILE_STORE == "s3" and not MAILWARDEN_S3_BUCKET:
+    raise ImproperlyConfigured("MAILWARDEN_FILE_STORE=s3 needs MAILWARDEN_S3_BUCKET.")
+# Envelope encryption of raw mail and attachment files, and the key of mailbox secrets:
+# comma-separated master keys, newest first (`manage.py rotate_keys` re-wraps everything
+# under the first). Empty: files are stored in clear. docs/operations.md.
+MAILWARDEN_MASTER_KEYS = env.list("MAILWARDEN_MASTER_KEYS", default=[])
+# Older key setting of mailbox secrets (a Fernet key or any passphrase); still read, and used
+# for new secrets only while MAILWARDEN_MASTER_KEYS is empty.
 MAILWARDEN_ENCRYPTION_KEY = env.str("MAILWARDEN_ENCRYPTION_KEY", default=SECRET_KEY)
 
 # SMTP listener

@@ -10,17 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.filestore import STORES, moto_server  # noqa: F401 (a fixture)
+from tests.filestore import configure as configure_file_store
 from tests.services import in_ci, require_service
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_media(settings, tmp_path):
-    """Each test stores raw mail and blobs under its own temp dir."""
+def _isolated_media(settings, tmp_path, request):
+    """Each test stores raw mail and blobs under its own temp dir (or its own prefix of the
+    test S3 server with --file-store=s3, tests/filestore.py)."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MAILWARDEN_RAW_STORAGE_DIR = tmp_path / "media" / "raw"
     settings.MAILWARDEN_BLOB_STORAGE_DIR = tmp_path / "media" / "blobs"
+    store = request.config.getoption("file_store")
+    if store != "local":
+        configure_file_store(
+            settings, store, request.getfixturevalue("moto_server") if "s3" in store else None
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +51,12 @@ def mail_fixture():
 
 
 def pytest_addoption(parser):
+    parser.addoption(
+        "--file-store",
+        choices=STORES,
+        default="local",
+        help="run the tests against this file store (tests/filestore.py); default local",
+    )
     parser.addoption(
         "--fuzz-long",
         action="store_true",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
 from capture.models.dsr import DataSubjectRequest, ErasedAddress
+from capture.models.keys import DataKey
 from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
     Attachment,
@@ -27,6 +28,7 @@ __all__ = [
     "CaptureAddress",
     "Category",
     "DataSubjectRequest",
+    "DataKey",
     "EmailMessage",
     "ErasedAddress",
     "LinkRule",

@@ -96,14 +96,11 @@ def write_files_durably(specs: Sequence[RawSpec], sync: str = "syncfs") -> Paths
     try:
         fsync = sync == "fsync"
         paths = storage.save_raws([spec.data for spec in specs], fsync=fsync)
-        root = storage.raw_root()
-        if fsync:
-            # A file's fsync does not cover its new name: the directory entries too.
-            for directory in {(root / rel).parent for _, rel in paths}:
-                storage.fsync_dir(directory)
-        else:
-            storage.sync_filesystem(root)
-    except OSError as e:
+        # fsync: the directory entries too (a file's fsync does not cover its new name).
+        storage.flush_raws([rel for _, rel in paths], fsync=fsync)
+    except (OSError, DbError) as e:  # DbError: the data keys of encrypted files
+        if isinstance(e, DbError):
+            connection.close()  # this thread's connection: the next batch opens a new one
         raise StoreUnavailable(f"raw store not writable: {e.__class__.__name__}") from e
     return paths
 
