@@ -11,7 +11,7 @@ from capture import storage
 from capture.intake import RawSpec
 from capture.models import Attachment, DataKey, RawMessage
 from capture.pipeline import process_raw_messages
-from capture.removal import _unlink
+from capture.removal import unlink_files as _unlink
 from capture.smtp.writer import store_durably
 from crm.models import ApiToken
 from tests.capture.storage.conftest import stored_files
