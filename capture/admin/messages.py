@@ -217,6 +217,8 @@ class AccessChangeList(ChangeList):
         accesses = access_map(Viewer.of(request), [r.pk for r in rows])
         for row in rows:
             row._access = accesses.get(row.pk, NO_ACCESS)
+            if not row._access.subject:  # str(row) labels the row's checkbox
+                row.subject = row._access.hidden()
 
 
 def _access(obj) -> Access:
@@ -280,13 +282,14 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     search_fields = ("=message_id", "subject", "=from_address")
     date_hierarchy = "date"
     inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingMessageInline)
-    exclude = ("html_body", "headers", "text_body", "subject")
+    # The thread shows as "#id" (its str() is its subject, which may be hidden).
+    exclude = ("html_body", "headers", "text_body", "subject", "thread")
     readonly_fields = (
         "viewer_link",
         "access_display",
         "message_id",
         "message_id_synthesised",
-        "thread",
+        "thread_link",
         "kind",
         "subject_display",
         "date",
@@ -327,6 +330,12 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
         if obj is not None:
             obj._access = access_for(Viewer.of(request), obj)
             request._mw_email_access = obj._access
+            # Masked on the instance itself: the page title and breadcrumbs use str(obj).
+            # (Never saved: the page saves categories only, through capture.categories.)
+            if not obj._access.subject:
+                obj.subject = obj._access.hidden()
+            if not obj._access.body:
+                obj.text_body = obj.html_body = ""
         return obj
 
     def get_urls(self):
@@ -337,7 +346,7 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
         access = _access(obj)
         if not access.subject:
             return access.hidden()
-        flag = " [truncated]" if obj.body_truncated else ""
+        flag = " [truncated]" if obj.body_truncated else ""  # (obj.subject is masked above)
         return (obj.subject or "(no subject)")[:120] + flag
 
     @admin.display(description="what you may see")
@@ -416,6 +425,8 @@ class ThreadChangeList(ChangeList):
         per_thread = _thread_accesses(request, [r.pk for r in rows])
         for row in rows:
             row._access = thread_access(a for _, a in per_thread.get(row.pk, ()))
+            if not row._access.subject:  # str(row) labels the row's checkbox
+                row.subject = row._access.hidden()
 
 
 @admin.register(Thread)
@@ -458,6 +469,8 @@ class ThreadAdmin(BigTableAdmin):
             rows = _thread_accesses(request, [obj.pk]).get(obj.pk, [])
             obj._access = thread_access(a for _, a in rows)
             obj._messages = rows
+            if not obj._access.subject:  # str(obj) is the page title
+                obj.subject = obj.subject_norm = obj._access.hidden()
         return obj
 
     @admin.display(description="subject")
