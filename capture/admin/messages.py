@@ -39,6 +39,7 @@ from capture.visibility import (
     access_for,
     access_map,
     sees_everything,
+    subject_readable_emails,
     thread_access,
     visible_emails,
     visible_threads,
@@ -221,6 +222,11 @@ class AccessChangeList(ChangeList):
                 row.subject = row._access.hidden()
 
 
+def _is_autocomplete(request) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return bool(match and match.url_name == "autocomplete")
+
+
 def _access(obj) -> Access:
     return getattr(obj, "_access", NO_ACCESS)
 
@@ -313,6 +319,8 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     actions = ("export_csv",)
 
     def get_queryset(self, request):
+        if _is_autocomplete(request):  # prints str(message), its subject: only readable ones
+            return subject_readable_emails(Viewer.of(request)).order_by("-pk")
         return visible_emails(Viewer.of(request))
 
     def get_search_fields(self, request):
@@ -458,7 +466,11 @@ class ThreadAdmin(BigTableAdmin):
     exclude = ("subject", "subject_norm")
 
     def get_queryset(self, request):
-        return visible_threads(Viewer.of(request))
+        viewer = Viewer.of(request)
+        if _is_autocomplete(request):  # prints str(thread), its subject: only readable ones
+            readable = subject_readable_emails(viewer).values("thread_id")
+            return visible_threads(viewer).filter(pk__in=readable).order_by("-pk")
+        return visible_threads(viewer)
 
     def get_changelist(self, request, **kwargs):
         return ThreadChangeList

@@ -203,3 +203,22 @@ def test_csv_export(world, role):
         if email.pk in rows:
             assert (rows[email.pk]["subject"] == email.subject) == (level >= Level.SUBJECT), case
             assert BODY not in response.content.decode()
+
+
+@pytest.mark.parametrize("field", ["email", "thread"])
+@pytest.mark.parametrize("role", SESSION_ROLES)
+def test_admin_autocomplete_never_prints_a_hidden_subject(world, role, field):
+    """Autocomplete prints str(message) / str(thread), i.e. the subject, unmasked: it offers
+    only rows whose subject the user may read (a conservative subset)."""
+    for case, email in world.emails.items():
+        client = session(world.viewer(role, case))
+        response = client.get(
+            "/admin/autocomplete/",
+            {"app_label": "capture", "model_name": "timelinepin", "field_name": field, "term": ""},
+        )
+        assert response.status_code == 200, response.content
+        texts = {r["text"] for r in response.json()["results"]}
+        if email.subject in texts:
+            assert expected(role, case) >= Level.SUBJECT, case
+        if role == "owner" and case == "logged":
+            assert email.subject in texts  # the owner finds their own mail
