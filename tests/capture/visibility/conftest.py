@@ -21,6 +21,8 @@ from capture.models import (
     Blob,
     Capture,
     EmailMessage,
+    Meeting,
+    MeetingMessage,
     Participant,
     RawMessage,
     Thread,
@@ -121,6 +123,10 @@ def _message(case: str, owner, contact, participant, team_date: datetime) -> Ema
     ThreadLink.objects.create(
         thread=thread, contact=contact, source="participant", last_at=team_date
     )
+    meeting = Meeting.objects.create(
+        uid=f"{case}-{n}@vis.test", summary=f"Meeting of {case}", start=team_date
+    )
+    MeetingMessage.objects.create(meeting=meeting, email=email, method="REQUEST")
     return email
 
 

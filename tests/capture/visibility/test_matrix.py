@@ -222,3 +222,18 @@ def test_admin_autocomplete_never_prints_a_hidden_subject(world, role, field):
             assert expected(role, case) >= Level.SUBJECT, case
         if role == "owner" and case == "logged":
             assert email.subject in texts  # the owner finds their own mail
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_meetings_show_only_where_the_subject_is_readable(world, api, role):
+    """A meeting's summary, place and attendees say as much as a subject."""
+    for case in CASES:
+        response = api(world.viewer(role, case), scopes_for(role)).get("/api/v1/meetings/")
+        if role == "token_without_read":
+            assert response.status_code == 403
+            continue
+        summaries = {m["summary"] for m in response.json()["results"]}
+        if f"Meeting of {case}" in summaries:
+            assert expected(role, case) >= Level.SUBJECT, case
+        if role in ("owner", "compliance") and case == "logged":
+            assert f"Meeting of {case}" in summaries
