@@ -237,3 +237,21 @@ def test_meetings_show_only_where_the_subject_is_readable(world, api, role):
             assert expected(role, case) >= Level.SUBJECT, case
         if role in ("owner", "compliance") and case == "logged":
             assert f"Meeting of {case}" in summaries
+
+
+@pytest.mark.parametrize("role", SESSION_ROLES)
+def test_threads_in_admin_and_api(world, api, role):
+    for case, email in world.emails.items():
+        user = world.viewer(role, case)
+        level = expected(role, case)
+        page = session(user).get(f"/admin/capture/thread/{email.thread_id}/change/")
+        detail = api(user).get(f"/api/v1/threads/{email.thread_id}/")
+        if level == Level.NONE:
+            assert page.status_code == 302 and detail.status_code == 404, case
+            continue
+        assert page.status_code == 200 and detail.status_code == 200, case
+        assert (email.subject in page.content.decode()) == (level >= Level.SUBJECT), case
+        body = detail.json()
+        assert (body["subject"] is None) == (level < Level.SUBJECT), case
+        assert [m["id"] for m in body["messages"]] == [email.pk]
+        assert (body["messages"][0]["subject"] is None) == (level < Level.SUBJECT), case
