@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from capture import storage
 from capture.admin.categories import EmailCategoriesAdminMixin
 from capture.admin.linking import dismiss, ranked, resolve_top
+from capture.admin.refs import email_ref, thread_ref
 from capture.admin.viewer import viewer_urls
 from capture.links import describe_link
 from capture.models import (
@@ -121,9 +122,10 @@ class RawMessageAdmin(BigTableAdmin):
         "traceback",
         "received_at",
         "processed_at",
-        "email",
+        "email_link",
         "source_link",
     )
+    exclude = ("email",)  # shown as "#id" (email_link): str(message) is its subject
     actions = ("retry", "release_quarantine", "discard")
 
     @admin.display(description="message")
@@ -263,6 +265,12 @@ class MeetingMessageInline(ReadOnlyInline):
     fk_name = "email"
     fields = ("meeting", "method", "sequence", "recurrence_id", "applied")
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        # str(meeting) is its summary: as much as a subject.
+        qs = super().get_queryset(request)
+        access = getattr(request, "_mw_email_access", NO_ACCESS)
+        return qs if access.subject else qs.none()
 
 
 @admin.register(EmailMessage)
@@ -552,14 +560,8 @@ class ReviewItemAdmin(BigTableAdmin):
 
     @admin.display(description="email")
     def email_ref(self, obj: ReviewItem) -> str:
-        if not obj.email_id:
-            return "-"
-        url = reverse("admin:capture_emailmessage_view", args=[obj.email_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.email_id)
+        return email_ref(obj.email_id)
 
     @admin.display(description="thread")
     def thread_ref(self, obj: ReviewItem) -> str:
-        if not obj.thread_id:
-            return "-"
-        url = reverse("admin:capture_thread_change", args=[obj.thread_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.thread_id)
+        return thread_ref(obj.thread_id)

@@ -70,3 +70,52 @@ def test_the_viewer_page_costs_the_same_queries_however_long_the_thread(world):
         assert response.content.decode().count('class="mw-message') == 1 + extra
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("case", ["synced_metadata", "private"])
+def test_no_admin_page_prints_a_subject_the_user_may_not_read(world, case):
+    """str(thread) / str(message) is the subject: every admin list and page that refers to a
+    thread or message shows "#id" instead (the admin may see these exist, not their subject)."""
+    from capture.models import ReviewItem, ThreadLink, TimelinePin, UnmatchedReference
+
+    email = world.emails[case]
+    admin = world.viewers["admin"]
+    admin.is_superuser = True
+    admin.save()
+    pin = TimelinePin.objects.create(
+        record_type="contact", record_id=world.contact.pk, thread=email.thread, email=email
+    )
+    review = ReviewItem.objects.create(kind="ambiguous_item", email=email, thread=email.thread)
+    ref = UnmatchedReference.objects.create(email=email, reference="PO-1")
+    link = ThreadLink.objects.get(thread=email.thread)
+    raw = RawMessage.objects.get(email=email)
+    client = session(admin)
+    pages = [
+        "/admin/capture/emailmessage/",
+        f"/admin/capture/emailmessage/{email.pk}/change/",
+        f"/admin/capture/emailmessage/{email.pk}/view/",
+        "/admin/capture/thread/",
+        f"/admin/capture/thread/{email.thread_id}/change/",
+        "/admin/capture/threadlink/",
+        f"/admin/capture/threadlink/{link.pk}/change/",
+        "/admin/capture/timelinepin/",
+        f"/admin/capture/timelinepin/{pin.pk}/change/",
+        "/admin/capture/reviewitem/",
+        f"/admin/capture/reviewitem/{review.pk}/change/",
+        "/admin/capture/unmatchedreference/",
+        f"/admin/capture/unmatchedreference/{ref.pk}/change/",
+        f"/admin/capture/rawmessage/{raw.pk}/change/",
+        f"/admin/crm/contact/{world.contact.pk}/change/",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        content = response.content.decode()
+        assert email.subject not in content, url
+        assert f"Meeting of {case}" not in content, url
+    # ...while a subject the admin may read is shown (the check above can fail).
+    logged = world.emails["logged"]
+    assert (
+        logged.subject
+        in client.get(f"/admin/capture/emailmessage/{logged.pk}/change/").content.decode()
+    )
