@@ -31,6 +31,7 @@ from capture.visibility import (
     Access,
     Viewer,
     access_map,
+    subject_readable_emails,
     thread_access,
     visible_emails,
     visible_threads,
@@ -265,8 +266,10 @@ class EmailFilter(FilterSet):
         value = value.strip()
         if not value:
             return qs
+        # A subject matches only where the caller may read it: a hit must not reveal it.
+        readable = subject_readable_emails(Viewer.of(self.request)).values("pk")
         return qs.filter(
-            Q(subject__icontains=value)
+            Q(subject__icontains=value, pk__in=readable)
             | Q(from_address__icontains=value)
             | Q(participants__address__icontains=value)
         ).distinct()

@@ -255,3 +255,16 @@ def test_threads_in_admin_and_api(world, api, role):
         assert (body["subject"] is None) == (level < Level.SUBJECT), case
         assert [m["id"] for m in body["messages"]] == [email.pk]
         assert (body["messages"][0]["subject"] is None) == (level < Level.SUBJECT), case
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "manager", "compliance"])
+def test_searching_a_subject_finds_only_subjects_you_may_read(world, api, role):
+    for case, email in world.emails.items():
+        response = api(world.viewer(role, case)).get(
+            "/api/v1/emails/", {"search": f"Subject of {case}"}
+        )
+        found = {r["id"] for r in response.json()["results"]}
+        if email.pk in found:
+            assert expected(role, case) >= Level.SUBJECT, case
+        if case == "logged":
+            assert email.pk in found, role
