@@ -54,6 +54,7 @@ ROLES = (
     "member",
     "participant",
     "token_without_read",
+    "service",
 )
 N, M, S, F = "none", "metadata", "subject", "full"
 # The specification (docs/governance.md, "Who may see what"): what each role sees of each case.
@@ -66,6 +67,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "member": dict.fromkeys(CASES, N),
     "participant": dict(logged=F, synced_metadata=F, synced_subject=F, synced_everything=F, stored_subject=S, private=N),
     "token_without_read": dict.fromkeys(CASES, N),
+    # A service token (an integration's) acts as its service user (here an admin), within
+    # its scopes.
+    "service": dict(logged=F, synced_metadata=M, synced_subject=S, synced_everything=F, stored_subject=S, private=M),
 }  # fmt: skip
 
 
@@ -163,6 +167,7 @@ def world(db) -> World:
         "other_manager": staff(role="manager", team=team_b),
         "member": staff(role="member", team=team_a),
         "participant": staff(role="member", team=team_b),
+        "service": make_user(role="admin", username="svc-crm-sync"),
     }
     for i, (case, (_, shares, _, _)) in enumerate(CASES.items()):
         owner = staff(role="member", team=team_a)
