@@ -42,7 +42,15 @@ from capture.models import (
     ThreadLink,
     TimelinePin,
 )
-from capture.visibility import sees_everything, visible_emails, visible_threads
+from capture.visibility import (
+    NO_ACCESS,
+    Access,
+    Viewer,
+    access_map,
+    sees_everything,
+    visible_emails,
+    visible_threads,
+)
 from crm.models import Contact, Item, Organization, User
 from governance.audit import record_event
 
@@ -77,12 +85,15 @@ class TimelineRejected(InputRejected):
 @dataclass(frozen=True)
 class TimelineEntry:
     thread_id: int
-    thread_subject: str
+    thread_subject: str | None
     message_count: int
     last_at: datetime | None
     pinned: bool
     email: EmailMessage | None  # the newest message the viewer may see (or the pinned one)
     meeting: Meeting | None = None  # the meeting that message carried, if any
+    # What the viewer sees of that message (capture.visibility); when the subject is hidden
+    # thread_subject and email.subject are None and the meeting is left out.
+    access: Access = NO_ACCESS
 
 
 @dataclass
@@ -121,7 +132,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def timeline_page(
-    record: Record, viewer: User, cursor: str | None = None, size: int = DEFAULT_SIZE
+    record: Record, viewer: User | Viewer, cursor: str | None = None, size: int = DEFAULT_SIZE
 ) -> TimelinePage:
     """One page of the record's timeline as `viewer` may see it (see the module docstring)."""
     if not 1 <= size <= MAX_SIZE:
@@ -151,20 +162,26 @@ def timeline_page(
         .select_related("meeting")
         .only("email_id", "meeting__summary", "meeting__start", "meeting__end")
     }
+    accesses = access_map(viewer, email_ids)
     entries = []
     for tid in wanted:
         thread = threads.get(tid)
         if thread is None or not thread.shown_id:
             continue  # a pinned thread the viewer may not see
+        access = accesses.get(thread.shown_id, NO_ACCESS)
+        email = emails.get(thread.shown_id)
+        if email is not None and not access.subject:
+            email.subject = None  # masked: never rendered, whatever the surface
         entries.append(
             TimelineEntry(
                 thread_id=tid,
-                thread_subject=thread.subject,
+                thread_subject=thread.subject if access.subject else None,
                 message_count=thread.message_count,
                 last_at=thread.last_at,
                 pinned=tid in pinned_threads,
-                email=emails.get(thread.shown_id),
-                meeting=meetings.get(thread.shown_id),
+                email=email,
+                meeting=meetings.get(thread.shown_id) if access.subject else None,
+                access=access,
             )
         )
     next_cursor = encode_cursor(*rows[-1]) if more and rows else None
@@ -182,7 +199,7 @@ def _link_sources(record: Record) -> list[tuple[str, int]]:
 
 def _link_page(
     record: Record,
-    viewer: User,
+    viewer: User | Viewer,
     after: tuple[datetime, int] | None,
     limit: int,
     *,
@@ -225,7 +242,7 @@ def _link_page(
 
 
 def _threads_with_newest(
-    viewer: User, thread_ids: list[int], pinned_email: dict[int, int]
+    viewer: User | Viewer, thread_ids: list[int], pinned_email: dict[int, int]
 ) -> dict[int, Thread]:
     """The threads, each annotated `shown_id`: its newest message the viewer may see."""
     emails = EmailMessage.objects.all() if sees_everything(viewer) else visible_emails(viewer)

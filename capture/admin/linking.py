@@ -10,7 +10,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html_join
 
 from capture import links as service
+from capture.admin.refs import email_ref, thread_ref
 from capture.models import LinkRule, ReviewItem, ThreadLink, ThreadUnlink, UnmatchedReference
+from capture.visibility import Viewer, visible_emails, visible_threads
 from governance.audit import client_address
 
 CHANNEL = "admin"
@@ -109,8 +111,10 @@ class ManualLinkForm(forms.ModelForm):
 class ThreadLinkAdmin(admin.ModelAdmin):
     """Add = link by hand; delete = unlink for good (no rule links it again)."""
 
-    list_display = ("id", "thread", "source", "contact", "organization", "item", "why", "created")
-    list_select_related = ("thread", "contact", "organization", "item", "rule", "created_by")
+    list_display = (
+        "id", "thread_display", "source", "contact", "organization", "item", "why", "created",
+    )  # fmt: skip
+    list_select_related = ("contact", "organization", "item", "rule", "created_by")
     list_filter = ("source", "strategy")
     search_fields = ("=thread__id", "reference", "matched_address")
     autocomplete_fields = ("thread", "contact", "organization", "item")
@@ -122,6 +126,22 @@ class ThreadLinkAdmin(admin.ModelAdmin):
     def why(self, obj: ThreadLink) -> str:
         return service.describe_link(obj)
 
+    @admin.display(description="thread")
+    def thread_display(self, obj) -> str:
+        return thread_ref(obj.thread_id)
+
+    def get_queryset(self, request):
+        """Links of threads the user may see (capture/visibility.py)."""
+        return (
+            super()
+            .get_queryset(request)
+            .filter(thread__in=visible_threads(Viewer.of(request)).values("pk"))
+        )
+
+    def get_fields(self, request, obj=None):
+        # An existing link shows its thread as "#id" (str(thread) is its subject).
+        return ("thread_display", *self.fields[1:]) if obj is not None else self.fields
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ManualLinkForm
@@ -130,7 +150,7 @@ class ThreadLinkAdmin(admin.ModelAdmin):
         return form
 
     def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None else ()
+        return self.get_fields(request, obj) if obj is not None else ()
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
@@ -187,11 +207,27 @@ class ThreadLinkAdmin(admin.ModelAdmin):
 
 @admin.register(ThreadUnlink)
 class ThreadUnlinkAdmin(admin.ModelAdmin):
-    list_display = ("id", "thread", "contact", "organization", "item", "removed_by", "created")
-    list_select_related = ("thread", "contact", "organization", "item", "removed_by")
+    list_display = (
+        "id", "thread_display", "contact", "organization", "item", "removed_by", "created",
+    )  # fmt: skip
+    list_select_related = ("contact", "organization", "item", "removed_by")
     list_filter = ("created",)
     search_fields = ("=thread__id",)
     autocomplete_fields = ("thread", "contact", "organization", "item")
+
+    exclude = ("thread",)
+    readonly_fields = ("thread_display",)
+
+    @admin.display(description="thread")
+    def thread_display(self, obj) -> str:
+        return thread_ref(obj.thread_id)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(thread__in=visible_threads(Viewer.of(request)).values("pk"))
+        )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -207,12 +243,25 @@ class ThreadUnlinkAdmin(admin.ModelAdmin):
 class UnmatchedReferenceAdmin(admin.ModelAdmin):
     """References a rule found in mail that no open item carried (read-only)."""
 
-    list_display = ("id", "reference", "rule", "email", "created")
-    list_select_related = ("rule", "email")
+    list_display = ("id", "reference", "rule", "email_display", "created")
+    list_select_related = ("rule",)
     list_filter = ("rule",)
     search_fields = ("=reference",)
     autocomplete_fields = ("rule",)
     show_full_result_count = False
+    exclude = ("email",)
+    readonly_fields = ("email_display",)
+
+    @admin.display(description="email")
+    def email_display(self, obj) -> str:
+        return email_ref(obj.email_id)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(email__in=visible_emails(Viewer.of(request)).values("pk"))
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

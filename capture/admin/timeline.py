@@ -10,8 +10,10 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.template.loader import render_to_string
 
+from capture.admin.refs import email_ref, thread_ref
 from capture.models import TimelinePin
 from capture.timeline import TimelineRejected, remove_pins, timeline_page
+from capture.visibility import Viewer, visible_threads
 from crm.admin import register_record_panel
 from governance.audit import client_address
 
@@ -43,12 +45,36 @@ register_record_panel(timeline_panel)
 class TimelinePinAdmin(admin.ModelAdmin):
     """Pins are made on the timeline (API); here they are reviewed and removed."""
 
-    list_display = ("id", "record_type", "record_id", "thread", "email", "created_by", "created")
-    list_select_related = ("thread", "email", "created_by")
+    list_display = (
+        "id", "record_type", "record_id", "thread_display", "email_display", "created_by",
+        "created",
+    )  # fmt: skip
+    list_select_related = ("created_by",)
     list_filter = ("record_type", "created")
-    search_fields = ("=record_id", "=thread__id", "thread__subject")
+    # Not thread__subject: a subject the user may not read must not be findable.
+    search_fields = ("=record_id", "=thread__id")
     autocomplete_fields = ("thread", "email", "created_by")
-    readonly_fields = ("record_type", "record_id", "thread", "email", "created_by", "created")
+    exclude = ("thread", "email")
+    readonly_fields = (
+        "record_type", "record_id", "thread_display", "email_display", "created_by", "created",
+    )  # fmt: skip
+
+    @admin.display(description="thread")
+    def thread_display(self, obj: TimelinePin) -> str:
+        return thread_ref(obj.thread_id)
+
+    @admin.display(description="email")
+    def email_display(self, obj: TimelinePin) -> str:
+        return email_ref(obj.email_id)
+
+    def get_queryset(self, request):
+        """Pins of threads the user may see (capture/visibility.py)."""
+        return (
+            super()
+            .get_queryset(request)
+            .filter(thread__in=visible_threads(Viewer.of(request)).values("pk"))
+        )
+
     actions = ("unpin",)
 
     def has_add_permission(self, request) -> bool:

@@ -1,26 +1,41 @@
 """Read side of captured mail: emails, threads and attachment downloads.
 
-Bodies are returned only on the detail view (audited as a body view); HTML is sanitised
-with nh3 before it leaves the server. Attachments download with `Content-Disposition:
+What the caller sees of each message is decided by capture.visibility (its role, the token's
+scopes, the message's stored level, a private thread, the capturer's synced-mail setting):
+a list holds only messages whose existence they may know, and a field they may not read
+comes back null with `access.reason` saying why. Bodies are returned only on the detail view
+(audited as `message.viewed` when a body is returned); HTML is sanitised with nh3 (no
+remote images) before it leaves the server. Attachments download with `Content-Disposition:
 attachment` and `nosniff`, so a browser never renders captured content as a page.
 """
 
 from __future__ import annotations
 
 import django_filters
-import nh3
 from django.db.models import Prefetch, Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture import storage
 from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
-from capture.visibility import visible_emails, visible_threads
+from capture.viewer import sanitise_html
+from capture.visibility import (
+    NO_ACCESS,
+    Access,
+    Viewer,
+    access_map,
+    subject_readable_emails,
+    thread_access,
+    visible_emails,
+    visible_threads,
+)
 from core.api import FilterBackend, FilterSet, IdFilter
 from crm.auth import ScopePermission
 from crm.models import ApiToken
@@ -84,7 +99,22 @@ class ThreadLinkSerializer(serializers.ModelSerializer):
         return describe_link(obj)
 
 
+class AccessSerializer(serializers.Serializer):
+    subject = serializers.BooleanField()
+    body = serializers.BooleanField()
+    attachments = serializers.BooleanField()
+    reason = serializers.CharField(help_text="Why something is hidden; empty when nothing is.")
+
+
+def access_of(serializer: serializers.Serializer, obj: EmailMessage) -> Access:
+    """The caller's access to `obj`, decided once for the page (context["access"])."""
+    return serializer.context.get("access", {}).get(obj.pk, NO_ACCESS)
+
+
 class EmailListSerializer(serializers.ModelSerializer):
+    subject = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
+
     class Meta:
         model = EmailMessage
         fields = (
@@ -93,6 +123,7 @@ class EmailListSerializer(serializers.ModelSerializer):
             "thread",
             "kind",
             "subject",
+            "access",
             "date",
             "direction",
             "from_address",
@@ -105,13 +136,22 @@ class EmailListSerializer(serializers.ModelSerializer):
             "created",
         )
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_subject(self, obj: EmailMessage) -> str | None:
+        return obj.subject if access_of(self, obj).subject else None
+
+    @extend_schema_field(AccessSerializer)
+    def get_access(self, obj: EmailMessage) -> dict:
+        return access_of(self, obj).as_dict()
+
 
 class EmailDetailSerializer(EmailListSerializer):
     participants = ParticipantSerializer(many=True, read_only=True)
-    attachments = AttachmentSerializer(many=True, read_only=True)
+    attachments = serializers.SerializerMethodField()
     captures = CaptureSerializer(many=True, read_only=True)
     links = serializers.SerializerMethodField()
     unmatched_references = serializers.SerializerMethodField()
+    text_body = serializers.SerializerMethodField()
     html_body = serializers.SerializerMethodField()
 
     class Meta(EmailListSerializer.Meta):
@@ -135,8 +175,23 @@ class EmailDetailSerializer(EmailListSerializer):
     def get_unmatched_references(self, obj: EmailMessage) -> list[str]:
         return [r.reference for r in obj.unmatched_references.all()]
 
-    def get_html_body(self, obj: EmailMessage) -> str:
-        return nh3.clean(obj.html_body) if obj.html_body else ""
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_text_body(self, obj: EmailMessage) -> str | None:
+        return obj.text_body if access_of(self, obj).body else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_html_body(self, obj: EmailMessage) -> str | None:
+        """Sanitised (capture/viewer.py); remote images left out: the API never makes a
+        reader's client fetch from the sender."""
+        if not access_of(self, obj).body:
+            return None
+        return sanitise_html(obj.html_body).html if obj.html_body else ""
+
+    @extend_schema_field(AttachmentSerializer(many=True, allow_null=True))
+    def get_attachments(self, obj: EmailMessage) -> list[dict] | None:
+        if not access_of(self, obj).attachments:
+            return None
+        return AttachmentSerializer(obj.attachments.all(), many=True).data
 
     @extend_schema(responses=ThreadLinkSerializer(many=True))
     def get_links(self, obj: EmailMessage) -> list[dict]:
@@ -145,7 +200,9 @@ class EmailDetailSerializer(EmailListSerializer):
 
 class ThreadSerializer(serializers.ModelSerializer):
     links = ThreadLinkSerializer(many=True, read_only=True)
-    messages = EmailListSerializer(many=True, read_only=True)
+    messages = serializers.SerializerMethodField()
+    subject = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
 
     class Meta:
         model = Thread
@@ -157,9 +214,26 @@ class ThreadSerializer(serializers.ModelSerializer):
             "last_at",
             "message_count",
             "private",
+            "access",
             "links",
             "messages",
         )
+
+    def _access(self, obj: Thread) -> Access:
+        amap = self.context.get("access", {})
+        return thread_access(amap.get(m.pk, NO_ACCESS) for m in obj.messages.all())
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_subject(self, obj: Thread) -> str | None:
+        return obj.subject if self._access(obj).subject else None
+
+    @extend_schema_field(AccessSerializer)
+    def get_access(self, obj: Thread) -> dict:
+        return self._access(obj).as_dict()
+
+    @extend_schema_field(EmailListSerializer(many=True))
+    def get_messages(self, obj: Thread) -> list[dict]:
+        return EmailListSerializer(obj.messages.all(), many=True, context=self.context).data
 
 
 class EmailFilter(FilterSet):
@@ -192,8 +266,10 @@ class EmailFilter(FilterSet):
         value = value.strip()
         if not value:
             return qs
+        # A subject matches only where the caller may read it: a hit must not reveal it.
+        readable = subject_readable_emails(Viewer.of(self.request)).values("pk")
         return qs.filter(
-            Q(subject__icontains=value)
+            Q(subject__icontains=value, pk__in=readable)
             | Q(from_address__icontains=value)
             | Q(participants__address__icontains=value)
         ).distinct()
@@ -213,7 +289,7 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     filter_backends = [FilterBackend]
 
     def get_queryset(self):
-        qs = visible_emails(self.request.user).select_related("thread")
+        qs = visible_emails(Viewer.of(self.request)).select_related("thread")
         if self.action == "retrieve":
             qs = qs.prefetch_related(
                 "participants",
@@ -230,28 +306,42 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return EmailDetailSerializer if self.action == "retrieve" else EmailListSerializer
 
+    def get_serializer(self, *args, **kwargs):
+        """Every serializer gets the caller's access to the rows it renders (one decision
+        for the page, a few queries whatever its size)."""
+        rows = args[0] if args else kwargs.get("instance")
+        if rows is not None:
+            items = rows if isinstance(rows, list | tuple) else [rows]
+            kwargs.setdefault("context", self.get_serializer_context())
+            kwargs["context"]["access"] = access_map(Viewer.of(self.request), [e.pk for e in items])
+        return super().get_serializer(*args, **kwargs)
+
     def retrieve(self, request, *args, **kwargs):
-        response = super().retrieve(request, *args, **kwargs)
-        record_event(
-            "email.body_viewed",
-            actor=actor_from_request(request),
-            object_type="capture.emailmessage",
-            object_id=kwargs.get("pk"),
-            channel="api",
-            address=client_address(request),
-        )
-        return response
+        email = self.get_object()
+        serializer = self.get_serializer(email)
+        data = serializer.data
+        if data["text_body"] is not None:  # a body was returned: that is a view
+            record_event(
+                "message.viewed",
+                actor=actor_from_request(request),
+                obj=email,
+                channel="api",
+                address=client_address(request),
+                detail={"part": "api_detail"},
+            )
+        return Response(data)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"], url_path="attachments/<dbid:attachment_id>")
     def attachment(self, request, pk=None, attachment_id=None):
         email = get_object_or_404(self.get_queryset(), pk=pk)
+        access = access_map(Viewer.of(request), [email.pk]).get(email.pk, NO_ACCESS)
+        if not access.attachments:
+            raise PermissionDenied(access.hidden())
         att = get_object_or_404(
             Attachment.objects.select_related("blob"), pk=attachment_id, email=email
         )
         if att.blob is None:
-            from rest_framework.exceptions import NotFound
-
             raise NotFound(f"This attachment was not stored ({att.dropped or 'unknown'}).")
         record_event(
             "attachment.downloaded",
@@ -259,6 +349,7 @@ class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
             obj=att,
             channel="api",
             address=client_address(request),
+            detail={"email": email.pk},
         )
         response = FileResponse(
             storage.open_blob(att.blob.storage_path),
@@ -276,11 +367,21 @@ class ThreadViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     queryset = Thread.objects.none()  # the real one is per user (get_queryset)
 
     def get_queryset(self):
-        user = self.request.user
-        return visible_threads(user).prefetch_related(
+        viewer = Viewer.of(self.request)
+        return visible_threads(viewer).prefetch_related(
             Prefetch("links", queryset=ThreadLink.objects.select_related("rule", "created_by")),
-            Prefetch("messages", queryset=visible_emails(user).order_by("date")),
+            Prefetch("messages", queryset=visible_emails(viewer).order_by("date", "id")),
         )
+
+    def get_serializer(self, *args, **kwargs):
+        rows = args[0] if args else kwargs.get("instance")
+        if rows is not None:
+            threads = rows if isinstance(rows, list | tuple) else [rows]
+            kwargs.setdefault("context", self.get_serializer_context())
+            kwargs["context"]["access"] = access_map(
+                Viewer.of(self.request), [m.pk for t in threads for m in t.messages.all()]
+            )
+        return super().get_serializer(*args, **kwargs)
 
 
 def register(router: DefaultRouter) -> None:

@@ -23,7 +23,7 @@ from rest_framework.routers import DefaultRouter
 from capture.api.emails import CaptureReadScope
 from capture.meetings import MAX_OCCURRENCES, meeting_occurrences
 from capture.models import Meeting, MeetingMessage, MeetingOverride
-from capture.visibility import sees_everything, visible_emails
+from capture.visibility import Viewer, sees_everything, subject_readable_emails, visible_emails
 from core.api import FilterBackend, FilterSet, IdFilter
 from crm.models import User
 
@@ -32,11 +32,11 @@ MAX_WINDOW = timedelta(days=366)
 DEFAULT_WINDOW = timedelta(days=90)
 
 
-def visible_meetings(user: User) -> QuerySet[Meeting]:
-    """Meetings carried by at least one message the user may see."""
-    if sees_everything(user):
-        return Meeting.objects.all()
-    carried = MeetingMessage.objects.filter(email__in=visible_emails(user).values("pk"))
+def visible_meetings(user: User | Viewer) -> QuerySet[Meeting]:
+    """Meetings carried by at least one message whose subject the user may read (a meeting's
+    summary, place and attendees say as much as a subject: capture/visibility.py)."""
+    viewer = Viewer.of(user)
+    carried = MeetingMessage.objects.filter(email__in=subject_readable_emails(viewer).values("pk"))
     return Meeting.objects.filter(pk__in=carried.values("meeting_id"))
 
 
@@ -169,12 +169,12 @@ class MeetingViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Meeting.objects.none()
-        user = self.request.user
-        qs = visible_meetings(user)
+        viewer = Viewer.of(self.request)
+        qs = visible_meetings(viewer)
         if self.action == "retrieve":
             messages = MeetingMessage.objects.select_related("email").order_by("email__date")
-            if not sees_everything(user):
-                messages = messages.filter(email__in=visible_emails(user).values("pk"))
+            if not sees_everything(viewer):
+                messages = messages.filter(email__in=visible_emails(viewer).values("pk"))
             qs = qs.prefetch_related(
                 Prefetch("messages", queryset=messages),
                 Prefetch("overrides", queryset=MeetingOverride.objects.order_by("recurrence_id")),

@@ -17,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture import timeline as service
+from capture.api.emails import AccessSerializer
+from capture.visibility import Viewer
 from core.api import IdField, StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Contact, Item, Organization
@@ -34,7 +36,7 @@ class MeetingSerializer(serializers.Serializer):
 class TimelineEmailSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
-    subject = serializers.CharField()
+    subject = serializers.CharField(allow_null=True, help_text="null when hidden (see access).")
     date = serializers.DateTimeField()
     direction = serializers.CharField()
     from_address = serializers.CharField()
@@ -45,7 +47,8 @@ class TimelineEmailSerializer(serializers.Serializer):
 
 class TimelineEntrySerializer(serializers.Serializer):
     thread = serializers.IntegerField(source="thread_id")
-    thread_subject = serializers.CharField()
+    thread_subject = serializers.CharField(allow_null=True)
+    access = AccessSerializer(source="access.as_dict")
     message_count = serializers.IntegerField()
     last_at = serializers.DateTimeField(allow_null=True)
     pinned = serializers.BooleanField()
@@ -104,7 +107,7 @@ class TimelineView(TimelineBase):
             raise ValidationError({"size": ["A whole number."]}) from None
         try:
             page = service.timeline_page(
-                record, request.user, request.query_params.get("cursor") or None, size
+                record, Viewer.of(request), request.query_params.get("cursor") or None, size
             )
         except service.TimelineRejected as e:
             if e.code != "bad_size":  # a tampered cursor: 404, as DRF's cursor pagination says

@@ -34,7 +34,7 @@ def test_detail_has_participants_attachments_captures_links_and_is_audited(world
     assert (world["contact"].pk, None) in linked
     assert (None, world["org"].pk) in linked
     assert AuditEvent.objects.filter(
-        action="email.body_viewed", object_id=str(world["email_id"])
+        action="message.viewed", object_id=str(world["email_id"])
     ).exists()
 
 
