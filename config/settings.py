@@ -230,6 +230,21 @@ MAILWARDEN_IMAP_LEASE_SECONDS = env.int("MAILWARDEN_IMAP_LEASE_SECONDS", default
 MAILWARDEN_IMAP_RETRY_MAX_SECONDS = env.int("MAILWARDEN_IMAP_RETRY_MAX_SECONDS", default=3600)
 MAILWARDEN_IMAP_CA_FILE = env.str("MAILWARDEN_IMAP_CA_FILE", default="")
 
+# Outbound webhooks (governance/outbound/, docs/webhooks.md "Outbound webhooks").
+# Receivers on loopback, private, link-local or otherwise non-public addresses are refused
+# (SSRF guard) unless this is on: an operator's decision, not a web admin's.
+MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE = env.bool("MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE", default=False)
+MAILWARDEN_WEBHOOKS_TIMEOUT_SECONDS = env.float("MAILWARDEN_WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+MAILWARDEN_WEBHOOKS_MAX_ATTEMPTS = env.int("MAILWARDEN_WEBHOOKS_MAX_ATTEMPTS", default=12)
+MAILWARDEN_WEBHOOKS_RETRY_BASE_SECONDS = env.float(
+    "MAILWARDEN_WEBHOOKS_RETRY_BASE_SECONDS", default=10.0
+)
+MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS = env.float(
+    "MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS", default=3600.0
+)
+MAILWARDEN_WEBHOOKS_DISABLE_AFTER = env.int("MAILWARDEN_WEBHOOKS_DISABLE_AFTER", default=30)
+MAILWARDEN_WEBHOOKS_KEEP_DAYS = env.int("MAILWARDEN_WEBHOOKS_KEEP_DAYS", default=30)
+
 # ESP inbound webhooks (django-anymail): each provider's secret, see .env.example and
 # docs/webhooks.md. Only keys that are set go in: anymail treats "" as a (weak) key, and an
 # endpoint whose verification secret is unset refuses every post (capture/webhooks/views.py).
