@@ -156,6 +156,7 @@ SPECTACULAR_SETTINGS = {
         "MeetingStatusEnum": "capture.models.Meeting.Status",
         "UserAddressKindEnum": "crm.models.UserAddress.Kind",
         "NeverLogRuleKindEnum": "governance.models.NeverLogRule.Kind",
+        "WebhookDeliveryStatusEnum": "governance.models.WebhookDelivery.Status",
         # the same three choices as MailboxConnection.Visibility
         "MailVisibilityEnum": "governance.models.SyncedMailVisibility",
         "ReviewKindEnum": "capture.models.ReviewItem.Kind",

@@ -87,6 +87,15 @@ class WebhookSubscriptionSerializer(StrictModelSerializer):
             "updated",
         ]
 
+    def validate_url(self, value: str) -> str:
+        """The SSRF guard's answer with the other field errors (the service checks again)."""
+        if self.instance is not None and value == self.instance.url:
+            return value
+        try:
+            return service.clean_url(value)
+        except service.WebhookRejected as e:
+            raise serializers.ValidationError(e.errors["url"]) from None
+
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
     secret = serializers.CharField(
@@ -101,14 +110,12 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
 SecretSerializer = inline_serializer(
     "WebhookSecret", {"secret": serializers.CharField(help_text="Shown this once.")}
 )
-EventTypeSerializer = inline_serializer(
-    "WebhookEventType", {"name": serializers.CharField(), "description": serializers.CharField()}
-)
 
 
 class WebhookSubscriptionViewSet(WebhookView, viewsets.ModelViewSet):
-    """Subscriptions: a URL, the event types it gets, enabled. The secret is generated and
-    answered once, on create (and on rotate-secret)."""
+    """Subscriptions: a URL, the event types it gets (the `event_types` enum lists them; see
+    docs/webhooks.md), enabled. The secret is generated and answered once, on create (and on
+    rotate-secret)."""
 
     serializer_class = WebhookSubscriptionSerializer
     queryset = WebhookSubscription.objects.all()
@@ -155,12 +162,6 @@ class WebhookSubscriptionViewSet(WebhookView, viewsets.ModelViewSet):
         """A new signing secret, answered once; the old one also signs for 24 hours."""
         secret = service.rotate_secret(self.get_object(), **self._audit())
         return Response({"secret": secret})
-
-    @extend_schema(request=None, responses=EventTypeSerializer(many=True))
-    @action(detail=False, methods=["get"], url_path="event-types", pagination_class=None)
-    def event_types(self, request: Request) -> Response:
-        """The event types a subscription can choose."""
-        return Response([{"name": t.name, "description": t.description} for t in EVENT_TYPES])
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):
@@ -241,6 +242,4 @@ class WebhookDeliveryViewSet(
         subscription's queue."""
         with transaction.atomic():
             replay = service.replay_delivery(self.get_object(), **self._audit())
-        return Response(
-            WebhookDeliverySerializer(replay).data, status=status.HTTP_202_ACCEPTED
-        )
+        return Response(WebhookDeliverySerializer(replay).data, status=status.HTTP_202_ACCEPTED)

@@ -143,9 +143,7 @@ def post(destination: Destination, headers: dict[str, str], body: str) -> Attemp
             response.close()
     except requests.RequestException as e:
         latency = round((time.perf_counter() - started) * 1000)
-        return AttemptResult(
-            False, None, latency, _describe(e), "", destination.address, None
-        )
+        return AttemptResult(False, None, latency, _describe(e), "", destination.address, None)
     finally:
         session.close()
     code = response.status_code

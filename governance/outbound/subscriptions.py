@@ -71,7 +71,10 @@ def create_subscription(
     """A new subscription and its secret (returned once; stored encrypted)."""
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {"name": (name or "").strip()[:120]}
-    for field, clean, value in (("url", clean_url, url), ("event_types", clean_event_types, event_types)):
+    for field, clean, value in (
+        ("url", clean_url, url),
+        ("event_types", clean_event_types, event_types),
+    ):
         try:
             values[field] = clean(value)
         except WebhookRejected as e:
