@@ -245,6 +245,11 @@ MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS = env.float(
 )
 MAILWARDEN_WEBHOOKS_DISABLE_AFTER = env.int("MAILWARDEN_WEBHOOKS_DISABLE_AFTER", default=30)
 MAILWARDEN_WEBHOOKS_KEEP_DAYS = env.int("MAILWARDEN_WEBHOOKS_KEEP_DAYS", default=30)
+# A queue of their own for deliveries (run a worker with `-Q <name>`): a slow receiver then
+# never holds a worker slot capture needs. Empty: the default queue, which every worker reads.
+MAILWARDEN_WEBHOOKS_QUEUE = env.str("MAILWARDEN_WEBHOOKS_QUEUE", default="")
+if MAILWARDEN_WEBHOOKS_QUEUE:
+    CELERY_TASK_ROUTES = {"governance.deliver_webhooks": {"queue": MAILWARDEN_WEBHOOKS_QUEUE}}
 
 # ESP inbound webhooks (django-anymail): each provider's secret, see .env.example and
 # docs/webhooks.md. Only keys that are set go in: anymail treats "" as a (weak) key, and an
