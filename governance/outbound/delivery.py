@@ -114,14 +114,21 @@ class _PinnedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **pool_kwargs)
 
 
-def post(destination: Destination, headers: dict[str, str], body: str) -> AttemptResult:
-    """POST the body to the resolved address; never follows a redirect, reads at most
-    EXCERPT_BYTES of the answer."""
-    cfg = config()
+def new_session(destination: Destination) -> requests.Session:
+    """A session that connects only to the destination's resolved address."""
     session = requests.Session()
     session.trust_env = False  # no proxy from the environment: it would resolve the name itself
     session.mount("http://", _PinnedAdapter(destination.target.host))
     session.mount("https://", _PinnedAdapter(destination.target.host))
+    return session
+
+
+def post(
+    session: requests.Session, destination: Destination, headers: dict[str, str], body: str
+) -> AttemptResult:
+    """POST the body to the resolved address; never follows a redirect, reads at most
+    EXCERPT_BYTES of the answer."""
+    cfg = config()
     headers = {**headers, "Host": destination.target.host_header, "User-Agent": USER_AGENT}
     started = time.perf_counter()
     try:
@@ -144,8 +151,6 @@ def post(destination: Destination, headers: dict[str, str], body: str) -> Attemp
     except requests.RequestException as e:
         latency = round((time.perf_counter() - started) * 1000)
         return AttemptResult(False, None, latency, _describe(e), "", destination.address, None)
-    finally:
-        session.close()
     code = response.status_code
     ok = 200 <= code < 300
     error = ""
@@ -186,18 +191,37 @@ def secrets_of(subscription: WebhookSubscription, now: datetime) -> list[str]:
     return found
 
 
-def attempt(subscription: WebhookSubscription, delivery: WebhookDelivery) -> AttemptResult:
-    """One signed attempt: the SSRF check on the address resolved now, then the POST."""
-    try:
-        destination = resolve_destination(subscription.url)
-    except DestinationRefused as e:
-        return AttemptResult(False, error=f"refused: {e}"[:500])
-    try:
-        signing = secrets_of(subscription, timezone.now())
-    except SecretDecryptError as e:
-        return AttemptResult(False, error=f"secret: {e}"[:500], address=destination.address)
-    headers = signed_headers(signing, delivery.message_id, int(time.time()), delivery.body)
-    return post(destination, headers, delivery.body)
+class Sender:
+    """One run's sending for a subscription: the URL resolved and checked once per run (the
+    connection then goes to that address only; a run lasts seconds), the secrets decrypted
+    once, one kept-alive connection. A refusal or a broken secret fails each attempt."""
+
+    def __init__(self, subscription: WebhookSubscription) -> None:
+        self.error = ""
+        self.destination: Destination | None = None
+        self.session: requests.Session | None = None
+        try:
+            self.destination = resolve_destination(subscription.url)
+        except DestinationRefused as e:
+            self.error = f"refused: {e}"[:500]
+            return
+        try:
+            self.secrets = secrets_of(subscription, timezone.now())
+        except SecretDecryptError as e:
+            self.error = f"secret: {e}"[:500]
+            return
+        self.session = new_session(self.destination)
+
+    def send(self, delivery: WebhookDelivery) -> AttemptResult:
+        if self.error or self.destination is None or self.session is None:
+            address = self.destination.address if self.destination else ""
+            return AttemptResult(False, error=self.error, address=address)
+        headers = signed_headers(self.secrets, delivery.message_id, int(time.time()), delivery.body)
+        return post(self.session, self.destination, headers, delivery.body)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
 
 
 # --- the queue of a subscription ---------------------------------------------------------
@@ -228,109 +252,140 @@ def subscription_lock(subscription_id: int) -> Iterator[bool]:
             lock.release()
 
 
-def _head(subscription_id: int) -> WebhookDelivery | None:
-    return (
-        WebhookDelivery.objects.filter(subscription_id=subscription_id, status=Status.PENDING)
-        .order_by("id")
-        .first()
-    )
+QUEUE_CHUNK = 50
 
 
 def deliver_subscription(
-    subscription_id: int, *, now: datetime | None = None, limit: int = 200
+    subscription_id: int, *, now: datetime | None = None, limit: int = 500
 ) -> int:
     """Send the subscription's due deliveries head first; returns how many were delivered.
     `now` decides what is due (tests pass a later time instead of waiting)."""
-    delivered = 0
-    sent = 0
+    delivered = sent = 0
     with subscription_lock(subscription_id) as locked:
         if not locked:
             return 0  # another worker is sending this queue
-        while sent < limit:
-            subscription = WebhookSubscription.objects.filter(pk=subscription_id).first()
-            if subscription is None or not subscription.enabled:
-                break
-            head = _head(subscription_id)
-            when = now or timezone.now()
-            if head is None or head.next_attempt_at > when:
-                break
-            result = attempt(subscription, head)
-            sent += 1
-            still_pending = record_attempt(subscription_id, head.pk, result, when)
-            if result.ok:
-                delivered += 1
-            elif still_pending:
-                break  # the head waits for its retry, and the rows behind it with it
+        subscription = WebhookSubscription.objects.filter(pk=subscription_id, enabled=True).first()
+        if subscription is None:
+            return 0
+        sender = Sender(subscription)
+        run = _Run(subscription_id, subscription.consecutive_failures)
+        try:
+            while sent < limit and not run.stopped:
+                chunk = list(
+                    WebhookDelivery.objects.filter(
+                        subscription_id=subscription_id, status=Status.PENDING
+                    ).order_by("id")[:QUEUE_CHUNK]
+                )
+                if not chunk:
+                    break
+                for head in chunk:
+                    if head.next_attempt_at > (now or timezone.now()) or sent >= limit:
+                        run.stopped = True
+                        break
+                    result = sender.send(head)
+                    sent += 1
+                    still_pending = run.record(head, result, now or timezone.now())
+                    delivered += result.ok
+                    if run.disabled or (not result.ok and still_pending):
+                        run.stopped = True  # the head waits, and the rows behind it with it
+                        break
+                if (
+                    not run.stopped
+                    and not WebhookSubscription.objects.filter(
+                        pk=subscription_id, enabled=True
+                    ).exists()
+                ):
+                    break  # disabled meanwhile (admin)
+        finally:
+            sender.close()
+            run.finish(now or timezone.now())
     if sent >= limit:
         send(DELIVER_TASK, subscription_id)  # more to do: give other queues a turn first
     return delivered
 
 
-def record_attempt(
-    subscription_id: int, delivery_id: int, result: AttemptResult, now: datetime
-) -> bool:
-    """Log the attempt and settle the delivery and the subscription's failure count, in one
-    transaction. Returns whether the delivery is still pending (to be retried)."""
-    cfg = config()
-    with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
-        delivery.attempts += 1
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            created=now,
-            number=delivery.attempts,
-            destination=result.address,
-            response_code=result.response_code,
-            latency_ms=result.latency_ms,
-            error=result.error[:500],
-            response_excerpt=result.excerpt[:500],
-        )
-        delivery.last_attempt_at = now
-        delivery.response_code = result.response_code
-        delivery.latency_ms = result.latency_ms
-        delivery.last_error = result.error[:500]
-        subscriptions = WebhookSubscription.objects.filter(pk=subscription_id)
+class _Run:
+    """Settles attempts: one short transaction each (the attempt row and the delivery's
+    state), the subscription's counters touched only when they change."""
+
+    def __init__(self, subscription_id: int, failures: int) -> None:
+        self.subscription_id = subscription_id
+        self.failures = failures  # consecutive failed attempts, as stored
+        self.last_success = None
+        self.stopped = False
+        self.disabled = False
+        self.cfg = config()
+
+    def record(self, delivery: WebhookDelivery, result: AttemptResult, now: datetime) -> bool:
+        """Log the attempt and settle the delivery; returns whether it is still pending."""
+        attempts = delivery.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_attempt_at": now,
+            "response_code": result.response_code,
+            "latency_ms": result.latency_ms,
+            "last_error": result.error[:500],
+        }
         if result.ok:
-            delivery.status = Status.DELIVERED
-            delivery.delivered_at = now
-            subscriptions.update(consecutive_failures=0, last_success_at=now)
+            values.update(status=Status.DELIVERED, delivered_at=now)
+        elif attempts >= self.cfg.max_attempts:
+            values["status"] = Status.FAILED
         else:
-            if delivery.attempts >= cfg.max_attempts:
-                delivery.status = Status.FAILED
-            else:
-                delay = backoff_seconds(delivery.attempts, result.retry_after)
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-            subscriptions.update(
-                consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
+            delay = backoff_seconds(attempts, result.retry_after)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        subscriptions = WebhookSubscription.objects.filter(pk=self.subscription_id)
+        with transaction.atomic():
+            WebhookAttempt.objects.create(
+                delivery_id=delivery.pk,
+                created=now,
+                number=attempts,
+                destination=result.address,
+                response_code=result.response_code,
+                latency_ms=result.latency_ms,
+                error=result.error[:500],
+                response_excerpt=result.excerpt[:500],
             )
-            _disable_if_failing(subscription_id, cfg.disable_after, now)
-        delivery.save(
-            update_fields=[
-                "attempts",
-                "status",
-                "next_attempt_at",
-                "last_attempt_at",
-                "delivered_at",
-                "response_code",
-                "latency_ms",
-                "last_error",
-            ]
-        )
-    if not result.ok:
-        log.info(
-            "webhook delivery %s to subscription %s failed (attempt %s): %s",
-            delivery_id,
-            subscription_id,
-            delivery.attempts,
-            result.error,
-        )
-    return delivery.status == Status.PENDING
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(**values)
+            if result.ok:
+                self.last_success = now
+                if self.failures:
+                    subscriptions.update(consecutive_failures=0, last_success_at=now)
+                    self.failures = 0
+            else:
+                subscriptions.update(
+                    consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
+                )
+                self.failures += 1
+                if self.failures >= self.cfg.disable_after:
+                    self.disabled = _disable_if_failing(
+                        self.subscription_id, self.cfg.disable_after, now
+                    )
+        for key, value in values.items():
+            setattr(delivery, key, value)
+        if not result.ok:
+            log.info(
+                "webhook delivery %s to subscription %s failed (attempt %s): %s",
+                delivery.pk,
+                self.subscription_id,
+                attempts,
+                result.error,
+            )
+        return delivery.status == Status.PENDING
+
+    def finish(self, now: datetime) -> None:
+        if self.last_success is not None:
+            WebhookSubscription.objects.filter(pk=self.subscription_id).update(
+                last_success_at=self.last_success
+            )
 
 
-def _disable_if_failing(subscription_id: int, disable_after: int, now: datetime) -> None:
+def _disable_if_failing(subscription_id: int, disable_after: int, now: datetime) -> bool:
+    """Disable the subscription (audited) once its stored failure count reaches the limit."""
     subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription_id)
-    if not subscription.enabled or subscription.consecutive_failures < disable_after:
-        return
+    if not subscription.enabled:
+        return True
+    if subscription.consecutive_failures < disable_after:
+        return False
     subscription.enabled = False
     subscription.disabled_reason = WebhookSubscription.DisabledReason.FAILURES
     subscription.disabled_at = now
@@ -347,6 +402,7 @@ def _disable_if_failing(subscription_id: int, disable_after: int, now: datetime)
         subscription_id,
         subscription.consecutive_failures,
     )
+    return True
 
 
 # --- the sweeper -------------------------------------------------------------------------
