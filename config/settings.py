@@ -245,6 +245,8 @@ MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS = env.float(
 )
 MAILWARDEN_WEBHOOKS_DISABLE_AFTER = env.int("MAILWARDEN_WEBHOOKS_DISABLE_AFTER", default=30)
 MAILWARDEN_WEBHOOKS_KEEP_DAYS = env.int("MAILWARDEN_WEBHOOKS_KEEP_DAYS", default=30)
+# CA bundle for https receivers with a private CA (empty: the public CAs of certifi).
+MAILWARDEN_WEBHOOKS_CA_FILE = env.str("MAILWARDEN_WEBHOOKS_CA_FILE", default="")
 # A queue of their own for deliveries (run a worker with `-Q <name>`): a slow receiver then
 # never holds a worker slot capture needs. Empty: the default queue, which every worker reads.
 MAILWARDEN_WEBHOOKS_QUEUE = env.str("MAILWARDEN_WEBHOOKS_QUEUE", default="")

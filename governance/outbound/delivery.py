@@ -98,6 +98,7 @@ class AttemptResult:
     excerpt: str = ""
     address: str = ""
     retry_after: float | None = None
+    connect_failed: bool = False  # nothing was sent: another address may be tried
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -150,7 +151,12 @@ def post(
             response.close()
     except requests.RequestException as e:
         latency = round((time.perf_counter() - started) * 1000)
-        return AttemptResult(False, None, latency, _describe(e), "", destination.address, None)
+        connect_failed = isinstance(e, requests.ConnectTimeout) or (
+            isinstance(e, requests.ConnectionError) and "NewConnectionError" in str(e)
+        )
+        return AttemptResult(
+            False, None, latency, _describe(e), "", destination.address, None, connect_failed
+        )
     code = response.status_code
     ok = 200 <= code < 300
     error = ""
@@ -198,10 +204,11 @@ class Sender:
 
     def __init__(self, subscription: WebhookSubscription) -> None:
         self.error = ""
-        self.destination: Destination | None = None
-        self.session: requests.Session | None = None
+        self.destinations: list[Destination] = []
+        self.sessions: dict[int, requests.Session] = {}
+        self.current = 0
         try:
-            self.destination = resolve_destination(subscription.url)
+            self.destinations = resolve_destination(subscription.url).all()
         except DestinationRefused as e:
             self.error = f"refused: {e}"[:500]
             return
@@ -209,19 +216,25 @@ class Sender:
             self.secrets = secrets_of(subscription, timezone.now())
         except SecretDecryptError as e:
             self.error = f"secret: {e}"[:500]
-            return
-        self.session = new_session(self.destination)
 
     def send(self, delivery: WebhookDelivery) -> AttemptResult:
-        if self.error or self.destination is None or self.session is None:
-            address = self.destination.address if self.destination else ""
+        if self.error:
+            address = self.destinations[0].address if self.destinations else ""
             return AttemptResult(False, error=self.error, address=address)
         headers = signed_headers(self.secrets, delivery.message_id, int(time.time()), delivery.body)
-        return post(self.session, self.destination, headers, delivery.body)
+        while True:
+            index = self.current
+            destination = self.destinations[index]
+            if index not in self.sessions:
+                self.sessions[index] = new_session(destination)
+            result = post(self.sessions[index], destination, headers, delivery.body)
+            if not result.connect_failed or index + 1 >= len(self.destinations):
+                return result
+            self.current = index + 1  # e.g. ::1 first, the receiver on 127.0.0.1 only
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        for session in self.sessions.values():
+            session.close()
 
 
 # --- the queue of a subscription ---------------------------------------------------------

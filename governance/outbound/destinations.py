@@ -45,7 +45,12 @@ class Target:
 @dataclass(frozen=True)
 class Destination:
     target: Target
-    address: str  # the one IP the request connects to
+    address: str  # the IP the request connects to
+    others: tuple[str, ...] = ()  # the host's other checked addresses, to try in turn
+
+    def all(self) -> list[Destination]:
+        """One destination per checked address, in resolver order."""
+        return [Destination(self.target, a) for a in (self.address, *self.others)]
 
     @property
     def url(self) -> str:
@@ -161,8 +166,9 @@ def check_url(url: str) -> Target:
 
 
 def resolve_destination(url: str) -> Destination:
-    """The check made at send time: resolve once, check, and pin the first address."""
+    """The check made at send time: resolve once, check every address, connect only to them
+    (the first that accepts a connection)."""
     target = parse_target(url)
     addresses = resolve(target.host, target.port)
     check_addresses(target.host, addresses)
-    return Destination(target, addresses[0])
+    return Destination(target, addresses[0], tuple(addresses[1:]))

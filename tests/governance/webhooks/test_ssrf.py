@@ -147,3 +147,28 @@ def test_at_send_time_a_name_resolving_to_loopback_is_refused_and_nothing_is_sen
     deliver_subscription(sub.pk)
     assert len(receiver.received) == 1
     assert receiver.received[0].headers["host"] == f"localhost:{receiver.port}"
+
+
+@pytest.mark.django_db
+def test_every_resolved_address_is_checked_and_the_next_is_tried_when_one_refuses(
+    settings, receiver, monkeypatch
+):
+    """A name with two addresses (the resolver is the one stand-in: no DNS server here):
+    nothing listens on the first, the receiver on the second."""
+    import governance.outbound.destinations as destinations
+
+    monkeypatch.setattr(destinations, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    settings.MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE = True
+    sub, _ = create_subscription(
+        name="x", url=receiver.url(host="hooks.example.com"), event_types=["contact.created"]
+    )
+    record_event("crm.contact.created", object_type="crm.contact", object_id=1)
+    deliver_subscription(sub.pk)
+    assert len(receiver.received) == 1
+    assert receiver.received[0].headers["host"] == f"hooks.example.com:{receiver.port}"
+    assert WebhookDelivery.objects.get().attempt_log.get().destination == "127.0.0.1"
+    # One public and one private answer: refused as a whole when private is not allowed.
+    monkeypatch.setattr(destinations, "resolve", lambda host, port: ["93.184.215.14", "10.0.0.1"])
+    settings.MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE = False
+    with pytest.raises(DestinationRefused, match=r"10\.0\.0\.1"):
+        destinations.resolve_destination("https://hooks.example.com/")
