@@ -5,10 +5,10 @@ addresses: loopback, private (RFC 1918, fc00::/7), link-local (169.254/16: cloud
 fe80::/10), shared (100.64/10), multicast, unspecified and reserved ranges are refused, also
 when hidden in IPv6 (IPv4-mapped ::ffff:a.b.c.d, 6to4, Teredo, NAT64 64:ff9b::/96), unless the
 operator sets MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE. The URL is checked when a subscription is
-saved and again at every send: the host is resolved once, every address it resolves to must
-pass, and the request goes to that very address (Host header and TLS SNI/certificate check
-keep the name), so a DNS answer that changes between the check and the connection (DNS
-rebinding) cannot redirect it. Redirects are never followed.
+saved and again when it is sent: each delivery run resolves the host once, every address it
+resolves to must pass, and the requests go to those very addresses (Host header and TLS
+SNI/certificate check keep the name), so a DNS answer that changes between the check and the
+connection (DNS rebinding) cannot redirect them. Redirects are never followed.
 """
 
 from __future__ import annotations
