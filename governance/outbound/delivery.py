@@ -274,6 +274,7 @@ def deliver_subscription(
     """Send the subscription's due deliveries head first; returns how many were delivered.
     `now` decides what is due (tests pass a later time instead of waiting)."""
     delivered = sent = 0
+    drained = False
     with subscription_lock(subscription_id) as locked:
         if not locked:
             return 0  # another worker is sending this queue
@@ -290,6 +291,7 @@ def deliver_subscription(
                     ).order_by("id")[:QUEUE_CHUNK]
                 )
                 if not chunk:
+                    drained = True
                     break
                 for head in chunk:
                     if head.next_attempt_at > (now or timezone.now()) or sent >= limit:
@@ -314,7 +316,19 @@ def deliver_subscription(
             run.finish(now or timezone.now())
     if sent >= limit:
         send(DELIVER_TASK, subscription_id)  # more to do: give other queues a turn first
+    elif drained and _due(subscription_id, now).exists():
+        # Rows committed after the queue looked empty, whose own task found the lock taken:
+        # one more turn now instead of at the sweeper's next look.
+        send(DELIVER_TASK, subscription_id)
     return delivered
+
+
+def _due(subscription_id: int, now: datetime | None):
+    return WebhookDelivery.objects.filter(
+        subscription_id=subscription_id,
+        status=Status.PENDING,
+        next_attempt_at__lte=now or timezone.now(),
+    )
 
 
 class _Run:
