@@ -95,3 +95,19 @@ def test_non_admin_staff_do_not_see_webhooks(receiver):
     client = Client()
     client.force_login(make_user(role=User.Role.COMPLIANCE, is_staff=True))
     assert client.get(reverse("admin:governance_webhooksubscription_changelist")).status_code == 403
+
+
+def test_rotating_the_secret_in_admin_shows_the_new_one_once(admin_client, receiver):
+    sub, old = subscribe(receiver.url(), "contact.created")
+    response = admin_client.post(
+        reverse("admin:governance_webhooksubscription_changelist"),
+        {"action": "rotate", "_selected_action": [sub.pk]},
+    )
+    new = re.search(r'value="(whsec_[^"]+)"', response.content.decode())[1]
+    assert new != old
+    record_event("crm.contact.created", object_type="crm.contact", object_id=1)
+    deliver_due()
+    got = receiver.received[0]
+    assert verify_signature(new, got.headers, got.body)
+    assert verify_signature(old, got.headers, got.body)  # for 24 hours
+    assert AuditEvent.objects.filter(action="webhook.subscription.secret_rotated").count() == 1

@@ -113,3 +113,12 @@ def test_only_admins_and_governance_tokens_may_use_it(receiver):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert client.get("/api/v1/webhooks/").status_code == 403
     assert client.get("/api/v1/webhook-deliveries/").status_code == 403
+
+
+def test_delete_drops_the_queue_and_is_audited(api, receiver):
+    sub_id = create(api, receiver).json()["id"]
+    record_event("crm.contact.created", object_type="crm.contact", object_id=3)
+    assert api.delete(f"/api/v1/webhooks/{sub_id}/").status_code == 204
+    assert not WebhookDelivery.objects.exists()
+    event = AuditEvent.objects.get(action="webhook.subscription.deleted")
+    assert event.detail == {"pending_dropped": 1}
