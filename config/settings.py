@@ -156,6 +156,7 @@ SPECTACULAR_SETTINGS = {
         "MeetingStatusEnum": "capture.models.Meeting.Status",
         "UserAddressKindEnum": "crm.models.UserAddress.Kind",
         "NeverLogRuleKindEnum": "governance.models.NeverLogRule.Kind",
+        "WebhookDeliveryStatusEnum": "governance.models.WebhookDelivery.Status",
         # the same three choices as MailboxConnection.Visibility
         "MailVisibilityEnum": "governance.models.SyncedMailVisibility",
         "ReviewKindEnum": "capture.models.ReviewItem.Kind",
@@ -251,6 +252,28 @@ MAILWARDEN_IMAP_EXCLUDED_FOLDERS = env.list(
 MAILWARDEN_IMAP_LEASE_SECONDS = env.int("MAILWARDEN_IMAP_LEASE_SECONDS", default=600)
 MAILWARDEN_IMAP_RETRY_MAX_SECONDS = env.int("MAILWARDEN_IMAP_RETRY_MAX_SECONDS", default=3600)
 MAILWARDEN_IMAP_CA_FILE = env.str("MAILWARDEN_IMAP_CA_FILE", default="")
+
+# Outbound webhooks (governance/outbound/, docs/webhooks.md "Outbound webhooks").
+# Receivers on loopback, private, link-local or otherwise non-public addresses are refused
+# (SSRF guard) unless this is on: an operator's decision, not a web admin's.
+MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE = env.bool("MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE", default=False)
+MAILWARDEN_WEBHOOKS_TIMEOUT_SECONDS = env.float("MAILWARDEN_WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+MAILWARDEN_WEBHOOKS_MAX_ATTEMPTS = env.int("MAILWARDEN_WEBHOOKS_MAX_ATTEMPTS", default=12)
+MAILWARDEN_WEBHOOKS_RETRY_BASE_SECONDS = env.float(
+    "MAILWARDEN_WEBHOOKS_RETRY_BASE_SECONDS", default=10.0
+)
+MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS = env.float(
+    "MAILWARDEN_WEBHOOKS_RETRY_MAX_SECONDS", default=3600.0
+)
+MAILWARDEN_WEBHOOKS_DISABLE_AFTER = env.int("MAILWARDEN_WEBHOOKS_DISABLE_AFTER", default=30)
+MAILWARDEN_WEBHOOKS_KEEP_DAYS = env.int("MAILWARDEN_WEBHOOKS_KEEP_DAYS", default=30)
+# CA bundle for https receivers with a private CA (empty: the public CAs of certifi).
+MAILWARDEN_WEBHOOKS_CA_FILE = env.str("MAILWARDEN_WEBHOOKS_CA_FILE", default="")
+# A queue of their own for deliveries (run a worker with `-Q <name>`): a slow receiver then
+# never holds a worker slot capture needs. Empty: the default queue, which every worker reads.
+MAILWARDEN_WEBHOOKS_QUEUE = env.str("MAILWARDEN_WEBHOOKS_QUEUE", default="")
+if MAILWARDEN_WEBHOOKS_QUEUE:
+    CELERY_TASK_ROUTES = {"governance.deliver_webhooks": {"queue": MAILWARDEN_WEBHOOKS_QUEUE}}
 
 # ESP inbound webhooks (django-anymail): each provider's secret, see .env.example and
 # docs/webhooks.md. Only keys that are set go in: anymail treats "" as a (weak) key, and an

@@ -531,3 +531,6 @@ register_contact_import_columns(
         columns=IMPORT_COLUMNS, parse=parse_import_values, apply=apply_import_values
     )
 )
+
+# Outbound webhooks: subscriptions and the delivery log (their own module).
+import governance.outbound.admin  # noqa: E402, F401

@@ -386,3 +386,133 @@ class ConsentRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ConsentHistoryIsAppendOnly("consent history is append-only: DELETE refused")
+
+
+# --- outbound webhooks (governance/outbound/, docs/webhooks.md "Outbound webhooks") --------
+
+
+class WebhookSubscription(TimeStamped):
+    """An endpoint of another system (the CRM of record) told about chosen kinds of change.
+
+    The signing secret is stored encrypted (governance/crypto.py) and shown once, when it is
+    made. After a rotation the previous secret signs too until `previous_secret_expires_at`
+    (Standard Webhooks: several `v1,` signatures in one header), so the receiver can switch.
+    """
+
+    class DisabledReason(models.TextChoices):
+        MANUAL = "manual", "Disabled by an admin"
+        FAILURES = "failures", "Disabled after repeated failures"
+
+    name = models.CharField(max_length=120)
+    url = models.CharField(
+        max_length=2000,
+        help_text="http(s) URL of the receiver. Private, loopback and link-local addresses are "
+        "refused unless MAILWARDEN_WEBHOOKS_ALLOW_PRIVATE is set.",
+    )
+    event_types = models.JSONField(default=list, help_text="The event types sent to this URL.")
+    enabled = models.BooleanField(default=True)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    disabled_reason = models.CharField(
+        max_length=10, choices=DisabledReason.choices, blank=True, editable=False
+    )
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_failure_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name = "webhook subscription"
+        indexes = [
+            models.Index(fields=["enabled"], name="gov_webhook_enabled"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one row per event and subscription, inserted in the transaction of the
+    change (governance/outbound/outbox.py), delivered in id order per subscription."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    subscription = models.ForeignKey(
+        WebhookSubscription,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,  # the (subscription, id) indexes below serve it
+    )
+    # The audit event this tells of (soft reference: the audit log has its own retention).
+    audit_event_id = models.BigIntegerField(null=True, blank=True)
+    message_id = models.CharField(max_length=64, help_text="The webhook-id header.")
+    event_type = models.CharField(max_length=60)
+    body = models.TextField(help_text="The exact JSON sent and signed (ids, no personal data).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+
+    class Meta:
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["subscription", "id"], name="gov_whdelivery_sub"),
+            # The queue of each subscription, head first.
+            models.Index(
+                fields=["subscription", "id"],
+                condition=models.Q(status="pending"),
+                name="gov_whdelivery_queue",
+            ),
+            # The sweeper's look for due rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="gov_whdelivery_due",
+            ),
+            models.Index(fields=["created"], name="gov_whdelivery_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.message_id} → {self.subscription_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery: what the receiver answered, and how fast."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    number = models.PositiveIntegerField()
+    destination = models.CharField(max_length=64, blank=True, help_text="The IP address used.")
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "webhook attempt"
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"

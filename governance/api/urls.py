@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from core.api import ApiRouter
-from governance.api import compose, consents, me, views
+from governance.api import compose, consents, me, views, webhooks
 
 router = ApiRouter(trailing_slash=True)
 router.include_root_view = False  # /api/v1/ is shared by several apps' routers
@@ -12,6 +12,8 @@ router.register("never-log-rules", views.NeverLogRuleViewSet, basename="never-lo
 router.register("me/addresses", me.MyAddressViewSet, basename="my-address")
 router.register("me/never-log", me.MyNeverLogRuleViewSet, basename="my-never-log-rule")
 router.register("consents", consents.ConsentRecordViewSet, basename="consent")
+router.register("webhooks", webhooks.WebhookSubscriptionViewSet, basename="webhook")
+router.register("webhook-deliveries", webhooks.WebhookDeliveryViewSet, basename="webhook-delivery")
 
 urlpatterns = [
     path("org-settings/", views.OrgSettingsView.as_view(), name="org-settings"),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0006_user_settings'),
+        ("governance", "0006_user_settings"),
     ]
 
     operations = [

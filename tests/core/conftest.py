@@ -23,6 +23,9 @@ from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
 from governance.audit import record_event
 from governance.consent import record_consent
+from governance.crypto import encrypt_secret
+from governance.models import WebhookDelivery, WebhookSubscription
+from governance.outbound.signing import generate_secret
 from tests.factories import (
     make_capture_address,
     make_contact,
@@ -97,8 +100,23 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "data-subject-requests": DataSubjectRequest.objects.create(
             kind="access", address="walker@example.org", requested_by=user
         ).pk,
+        "webhooks": (webhook := walk_webhook()).pk,
+        "webhook-deliveries": WebhookDelivery.objects.create(
+            subscription=webhook, message_id="evt_1", event_type="contact.created", body="{}"
+        ).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
+
+
+def walk_webhook() -> WebhookSubscription:
+    """A subscription to a documentation address (192.0.2.0/24): never reachable, and refused
+    by the SSRF guard at send time, so a walk that replays or enables it sends nothing."""
+    return WebhookSubscription.objects.create(
+        name="walk",
+        url="https://192.0.2.1/hook",
+        event_types=["contact.created"],
+        secret_encrypted=encrypt_secret(generate_secret()),
+    )
 
 
 def walk_meeting(email_id: int) -> Meeting:
