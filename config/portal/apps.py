@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+from core.schedules import Schedule
+
+
+class PortalConfig(AppConfig):
+    """The admin portal's own tables: the dashboard summary and the policy history."""
+
+    name = "config.portal"
+    label = "portal"
+    verbose_name = "Admin portal"
+    default_auto_field = "django.db.models.BigAutoField"
+    periodic_tasks = (
+        Schedule(
+            name="portal.refresh_dashboard",
+            task="portal.refresh_dashboard",
+            every_seconds=300,
+            description="Recompute the admin dashboard's figures (one summary row).",
+        ),
+    )
+
+    def ready(self) -> None:
+        from config.portal import tasks
+        from core.dispatch import register_local
+
+        register_local(tasks.refresh_dashboard)
