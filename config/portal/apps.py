@@ -22,7 +22,8 @@ class PortalConfig(AppConfig):
     )
 
     def ready(self) -> None:
-        from config.portal import tasks
+        from config.portal import audit_panels, tasks
         from core.dispatch import register_local
 
         register_local(tasks.refresh_dashboard)
+        audit_panels.register()

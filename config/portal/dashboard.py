@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MANUAL_LINK_SOURCES = ("manual", "addin", "review")
 RAW_STATES = ("pending", "rejected", "failed")
 PURGE_WINDOWS = (7, 30, 90)
-REVIEW_AGE_BUCKETS = (("under 1 day", 0, 1), ("1–7 days", 1, 7), ("over 7 days", 7, None))
+REVIEW_AGE_BUCKETS = (("under 1 day", 0, 1), ("1-7 days", 1, 7), ("over 7 days", 7, None))
 
 
 # --- optional models (being built in parallel): looked up by name, "—" when absent -------------
@@ -71,7 +71,9 @@ def tracking_counts() -> dict[str, int] | None:
         return None
     names = _field_names(model)
     kind = next((n for n in ("kind", "event", "type") if n in names), None)
-    machine = next((n for n in ("machine", "is_machine", "automated", "is_bot") if n in names), None)
+    machine = next(
+        (n for n in ("machine", "is_machine", "automated", "is_bot") if n in names), None
+    )
     if kind is None:
         return {"events": model.objects.count()}
     counts = {"opens": 0, "machine_opens": 0, "clicks": 0}
@@ -168,7 +170,10 @@ def compute_figures(now: datetime | None = None) -> dict[str, Any]:
         _count_bases(current_bases(batch, now), consent)
 
     expiring = EmailMessage.objects.filter(expires_at__isnull=False)
-    purge = {str(n): expiring.filter(expires_at__lte=now + timedelta(days=n)).count() for n in PURGE_WINDOWS}
+    purge = {
+        str(n): expiring.filter(expires_at__lte=now + timedelta(days=n)).count()
+        for n in PURGE_WINDOWS
+    }
 
     return {
         "now": now.isoformat(),
@@ -250,7 +255,16 @@ def _style():
         background="transparent",
         plot_background="transparent",
         font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-        colors=("#417690", "#79aec8", "#e0a040", "#ba2121", "#5b9a68", "#8a6fb0", "#777", "#c0c0c0"),
+        colors=(
+            "#417690",
+            "#79aec8",
+            "#e0a040",
+            "#ba2121",
+            "#5b9a68",
+            "#8a6fb0",
+            "#777",
+            "#c0c0c0",
+        ),
         title_font_size=14,
         legend_font_size=11,
         label_font_size=10,
@@ -424,10 +438,28 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                 "id": "mailboxes",
                 "title": "Mailbox sync health",
                 "figures": [
-                    {"label": "Enabled", "value": mb.get("enabled", 0), "href": _changelist(label, enabled__exact="1")},
-                    {"label": "Last run failed", "value": mb.get("erroring", 0), "href": _changelist(label, enabled__exact="1", last_error_at__isnull="False")},
-                    {"label": "Paused", "value": mb.get("paused", 0), "href": _changelist(label, enabled__exact="1")},
-                    {"label": "Not synced lately", "value": mb.get("stale", 0), "href": _changelist(label, enabled__exact="1", o="-11")},
+                    {
+                        "label": "Enabled",
+                        "value": mb.get("enabled", 0),
+                        "href": _changelist(label, enabled__exact="1"),
+                    },
+                    {
+                        "label": "Last run failed",
+                        "value": mb.get("erroring", 0),
+                        "href": _changelist(
+                            label, enabled__exact="1", last_error_at__isnull="False"
+                        ),
+                    },
+                    {
+                        "label": "Paused",
+                        "value": mb.get("paused", 0),
+                        "href": _changelist(label, enabled__exact="1"),
+                    },
+                    {
+                        "label": "Not synced lately",
+                        "value": mb.get("stale", 0),
+                        "href": _changelist(label, enabled__exact="1", o="-11"),
+                    },
                     {
                         "label": "Reconciliation gaps",
                         "value": mb.get("with_gaps", 0),
@@ -506,9 +538,18 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             "id": "tracking",
             "title": "Tracking",
             "figures": [
-                {"label": "Opens (people)", "value": "—" if tracking is None else tracking.get("opens", "—")},
-                {"label": "Opens (machines)", "value": "—" if tracking is None else tracking.get("machine_opens", "—")},
-                {"label": "Clicks", "value": "—" if tracking is None else tracking.get("clicks", "—")},
+                {
+                    "label": "Opens (people)",
+                    "value": "—" if tracking is None else tracking.get("opens", "—"),
+                },
+                {
+                    "label": "Opens (machines)",
+                    "value": "—" if tracking is None else tracking.get("machine_opens", "—"),
+                },
+                {
+                    "label": "Clicks",
+                    "value": "—" if tracking is None else tracking.get("clicks", "—"),
+                },
             ],
         }
     )
