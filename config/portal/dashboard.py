@@ -11,6 +11,7 @@ and each panel is shown only to a user who may view that list.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -232,6 +233,11 @@ def latest_snapshot():
 # --- rendering ---------------------------------------------------------------------------
 
 
+def _day_start(d: date) -> str:
+    """Midnight of `d` in the current time zone, as an aware ISO date-time for a list filter."""
+    return timezone.make_aware(datetime.combine(d, datetime.min.time())).isoformat()
+
+
 def _changelist(label: str, **params: Any) -> str | None:
     app_label, model_name = label.lower().split(".")
     try:
@@ -289,8 +295,13 @@ def _chart(kind: str, title: str, **options: Any):
     )
 
 
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL | re.IGNORECASE)
+
+
 def _svg(chart) -> str:
-    return chart.render(is_unicode=True)
+    """The chart's SVG without pygal's inline config script: the page runs no chart code
+    (the links are plain SVG <a> elements)."""
+    return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
 def _link(value: int, href: str | None, label: str) -> dict[str, Any]:
@@ -323,8 +334,8 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                     raw_label,
                     channel__exact=channel,
                     status__exact="processed",
-                    received_at__gte=d.isoformat(),
-                    received_at__lt=(d + timedelta(days=1)).isoformat(),
+                    received_at__gte=_day_start(d),
+                    received_at__lt=_day_start(d + timedelta(days=1)),
                 )
                 points.append(_link(n, href, f"{channel} {d:%d %b}: {n}"))
             chart.add(channel, points)
@@ -336,7 +347,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                         raw_label,
                         channel__exact=channel,
                         status__exact="processed",
-                        received_at__gte=days[0].isoformat() if days else "",
+                        received_at__gte=_day_start(days[0]) if days else "",
                     ),
                 }
             )
@@ -507,7 +518,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                         "value": purge.get(str(n), 0),
                         "href": _changelist(
                             "capture.EmailMessage",
-                            expires_at__lte=(now + timedelta(days=n)).date().isoformat(),
+                            expires_at__lte=(now + timedelta(days=n)).isoformat(),
                         ),
                     }
                     for n in PURGE_WINDOWS
