@@ -399,17 +399,19 @@ class DateRangeFilter(admin.FieldListFilter):
         self.lookup_lte = f"{field_path}__date__lte"
         super().__init__(field, request, params, model, model_admin, field_path)
         self.title = f"{field.verbose_name} (range)"
-        self.values = {}
+        # FieldListFilter.__init__ moved our parameters from params into used_parameters
+        self.values: dict[str, date] = {}
+        self.texts: dict[str, str] = {}
         for name in (self.lookup_gte, self.lookup_lte):
-            raw = params.pop(name, None)
-            value = raw[-1] if isinstance(raw, list) else raw
-            if value:
-                try:
-                    self.values[name] = date.fromisoformat(value)
-                except ValueError as e:
-                    raise IncorrectLookupParameters(f"{name}: not a date (YYYY-MM-DD)") from e
-            if value is not None:
-                self.used_parameters[name] = value
+            raw = self.used_parameters.get(name)
+            value = raw[-1] if isinstance(raw, list | tuple) else raw
+            if not value:
+                continue
+            try:
+                self.values[name] = date.fromisoformat(str(value))
+            except ValueError as e:
+                raise IncorrectLookupParameters(f"{name}: not a date (YYYY-MM-DD)") from e
+            self.texts[name] = str(value)
 
     def has_output(self) -> bool:
         return True
@@ -439,8 +441,8 @@ class DateRangeFilter(admin.FieldListFilter):
         yield {
             "gte_name": self.lookup_gte,
             "lte_name": self.lookup_lte,
-            "gte": self.used_parameters.get(self.lookup_gte, ""),
-            "lte": self.used_parameters.get(self.lookup_lte, ""),
+            "gte": self.texts.get(self.lookup_gte, ""),
+            "lte": self.texts.get(self.lookup_lte, ""),
             "other_params": [
                 (k, v)
                 for k, values in changelist.params.items()
@@ -547,8 +549,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """The events the list shows with the same filters and search, as CSV (audited)."""
         if self._denied(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        queryset = changelist.get_queryset(request)
+        queryset = self.get_changelist_instance(request).queryset
         filters = {k: v for k, v in request.GET.items()}
         lines = export_audit_csv(
             queryset, actor=request.user, address=client_address(request), filters=filters

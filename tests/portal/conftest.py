@@ -55,6 +55,7 @@ def capture_mail(db):
         (raw,) = store_raw_messages([spec], enqueue=False, fsync=False)
         process_raw_messages([raw.pk])
         raw.refresh_from_db()
+        assert raw.status == "processed", (raw.reason_code, raw.reason_detail)
         return raw
 
     return capture
