@@ -5,12 +5,34 @@ Installed as the default site (config/apps.py), so `admin.site` is this site eve
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
+
+
+@lru_cache(maxsize=1)
+def _otp_login_form():
+    from django_otp import devices_for_user
+    from django_otp.admin import OTPAdminAuthenticationForm
+
+    class OTPLoginForm(OTPAdminAuthenticationForm):
+        """Username, password and the code of the user's authenticator in one step: with one
+        confirmed device (the usual case) it need not be chosen from a list first."""
+
+        def _chosen_device(self, user):
+            device = super()._chosen_device(user)
+            if device is None:
+                devices = list(devices_for_user(user, confirmed=True))
+                if len(devices) == 1:
+                    device = devices[0]
+            return device
+
+    return OTPLoginForm
 
 
 class MailwardenAdminSite(AdminSite):
@@ -27,9 +49,7 @@ class MailwardenAdminSite(AdminSite):
     @property
     def login_form(self):  # read by AdminSite.login
         if self.two_factor_required():
-            from django_otp.admin import OTPAdminAuthenticationForm
-
-            return OTPAdminAuthenticationForm
+            return _otp_login_form()
         return AdminAuthenticationForm
 
     @property
