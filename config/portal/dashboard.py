@@ -112,10 +112,12 @@ def compute_figures(now: datetime | None = None) -> dict[str, Any]:
     start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
     day_list = [first_day + timedelta(days=i) for i in range(days)]
 
+    # Captured = stored by the pipeline (processed_at): the day the mail reached the CRM,
+    # whatever date it carries (an import of old mail counts on the day of the import).
     captured: dict[str, list[int]] = {}
     rows = (
-        RawMessage.objects.filter(received_at__gte=start, status="processed")
-        .annotate(day=TruncDate("received_at"))
+        RawMessage.objects.filter(processed_at__gte=start, status="processed")
+        .annotate(day=TruncDate("processed_at"))
         .values("day", "channel")
         .annotate(n=Count("id"))
     )
@@ -136,12 +138,12 @@ def compute_figures(now: datetime | None = None) -> dict[str, Any]:
 
     open_reviews = ReviewItem.objects.filter(status=ReviewItem.Status.OPEN)
     oldest = open_reviews.aggregate(m=Min("created"))["m"]
-    review_age = {}
+    review_age: list[list] = []  # ordered pairs: jsonb does not keep a dict's key order
     for label, low, high in REVIEW_AGE_BUCKETS:
         qs = open_reviews.filter(created__lte=now - timedelta(days=low))
         if high is not None:
             qs = qs.filter(created__gt=now - timedelta(days=high))
-        review_age[label] = qs.count()
+        review_age.append([label, qs.count()])
 
     raw = dict.fromkeys(RAW_STATES, 0)
     for row in (
@@ -182,7 +184,7 @@ def compute_figures(now: datetime | None = None) -> dict[str, Any]:
         "captured": captured,
         "linking": {"auto": linked - manual, "manual": manual, "unlinked": threads - linked},
         "review": {
-            "open": sum(review_age.values()),
+            "open": sum(n for _, n in review_age),
             "oldest": oldest.isoformat() if oldest else None,
             "age": review_age,
         },
@@ -304,6 +306,15 @@ def _svg(chart) -> str:
     return _SCRIPT.sub("", chart.render(is_unicode=True))
 
 
+def _integer_axis(chart, values: list[int]) -> None:
+    """Whole-number ticks on the value axis (pygal picks 0.1 steps for small counts)."""
+    if not values:  # no series: pygal draws "No data" and cannot place labels
+        return
+    top = max(values)
+    if top < 10:
+        chart.y_labels = list(range(0, max(top, 1) + 1))
+
+
 def _link(value: int, href: str | None, label: str) -> dict[str, Any]:
     point: dict[str, Any] = {"value": value, "label": label}
     if href:
@@ -327,6 +338,8 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         chart.x_labels = [d.strftime("%d %b") for d in days]
         chart.x_labels_major = [d.strftime("%d %b") for d in days[:: max(1, len(days) // 6)]]
         totals = []
+        per_day = [sum(c) for c in zip(*figures.get("captured", {}).values(), strict=False)]
+        _integer_axis(chart, per_day)
         for channel, counts in sorted(figures.get("captured", {}).items()):
             points = []
             for d, n in zip(days, counts, strict=False):
@@ -334,8 +347,8 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                     raw_label,
                     channel__exact=channel,
                     status__exact="processed",
-                    received_at__gte=_day_start(d),
-                    received_at__lt=_day_start(d + timedelta(days=1)),
+                    processed_at__gte=_day_start(d),
+                    processed_at__lt=_day_start(d + timedelta(days=1)),
                 )
                 points.append(_link(n, href, f"{channel} {d:%d %b}: {n}"))
             chart.add(channel, points)
@@ -347,7 +360,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                         raw_label,
                         channel__exact=channel,
                         status__exact="processed",
-                        received_at__gte=_day_start(days[0]) if days else "",
+                        processed_at__gte=_day_start(days[0]) if days else "",
                     ),
                 }
             )
@@ -393,13 +406,12 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         review = figures.get("review", {})
         base = {"status__exact": "open"}
         chart = _chart("Bar", "Open review items by age", height=240, show_legend=False)
-        chart.x_labels = list(review.get("age", {}))
+        ages = review.get("age", [])
+        chart.x_labels = [label for label, _ in ages]
+        _integer_axis(chart, [n for _, n in ages])
         chart.add(
             "open",
-            [
-                _link(n, _changelist("capture.ReviewItem", **base), f"{label}: {n}")
-                for label, n in review.get("age", {}).items()
-            ],
+            [_link(n, _changelist("capture.ReviewItem", **base), f"{label}: {n}") for label, n in ages],
         )
         oldest = review.get("oldest")
         panels.append(
@@ -489,6 +501,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         names = dict(ConsentRecord.Basis.choices)
         ordered = sorted(consent.items(), key=lambda kv: -kv[1])
         chart.x_labels = [names.get(b, b) for b, _ in ordered]
+        _integer_axis(chart, [n for _, n in ordered])
         points, rows = [], []
         for basis, n in ordered:
             href = (
