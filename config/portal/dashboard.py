@@ -411,7 +411,10 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         _integer_axis(chart, [n for _, n in ages])
         chart.add(
             "open",
-            [_link(n, _changelist("capture.ReviewItem", **base), f"{label}: {n}") for label, n in ages],
+            [
+                _link(n, _changelist("capture.ReviewItem", **base), f"{label}: {n}")
+                for label, n in ages
+            ],
         )
         oldest = review.get("oldest")
         panels.append(

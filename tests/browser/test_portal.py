@@ -44,12 +44,12 @@ def log_in(watched, device) -> None:
     page.wait_for_selector("#dashboard")
 
 
-def test_totp_login_then_the_dashboard_loads_nothing_from_elsewhere(
-    watched, staff, screenshot_dir
-):
+def test_totp_login_then_the_dashboard_loads_nothing_from_elsewhere(watched, staff, screenshot_dir):
     from django.core.management import call_command
 
-    call_command("seed_demo", organizations=40, messages=160, stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "seed_demo", organizations=40, messages=160, stdout=io.StringIO(), stderr=io.StringIO()
+    )
     refresh_snapshot()
     _, device = staff
     page = watched.page
@@ -78,7 +78,8 @@ def test_totp_login_then_the_dashboard_loads_nothing_from_elsewhere(
 
 
 @pytest.mark.parametrize(
-    "path,ready", [("/api/docs/", ".swagger-ui .opblock"), ("/api/redoc/", "[role=navigation], .menu-content")]
+    "path,ready",
+    [("/api/docs/", ".swagger-ui .opblock"), ("/api/redoc/", "[role=navigation], .menu-content")],
 )
 def test_api_docs_render_offline(watched, staff, path, ready):
     _, device = staff
@@ -92,8 +93,10 @@ def test_api_docs_render_offline(watched, staff, path, ready):
 
 def test_export_the_audit_log_as_csv(watched, staff, screenshot_dir):
     user, device = staff
-    record_event("crm.contact.updated", actor=user, object_type="crm.contact", object_id=7, channel="admin")
-    record_event("policy.changed", actor="=HYPERLINK(\"http://evil\")", channel="api")
+    record_event(
+        "crm.contact.updated", actor=user, object_type="crm.contact", object_id=7, channel="admin"
+    )
+    record_event("policy.changed", actor='=HYPERLINK("http://evil")', channel="api")
     seal_pending_events()
     log_in(watched, device)
     page = watched.page
@@ -107,7 +110,7 @@ def test_export_the_audit_log_as_csv(watched, staff, screenshot_dir):
     rows = list(csv.DictReader(io.StringIO(text)))
     actors = {r["actor_label"] for r in rows}
     assert "boss" in actors
-    assert "'=HYPERLINK(\"http://evil\")" in actors  # defused for spreadsheets
+    assert '\'=HYPERLINK("http://evil")' in actors  # defused for spreadsheets
     assert AuditEvent.objects.filter(action="audit.exported", actor_user=user).exists()
 
     page.click("#audit-verify")

@@ -27,7 +27,11 @@ def admin_client(client, superuser):
     return client
 
 
-def message_bytes(subject: str = "Hello", sender: str = "ann@customer.example", to: str = "bob@mailwarden-demo.com") -> bytes:
+def message_bytes(
+    subject: str = "Hello",
+    sender: str = "ann@customer.example",
+    to: str = "bob@mailwarden-demo.com",
+) -> bytes:
     n = next(_n)
     return (
         f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
@@ -43,7 +47,9 @@ def capture_mail(db):
     from capture.intake import RawSpec, store_raw_messages
     from capture.pipeline import process_raw_messages
 
-    def capture(*, channel="api", user=None, capture_address=None, mailbox=None, data=None, source=""):
+    def capture(
+        *, channel="api", user=None, capture_address=None, mailbox=None, data=None, source=""
+    ):
         spec = RawSpec(
             data=data or message_bytes(),
             channel=channel,

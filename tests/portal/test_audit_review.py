@@ -70,7 +70,9 @@ def test_object_page_shows_every_capture_who_where_when(admin_client, capture_ma
     first = capture_mail(channel="smtp", user=alice, capture_address=address, data=data)
     second = capture_mail(channel="imap", user=alice, mailbox=mailbox, data=data, source="INBOX/7")
     assert first.email_id == second.email_id
-    url = reverse("admin:governance_auditevent_object", args=["capture.emailmessage", first.email_id])
+    url = reverse(
+        "admin:governance_auditevent_object", args=["capture.emailmessage", first.email_id]
+    )
     html = admin_client.get(url).content.decode()
     captures = html.split('id="captures"', 1)[1].split("</table>", 1)[0]
     assert captures.count("<tr>") == 3  # header + two captures
@@ -89,7 +91,7 @@ def test_object_page_needs_the_audit_permission(client, capture_mail):
 @pytest.mark.parametrize(
     "value,expected",
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
         ("+1", "'+1"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),

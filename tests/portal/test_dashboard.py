@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_default_site_is_mailwarden_with_every_registration():
-    assert isinstance(admin.site._wrapped if hasattr(admin.site, "_wrapped") else admin.site, MailwardenAdminSite)
+    assert isinstance(
+        admin.site._wrapped if hasattr(admin.site, "_wrapped") else admin.site, MailwardenAdminSite
+    )
     labels = {m._meta.label for m in admin.site._registry}
     # registrations made with @admin.register in each app landed on the custom site
     assert {"governance.AuditEvent", "capture.EmailMessage", "crm.Contact"} <= labels
@@ -35,7 +37,17 @@ def test_index_is_branded_and_shows_the_dashboard(admin_client, capture_mail):
     html = resp.content.decode()
     assert resp.status_code == 200
     assert "<title>Dashboard | Mailwarden</title>" in html
-    for panel in ("captured", "linking", "review", "raw", "mailboxes", "consent", "purge", "holds", "tracking"):
+    for panel in (
+        "captured",
+        "linking",
+        "review",
+        "raw",
+        "mailboxes",
+        "consent",
+        "purge",
+        "holds",
+        "tracking",
+    ):
         assert f'id="panel-{panel}"' in html
     assert "<svg" in html
 
@@ -69,7 +81,9 @@ def test_figures(capture_mail, superuser):
     raw = capture_mail(channel="smtp")
     capture_mail(channel="imap")
     capture_mail(channel="imap")
-    EmailMessage.objects.filter(pk=raw.email_id).update(expires_at=timezone.now() + timedelta(days=20))
+    EmailMessage.objects.filter(pk=raw.email_id).update(
+        expires_at=timezone.now() + timedelta(days=20)
+    )
     ReviewItem.objects.create(kind="ambiguous_contact", email_id=raw.email_id)
     figures = compute_figures()
     assert sum(figures["captured"]["smtp"]) == 1
@@ -102,7 +116,10 @@ def test_each_figure_links_to_a_list_that_answers(admin_client, capture_mail):
     for link in sorted(links):
         resp = admin_client.get(link.replace("&amp;", "&"))
         assert resp.status_code == 200, link
-        assert "errornote" not in resp.content.decode() or "Please correct" not in resp.content.decode(), link
+        assert (
+            "errornote" not in resp.content.decode()
+            or "Please correct" not in resp.content.decode()
+        ), link
 
 
 def test_panels_follow_the_users_permissions(client, capture_mail):

@@ -46,7 +46,11 @@ def history_panel(html: str) -> str:
 
 def test_every_listed_policy_model_that_exists_is_tracked():
     labels = {m._meta.label for m in tracked_models()}
-    assert {"governance.OrgSettings", "governance.UserSettings", "governance.NeverLogRule"} <= labels
+    assert {
+        "governance.OrgSettings",
+        "governance.UserSettings",
+        "governance.NeverLogRule",
+    } <= labels
     assert {"capture.LinkRule", "capture.Category"} <= labels
     assert labels <= set(POLICY_HISTORY_MODELS)
     for model in tracked_models():

@@ -60,7 +60,10 @@ def test_reset_starts_over_with_a_new_total():
     bar.update(2)
     bar.update(2)
     bar.close()
-    assert out.getvalue().splitlines() == ["mailbox 1: 2/4 item (50%)", "mailbox 1: 4/4 item (100%)"]
+    assert out.getvalue().splitlines() == [
+        "mailbox 1: 2/4 item (50%)",
+        "mailbox 1: 4/4 item (100%)",
+    ]
 
 
 @pytest.mark.django_db

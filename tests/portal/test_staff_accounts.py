@@ -22,7 +22,9 @@ LOGIN = "admin:login"
 
 @pytest.fixture
 def staff(db):
-    return make_user(username="staffer", password="right-password-1", is_staff=True, is_superuser=True)
+    return make_user(
+        username="staffer", password="right-password-1", is_staff=True, is_superuser=True
+    )
 
 
 def current_token(device: TOTPDevice) -> str:
@@ -39,7 +41,10 @@ def test_production_default_enforces_two_factor():
     # settings.py: MAILWARDEN_ADMIN_2FA defaults to `not DEBUG`
     import config.settings as conf
 
-    assert conf.MAILWARDEN_ADMIN_2FA == (not conf.DEBUG) or "MAILWARDEN_ADMIN_2FA" in __import__("os").environ
+    assert (
+        conf.MAILWARDEN_ADMIN_2FA == (not conf.DEBUG)
+        or "MAILWARDEN_ADMIN_2FA" in __import__("os").environ
+    )
 
 
 class TestTwoFactor:
