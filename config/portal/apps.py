@@ -12,14 +12,19 @@ class PortalConfig(AppConfig):
     label = "portal"
     verbose_name = "Admin portal"
     default_auto_field = "django.db.models.BigAutoField"
-    periodic_tasks = (
-        Schedule(
-            name="portal.refresh_dashboard",
-            task="portal.refresh_dashboard",
-            every_seconds=300,
-            description="Recompute the admin dashboard's figures (one summary row).",
-        ),
-    )
+
+    @property
+    def periodic_tasks(self) -> tuple[Schedule, ...]:
+        from django.conf import settings
+
+        return (
+            Schedule(
+                name="portal.refresh_dashboard",
+                task="portal.refresh_dashboard",
+                every_seconds=settings.MAILWARDEN_DASHBOARD_REFRESH_SECONDS,
+                description="Recompute the admin dashboard's figures (one summary row).",
+            ),
+        )
 
     def ready(self) -> None:
         from config.portal import audit_panels, tasks
