@@ -32,3 +32,21 @@ class PortalConfig(AppConfig):
 
         register_local(tasks.refresh_dashboard)
         audit_panels.register()
+
+        from axes.signals import user_locked_out
+
+        user_locked_out.connect(_audit_lockout, dispatch_uid="portal.audit_lockout")
+
+
+def _audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+    """A login lockout (django-axes) goes in the audit log: who was locked out, from where."""
+    from governance.audit import record_event
+
+    record_event(
+        "auth.locked_out",
+        actor="django-axes",
+        channel="admin",
+        address=(ip_address or "")[:64],
+        object_type="crm.user",
+        detail={"username": (username or "")[:150]},
+    )

@@ -144,3 +144,16 @@ def test_refresh_now_recomputes(admin_client):
 def test_refresh_is_a_declared_periodic_task():
     names = {s.task for s in declared_schedules()}
     assert "portal.refresh_dashboard" in names
+
+
+def test_the_index_costs_the_same_queries_whatever_the_amount_of_mail(admin_client, capture_mail):
+    refresh_snapshot()
+    admin_client.get(reverse("admin:index"))  # warm caches (content types, permissions)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(reverse("admin:index"))
+    for _ in range(5):
+        capture_mail(channel="api")
+    refresh_snapshot()
+    with CaptureQueriesContext(connection) as more:
+        admin_client.get(reverse("admin:index"))
+    assert len(more.captured_queries) == len(few.captured_queries)

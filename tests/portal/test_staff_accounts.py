@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from governance.models import AuditEvent
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +114,9 @@ def test_repeated_failed_logins_lock_the_account_out(client, staff, settings):
     assert resp.status_code == 429
     assert "Too many failed logins" in resp.content.decode()
     assert client.get(reverse("admin:index")).status_code == 302
+    events = list(AuditEvent.objects.filter(action="auth.locked_out"))
+    assert events  # the lockout, and each attempt refused while it lasts
+    assert {(e.detail["username"], e.address) for e in events} == {("staffer", "10.0.0.9")}
 
 
 def test_fewer_failures_than_the_limit_do_not_lock(client, staff, settings):
