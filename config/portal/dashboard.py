@@ -151,9 +151,10 @@ def compute_figures(now: datetime | None = None) -> dict[str, Any]:
     ):
         raw[row["status"]] = row["n"]
 
+    # the same states as the mailbox list's "state" filter (capture/admin/mailboxes.py)
     mailboxes = MailboxConnection.objects.filter(enabled=True)
-    erroring = mailboxes.exclude(last_error="").count()
-    paused = mailboxes.exclude(paused_reason="").count()
+    erroring = mailboxes.filter(paused_reason="").exclude(last_error="").count()
+    paused = MailboxConnection.objects.exclude(paused_reason="").count()
     stale = 0
     for last, interval in mailboxes.values_list("last_sync_at", "interval_minutes"):
         if last is None or last < now - timedelta(minutes=3 * max(interval, 1)):
@@ -472,19 +473,17 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                     {
                         "label": "Last run failed",
                         "value": mb.get("erroring", 0),
-                        "href": _changelist(
-                            label, enabled__exact="1", last_error_at__isnull="False"
-                        ),
+                        "href": _changelist(label, state="error"),
                     },
                     {
                         "label": "Paused",
                         "value": mb.get("paused", 0),
-                        "href": _changelist(label, enabled__exact="1"),
+                        "href": _changelist(label, state="paused"),
                     },
                     {
                         "label": "Not synced lately",
                         "value": mb.get("stale", 0),
-                        "href": _changelist(label, enabled__exact="1", o="-11"),
+                        "href": _changelist(label, enabled__exact="1", o="6"),
                     },
                     {
                         "label": "Reconciliation gaps",

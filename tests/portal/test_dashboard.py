@@ -157,3 +157,34 @@ def test_the_index_costs_the_same_queries_whatever_the_amount_of_mail(admin_clie
     with CaptureQueriesContext(connection) as more:
         admin_client.get(reverse("admin:index"))
     assert len(more.captured_queries) == len(few.captured_queries)
+
+
+def test_mailbox_health_figures_match_the_mailbox_list(admin_client, superuser):
+    from capture.models import MailboxConnection
+
+    def mailbox(**fields):
+        return MailboxConnection.objects.create(
+            owner=superuser, host="imap.example", username="u", **fields
+        )
+
+    mailbox(last_sync_at=timezone.now())
+    mailbox(last_error="auth failed", last_sync_at=timezone.now())
+    mailbox(paused_reason="too many auth failures", last_error="auth failed")
+    mailbox(reconcile_gap=4, last_sync_at=timezone.now())
+    mailbox(enabled=False, last_error="old")
+    figures = compute_figures()["mailboxes"]
+    assert figures == {
+        "enabled": 4,
+        "erroring": 1,
+        "paused": 1,
+        "stale": 1,
+        "with_gaps": 1,
+        "gap_uids": 4,
+    }
+    refresh_snapshot()
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    panel = html.split('id="panel-mailboxes"', 1)[1].split("</table>", 1)[0]
+    for state, expected in (("error", 1), ("paused", 1)):
+        href = re.search(rf'href="([^"]*state={state}[^"]*)"', panel).group(1).replace("&amp;", "&")
+        resp = admin_client.get(href)
+        assert resp.context["cl"].result_count == expected
