@@ -120,3 +120,22 @@ def test_consent_history_is_the_append_only_rows(admin_client, superuser):
     )
     panel = history_panel(change_page(admin_client, ConsentRecord.objects.get(pk=first.pk)))
     assert "web form" in panel and "phone call" in panel and "Withdrawn" in panel
+
+
+def test_a_change_through_the_api_is_in_the_history_with_its_user(admin_client):
+    from rest_framework.test import APIClient
+
+    from governance.models import UserSettings
+
+    user = make_user(username="member1")
+    client = APIClient()
+    client.force_login(user)
+    resp = client.patch("/api/v1/me/settings/", {"log_all": True}, format="json")
+    assert resp.status_code == 200, resp.content
+    row = UserSettings.objects.get(user=user)
+    record = row.policy_history.first()
+    assert record.history_user == user
+    resp = client.patch("/api/v1/me/settings/", {"log_all": False}, format="json")
+    assert resp.status_code == 200, resp.content
+    panel = history_panel(change_page(admin_client, row))
+    assert "member1" in panel and "True → False" in panel
