@@ -34,7 +34,9 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API refuses to start while another instance's
+# event loop runs in this thread, and other test modules (tests/crm) start their own.
+@pytest.fixture(scope="module")
 def browser():
     path = chromium_path()
     require_service(path is not None, "the 'chromium' browser (apt-get install chromium)")
