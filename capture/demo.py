@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -446,8 +446,16 @@ def demo_people(limit: int = 400) -> tuple[list[Person], list[Person]]:
     return internal, customers
 
 
-def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | None = None) -> dict:
-    """Store generated demo mail as raw messages and process it; idempotent per seed."""
+def feed_demo_mail(
+    *,
+    messages: int = 300,
+    seed: int = 42,
+    start: datetime | None = None,
+    progress: Callable[[int], object] | None = None,
+    set_total: Callable[[int], object] | None = None,
+) -> dict:
+    """Store generated demo mail as raw messages and process it; idempotent per seed.
+    `set_total(n)` is told how many messages will be processed, `progress(k)` after each batch."""
     from django.utils import timezone
 
     from capture.intake import RawSpec, store_raw_messages
@@ -500,8 +508,12 @@ def feed_demo_mail(*, messages: int = 300, seed: int = 42, start: datetime | Non
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    if set_total is not None:
+        set_total(len(todo))
     for chunk in range(0, len(todo), INGEST_BATCH):
         process_raw_messages(todo[chunk : chunk + INGEST_BATCH])
+        if progress is not None:
+            progress(len(todo[chunk : chunk + INGEST_BATCH]))
     statuses = Counter(
         RawMessage.objects.filter(idempotency_key__startswith=prefix).values_list(
             "status", flat=True

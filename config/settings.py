@@ -30,7 +30,9 @@ USE_I18N = True
 LANGUAGE_CODE = "en-us"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The "Mailwarden" AdminSite replaces admin.site (config/apps.py): every existing
+    # @admin.register / admin.site.register lands on it.
+    "config.apps.MailwardenAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -39,24 +41,37 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our own static files
     "django_celery_beat",
     "import_export",
     "anymail",
     "crm",
     "governance",
     "capture",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "simple_history",
+    # after the apps it reads: the dashboard summary, policy history and staff 2FA tooling
+    "config.portal",
 ]
 # Extra apps for tooling only (bench/ingest.py adds django_mailbox, the peer it is compared with).
 INSTALLED_APPS += env.list("MAILWARDEN_EXTRA_APPS", default=[])
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # static files (admin, Swagger UI, Redoc) served by the web process itself: no CDN, no proxy
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: it turns a lockout into the lockout response
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -94,6 +109,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "crm.User"
+# django-axes first: it counts failed logins and refuses a locked-out username/address pair.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -103,6 +123,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env.str("MAILWARDEN_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# WhiteNoise also serves straight from the apps' static folders, so a web process started
+# without `collectstatic` (the embedded demo, tests) still has the admin, Swagger UI and Redoc.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -170,6 +193,11 @@ SPECTACULAR_SETTINGS = {
         "EligibilityReasonEnum": "governance.api.compose.REASON_CHOICES",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files: /api/docs/ renders
+    # on a machine without internet, and no page loads anything from another origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "PATH_CONVERTER_OVERRIDES": {
         "dbid": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
     },
@@ -311,6 +339,30 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("MAILWARDEN_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Staff accounts (docs/admin.md "Staff accounts") ---------------------------------------
+# Two-factor login (django-otp, TOTP) for the admin: on by default in production (DEBUG off),
+# off in the embedded demo unless set. `manage.py admin_totp <username>` creates a device.
+MAILWARDEN_ADMIN_2FA = env.bool("MAILWARDEN_ADMIN_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = "Mailwarden"
+# Lockout after repeated failed logins (django-axes): per username and client address.
+AXES_ENABLED = env.bool("MAILWARDEN_LOGIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = env.int("MAILWARDEN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("MAILWARDEN_LOGIN_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Sessions end after MAILWARDEN_SESSION_HOURS of inactivity or when the browser closes.
+SESSION_COOKIE_AGE = int(env.float("MAILWARDEN_SESSION_HOURS", default=8) * 3600)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("MAILWARDEN_SESSION_BROWSER_CLOSE", default=True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Admin dashboard: figures come from a summary the beat task refreshes (config/portal).
+MAILWARDEN_DASHBOARD_REFRESH_SECONDS = env.int("MAILWARDEN_DASHBOARD_REFRESH_SECONDS", default=300)
+MAILWARDEN_DASHBOARD_DAYS = env.int("MAILWARDEN_DASHBOARD_DAYS", default=30)
+SIMPLE_HISTORY_REVERT_DISABLED = True  # history is shown, never replayed over audited changes
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)

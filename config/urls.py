@@ -5,13 +5,19 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from capture import views as capture_views
-from config.views import healthz
+from config.views import healthz, self_hosted_only
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files (settings.py); Redoc
+    # under a policy that keeps every request on this origin (config/views.py).
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path(
+        "api/redoc/",
+        self_hosted_only(SpectacularRedocView.as_view(url_name="schema")),
+        name="api-redoc",
+    ),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("capture.api.urls")),
     path("api/v1/", include("governance.api.urls")),

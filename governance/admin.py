@@ -4,15 +4,21 @@ add-only consent history (with its panel on the contact page and its import colu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
@@ -22,6 +28,7 @@ from crm.resources import ContactImportColumns, register_contact_import_columns
 from governance import never_log
 from governance.api.serializers import normalize_rule_value
 from governance.audit import client_address, record_event
+from governance.audit_review import export_audit_csv, verify_and_record
 from governance.consent import (
     IMPORT_COLUMNS,
     ConsentRejected,
@@ -327,24 +334,183 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         ) or super().has_view_permission(request, obj)
 
 
+# --- audit review (docs/admin.md "Audit review") -------------------------------------------
+# Filters by actor, action, channel, object type and date range; search by object ("type:id"
+# or an id); a page per object with its whole history and the panels other layers register
+# (capture adds every capture of a message: channel, mailbox or address, user, time); a CSV
+# export safe against formula injection, itself audited; the chain verification on request.
+
+ObjectHistoryPanel = Callable[[HttpRequest, str, str], str]
+_object_history_panels: dict[str, list[ObjectHistoryPanel]] = {}
+
+
+def register_object_history_panel(object_type: str, panel: ObjectHistoryPanel) -> None:
+    """Show `panel(request, object_type, object_id)` (safe HTML) on the audit page of every
+    object of `object_type` ("app_label.modelname"). Lets an upper layer (capture, config)
+    add what governance cannot import."""
+    panels = _object_history_panels.setdefault(object_type, [])
+    if panel not in panels:
+        panels.append(panel)
+
+
+DISTINCT_CACHE_SECONDS = 600
+
+
+class CachedDistinctFilter(admin.SimpleListFilter):
+    """A filter whose choices are the column's distinct values, cached: the log is append-only
+    and large, so the DISTINCT runs once per cache period, not on each page view."""
+
+    field = ""
+
+    def lookups(self, request, model_admin):
+        key = f"mw:audit:distinct:{self.field}"
+        values = cache.get(key)
+        if values is None:
+            values = [
+                v
+                for v in AuditEvent.objects.order_by(self.field)
+                .values_list(self.field, flat=True)
+                .distinct()[:500]
+                if v
+            ]
+            cache.set(key, values, DISTINCT_CACHE_SECONDS)
+        return [(v, v) for v in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class ActionFilter(CachedDistinctFilter):
+    title = "action"
+    parameter_name = "action"
+    field = "action"
+
+
+class ChannelFilter(CachedDistinctFilter):
+    title = "channel"
+    parameter_name = "channel"
+    field = "channel"
+
+
+class ObjectTypeFilter(CachedDistinctFilter):
+    title = "object type"
+    parameter_name = "object_type"
+    field = "object_type"
+
+
+class ActorFilter(admin.SimpleListFilter):
+    """Users who can act (staff and API users are few): one choice each, no scan of the log."""
+
+    title = "actor"
+    parameter_name = "actor_user"
+
+    def lookups(self, request, model_admin):
+        from django.contrib.auth import get_user_model
+
+        users = get_user_model().objects.order_by("username").values_list("pk", "username")[:500]
+        return [(str(pk), name) for pk, name in users]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(actor_user_id=int(value))
+        return queryset
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """From / to dates (inclusive) on a date-time field, as two GET parameters."""
+
+    template = "admin/governance/auditevent/date_range_filter.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.lookup_gte = f"{field_path}__date__gte"
+        self.lookup_lte = f"{field_path}__date__lte"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = f"{field.verbose_name} (range)"
+        # FieldListFilter.__init__ moved our parameters from params into used_parameters
+        self.values: dict[str, date] = {}
+        self.texts: dict[str, str] = {}
+        for name in (self.lookup_gte, self.lookup_lte):
+            raw = self.used_parameters.get(name)
+            value = raw[-1] if isinstance(raw, list | tuple) else raw
+            if not value:
+                continue
+            try:
+                self.values[name] = date.fromisoformat(str(value))
+            except ValueError as e:
+                raise IncorrectLookupParameters(f"{name}: not a date (YYYY-MM-DD)") from e
+            self.texts[name] = str(value)
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self):
+        return [self.lookup_gte, self.lookup_lte]
+
+    def queryset(self, request, queryset):
+        start = self.values.get(self.lookup_gte)
+        end = self.values.get(self.lookup_lte)
+        tz = timezone.get_current_timezone()
+        if start:
+            queryset = queryset.filter(
+                **{f"{self.field_path}__gte": datetime.combine(start, time.min, tzinfo=tz)}
+            )
+        if end:
+            queryset = queryset.filter(
+                **{
+                    f"{self.field_path}__lt": datetime.combine(
+                        end + timedelta(days=1), time.min, tzinfo=tz
+                    )
+                }
+            )
+        return queryset
+
+    def choices(self, changelist):
+        yield {
+            "gte_name": self.lookup_gte,
+            "lte_name": self.lookup_lte,
+            "gte": self.texts.get(self.lookup_gte, ""),
+            "lte": self.texts.get(self.lookup_lte, ""),
+            "other_params": [
+                (k, v)
+                for k, values in changelist.params.items()
+                if k not in (self.lookup_gte, self.lookup_lte, "p")
+                for v in (values if isinstance(values, list) else [values])
+            ],
+            "clear_url": changelist.get_query_string(remove=[self.lookup_gte, self.lookup_lte]),
+        }
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/governance/auditevent/change_list.html"
     list_display = [
         "created",
         "action",
         "actor_label",
         "actor_type",
-        "object_type",
-        "object_id",
+        "object_link",
         "channel",
         "address",
         "seal_seq",
     ]
     list_select_related = ("actor_user",)
-    list_filter = ["actor_type", "channel", "object_type", "created"]
+    list_filter = [
+        ActorFilter,
+        "actor_type",
+        ActionFilter,
+        ChannelFilter,
+        ObjectTypeFilter,
+        ("created", DateRangeFilter),
+    ]
     search_fields = ["=action", "actor_label", "=object_id"]
+    search_help_text = (
+        "An object as type:id (capture.emailmessage:42), an object id, an action, or an actor."
+    )
     date_hierarchy = None
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice scans the whole log
     paginator = EstimatedCountPaginator
     list_per_page = 100
     ordering = ["-id"]
@@ -370,6 +536,101 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return format_html(
             "<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str)
         )
+
+    @admin.display(description="object", ordering="object_id")
+    def object_link(self, obj: AuditEvent):
+        if not obj.object_type:
+            return obj.object_id or "—"
+        label = f"{obj.object_type}:{obj.object_id}" if obj.object_id else obj.object_type
+        if not obj.object_id:
+            return label
+        return format_html(
+            '<a href="{}">{}</a>', self._object_url(obj.object_type, obj.object_id), label
+        )
+
+    @staticmethod
+    def _object_url(object_type: str, object_id: str) -> str:
+        return reverse("admin:governance_auditevent_object", args=[object_type, object_id])
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        kind, sep, ident = term.partition(":")
+        if sep and "." in kind and ident and " " not in term:
+            return queryset.filter(object_type=kind.lower(), object_id=ident), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("export.csv", view(self.export_view), name="governance_auditevent_export"),
+            path("verify/", view(self.verify_view), name="governance_auditevent_verify"),
+            path(
+                "object/<str:object_type>/<path:object_id>/",
+                view(self.object_view),
+                name="governance_auditevent_object",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _denied(self, request) -> bool:
+        return not self.has_view_permission(request)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The events the list shows with the same filters and search, as CSV (audited)."""
+        if self._denied(request):
+            raise PermissionDenied
+        queryset = self.get_changelist_instance(request).queryset
+        filters = {k: v for k, v in request.GET.items()}
+        lines = export_audit_csv(
+            queryset, actor=request.user, address=client_address(request), filters=filters
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+        return response
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: a button; POST: verify the hash chain now and show the result (audited)."""
+        if self._denied(request):
+            raise PermissionDenied
+        report = None
+        if request.method == "POST":
+            report = verify_and_record(actor=request.user, address=client_address(request))
+        last = (
+            AuditEvent.objects.filter(action="audit.chain_verified")
+            .order_by("-id")
+            .values("created", "actor_label", "detail")
+            .first()
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Verify the audit chain",
+            "report": report,
+            "last": last,
+        }
+        return TemplateResponse(request, "admin/governance/auditevent/verify.html", context)
+
+    def object_view(self, request: HttpRequest, object_type: str, object_id: str) -> HttpResponse:
+        """Everything the log knows about one object, oldest first, plus registered panels."""
+        if self._denied(request):
+            raise PermissionDenied
+        events = AuditEvent.objects.filter(object_type=object_type, object_id=object_id)
+        page = Paginator(events.order_by("id"), 500).get_page(request.GET.get("p"))
+        panels = [
+            panel(request, object_type, object_id)
+            for panel in _object_history_panels.get(object_type, [])
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"History of {object_type}:{object_id}",
+            "object_type": object_type,
+            "object_id": object_id,
+            "page": page,
+            "panels": [p for p in panels if p],
+        }
+        return TemplateResponse(request, "admin/governance/auditevent/object.html", context)
 
 
 @admin.register(AuditAnchor)

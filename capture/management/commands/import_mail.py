@@ -9,13 +9,11 @@ always `N processed, R rejected, F failed, D duplicates, S skipped`.
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from capture.errors import StoreUnavailable
 from capture.importers import IMPORT_BATCH, import_mail, iter_mail_sources
+from core.progress import progress_reporter
 from crm.models import User
 
 
@@ -30,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--user", metavar="USERNAME", required=True)
         parser.add_argument("--batch-size", type=int, default=IMPORT_BATCH)
         parser.add_argument(
-            "--no-progress", action="store_true", help="No progress bar (also off when not a tty)."
+            "--no-progress",
+            action="store_true",
+            help="No progress output (a bar on a terminal, log lines otherwise).",
         )
 
     def handle(self, *args, **options) -> None:
@@ -42,11 +42,12 @@ class Command(BaseCommand):
         except (FileNotFoundError, ValueError) as e:
             raise CommandError(str(e)) from e
         total = sum(s.count for s in sources)
-        bar = tqdm(
+        bar = progress_reporter(
             total=total,
+            desc="import",
             unit="msg",
-            file=sys.stderr,
-            disable=options["no_progress"] or not sys.stderr.isatty(),
+            stream=self.stderr,
+            enabled=not options["no_progress"],
         )
         try:
             summary = import_mail(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from capture.demo import INTERNAL_DOMAIN, feed_demo_mail, seed_demo_policy
+from core.progress import progress_reporter
 from crm.demo import seed_crm
 from governance.models import OrgSettings
 
@@ -17,8 +18,20 @@ class Command(BaseCommand):
         parser.add_argument("--organizations", type=int, default=300)
         parser.add_argument("--messages", type=int, default=300)
         parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="No progress output (a bar on a terminal, log lines otherwise).",
+        )
 
     def handle(self, *args, organizations: int, messages: int, seed: int, **options) -> None:
+        bar = progress_reporter(
+            total=None,
+            desc="demo mail",
+            unit="msg",
+            stream=self.stderr,
+            enabled=not options.get("no_progress"),
+        )
         crm = seed_crm(organizations=organizations, seed=seed)
         settings = OrgSettings.load()
         if not settings.internal_domains:
@@ -26,7 +39,10 @@ class Command(BaseCommand):
             settings.save(update_fields=["internal_domains", "updated"])
         addresses = ensure_capture_addresses(list(crm.users.values()))
         policy = seed_demo_policy()
-        mail = feed_demo_mail(messages=messages, seed=seed)
+        with bar:
+            mail = feed_demo_mail(
+                messages=messages, seed=seed, progress=bar.update, set_total=bar.reset
+            )
         self.stdout.write(
             f"CRM: {crm.organizations} organizations, {crm.contacts} contacts, {crm.items} items "
             f"({crm.created_organizations} organizations created now)"

@@ -6,14 +6,12 @@ Without --mailbox it syncs the mailboxes that are due (what beat queues every mi
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from capture.imap.mailboxes import due_mailboxes
 from capture.imap.sync import sync_mailbox
 from capture.models import MailboxConnection
+from core.progress import progress_reporter
 
 
 class Command(BaseCommand):
@@ -22,7 +20,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--mailbox", type=int, action="append", help="Mailbox id (repeatable).")
         parser.add_argument("--all", action="store_true", help="Every enabled, unpaused mailbox.")
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="No progress output (a bar on a terminal, log lines otherwise).",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["mailbox"]:
@@ -43,7 +45,14 @@ class Command(BaseCommand):
         show = not options["no_progress"]
         failed = 0
         for mailbox_id in ids:
-            bar = tqdm(total=0, unit="msg", disable=not show, file=sys.stderr, leave=False)
+            bar = progress_reporter(
+                total=0,
+                desc=f"mailbox {mailbox_id}",
+                unit="msg",
+                stream=self.stderr,
+                enabled=show,
+                leave=False,
+            )
 
             def progress(
                 folder: str, done: int, total: int, bar=bar, mailbox_id=mailbox_id
@@ -51,8 +60,7 @@ class Command(BaseCommand):
                 bar.set_description(f"mailbox {mailbox_id} {folder}")
                 if bar.total != total:
                     bar.reset(total=total)
-                bar.n = done
-                bar.refresh()
+                bar.update(done - bar.n)
 
             try:
                 report = sync_mailbox(mailbox_id, progress=progress)
