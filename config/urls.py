@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from capture import views as capture_views
+from capture.tracking import views as tracking_views
 from config.views import healthz
 
 urlpatterns = [
@@ -18,6 +19,9 @@ urlpatterns = [
     path("inbound/", include("capture.webhooks.urls")),
     path("me/", capture_views.me, name="me"),
     path("healthz", healthz, name="healthz"),
+    # Open and click tracking (capture/tracking/views.py): public, cheap, signed tokens.
+    path("t/o/<str:token>", tracking_views.open_pixel, name="tracking-open"),
+    path("t/c/<str:token>", tracking_views.click_redirect, name="tracking-click"),
 ]
 # A URL under /api/ that matches no route (e.g. /api/v1/contacts/abc/) answers JSON.
 handler404 = "core.api.api_page_not_found"

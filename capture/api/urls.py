@@ -11,12 +11,23 @@ from capture.api import (
     mailboxes,
     meetings,
     timeline,
+    tracking,
 )
 from core.api import ApiRouter
 
 router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
-for module in (captures, emails, addresses, mailboxes, categories, timeline, meetings, links):
+for module in (
+    captures,
+    emails,
+    addresses,
+    mailboxes,
+    categories,
+    timeline,
+    meetings,
+    links,
+    tracking,
+):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])
 
