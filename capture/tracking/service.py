@@ -235,8 +235,9 @@ def _insert_sql() -> str:
     message = TrackedMessage._meta.db_table
     contact = TrackedContact._meta.db_table
     consent = ConsentRecord._meta.db_table
+    # Table names from the models' metadata; every value is a parameter.
     return (
-        f"INSERT INTO {event} (tracked_id, kind, link, occurred_at, machine, machine_reason, "
+        f"INSERT INTO {event} (tracked_id, kind, link, occurred_at, machine, machine_reason, "  # noqa: S608
         f"user_agent) SELECT t.id, %s, %s, %s, %s, %s, %s FROM {message} t WHERE t.id = %s "
         f"AND NOT EXISTS (SELECT 1 FROM {contact} tc JOIN {consent} c "
         f"ON c.contact_id = tc.contact_id WHERE tc.tracked_id = t.id "
