@@ -9,6 +9,10 @@ from capture.tracking import views as tracking_views
 from config.views import healthz
 
 urlpatterns = [
+    # Open and click tracking (capture/tracking/views.py): public, cheap, signed tokens; first,
+    # so a pixel is resolved without walking the other routes.
+    path("t/o/<str:token>", tracking_views.open_pixel, name="tracking-open"),
+    path("t/c/<str:token>", tracking_views.click_redirect, name="tracking-click"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -19,9 +23,6 @@ urlpatterns = [
     path("inbound/", include("capture.webhooks.urls")),
     path("me/", capture_views.me, name="me"),
     path("healthz", healthz, name="healthz"),
-    # Open and click tracking (capture/tracking/views.py): public, cheap, signed tokens.
-    path("t/o/<str:token>", tracking_views.open_pixel, name="tracking-open"),
-    path("t/c/<str:token>", tracking_views.click_redirect, name="tracking-click"),
 ]
 # A URL under /api/ that matches no route (e.g. /api/v1/contacts/abc/) answers JSON.
 handler404 = "core.api.api_page_not_found"

@@ -36,9 +36,7 @@ _last_failure_log = [0.0]
 
 def _no_cache(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = NO_STORE
-    response["Pragma"] = "no-cache"
     response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
 
