@@ -240,7 +240,7 @@ def main() -> None:
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(os.environ.get("BENCH_TRACKING_LOG", os.devnull), "w"),  # noqa: SIM115
+        stderr=open(os.environ.get("BENCH_TRACKING_LOG", os.devnull), "w"),
         start_new_session=True,
     )
     results: dict[str, list[dict]] = {"pixel": [], "bare": []}
