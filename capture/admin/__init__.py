@@ -10,4 +10,5 @@ from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record
     meetings,
     messages,
     timeline,
+    tracking,
 )

@@ -161,6 +161,32 @@ class TrackingView(APIView):
         return Response(TrackingResponseSerializer(result).data)
 
 
+# --- summaries (on the email detail and the timeline) ---------------------------------------
+
+
+class LinkClicksSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    clicks = serializers.IntegerField()
+    machine_clicks = serializers.IntegerField()
+
+
+class TrackingSummarySerializer(serializers.Serializer):
+    """Opens and clicks of a tracked message; `machine_*` (included in the totals) are the
+    likely machine ones: privacy proxies, link scanners, too soon after sending."""
+
+    tracked_message = serializers.IntegerField(source="tracked_id")
+    mode = serializers.CharField()
+    issued_at = serializers.DateTimeField()
+    opens = serializers.IntegerField()
+    machine_opens = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    machine_clicks = serializers.IntegerField()
+    first_open_at = serializers.DateTimeField(allow_null=True)
+    last_open_at = serializers.DateTimeField(allow_null=True)
+    last_click_at = serializers.DateTimeField(allow_null=True)
+    links = LinkClicksSerializer(many=True)
+
+
 # --- events --------------------------------------------------------------------------------
 
 
