@@ -78,8 +78,12 @@ def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monk
     assert r["Content-Type"] == "image/gif" and r.content == PIXEL
     assert "no-store" in r["Cache-Control"]
     assert not r.cookies  # no session, no CSRF cookie
-    assert queries.captured_queries == []
-    assert [q.split()[0] for q in sent] == ["INSERT"]
+    django_sent = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":  # prepared, through psycopg directly
+        assert django_sent == []
+        assert [q.split()[0] for q in sent] == ["INSERT"]
+    else:
+        assert [q.split()[0] for q in django_sent] == ["INSERT"]
     event = TrackingEvent.objects.get()
     assert (event.kind, event.link, event.machine, event.machine_reason) == (
         "open",
