@@ -270,3 +270,24 @@ def test_a_failing_record_step_still_answers(issued, monkeypatch):
         assert r.status_code == 200 and r.content == PIXEL
         # the failed statement aborted this transaction: leave it by rolling back
         transaction.set_rollback(True)
+
+
+def test_an_anonymous_mail_stops_recording_when_any_of_its_recipients_withdraws(sender, api_client):
+    """Events of a several-recipient mail name nobody, so any tracked recipient's withdrawal
+    may concern them: none is recorded after it."""
+    ann = make_contact(emails=("ann@client.test",))
+    make_contact(emails=("bea@client.test",))
+    body = (
+        api_client(sender)
+        .post(
+            "/api/v1/tracking/",
+            {"message_id": "<m2@ourco.test>", "recipients": ["ann@client.test", "bea@client.test"]},
+            format="json",
+        )
+        .json()
+    )
+    assert body["mode"] == "anonymous"
+    get(body["open_pixel_url"])
+    withdraw(ann)
+    get(body["open_pixel_url"])
+    assert TrackingEvent.objects.count() == 1
