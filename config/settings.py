@@ -216,6 +216,10 @@ MAILWARDEN_TRACKING_MACHINE_NETWORKS = env.list(
 )
 # Reverse proxies whose X-Forwarded-For names the client (CIDRs; empty = REMOTE_ADDR only).
 MAILWARDEN_TRACKING_TRUSTED_PROXIES = env.list("MAILWARDEN_TRACKING_TRUSTED_PROXIES", default=[])
+# The pixel's INSERT as a prepared statement (off behind pgbouncer's transaction pooling < 1.21).
+MAILWARDEN_TRACKING_PREPARED_STATEMENTS = env.bool(
+    "MAILWARDEN_TRACKING_PREPARED_STATEMENTS", default=True
+)
 
 # SMTP listener
 MAILWARDEN_SMTP_HOST = env.str("MAILWARDEN_SMTP_HOST", default="127.0.0.1")

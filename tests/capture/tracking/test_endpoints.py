@@ -291,3 +291,20 @@ def test_an_anonymous_mail_stops_recording_when_any_of_its_recipients_withdraws(
     withdraw(ann)
     get(body["open_pixel_url"])
     assert TrackingEvent.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_the_insert_is_prepared_once_per_connection(issued, settings):
+    """Planning the statement costs PostgreSQL more than running it: it is prepared."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    body, _ = issued
+    for _ in range(3):
+        get(body["open_pixel_url"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            [f"INSERT INTO {TrackingEvent._meta.db_table}%"],
+        )
+        assert cursor.fetchone()[0] == 1
+    assert TrackingEvent.objects.count() == 3
