@@ -60,6 +60,12 @@ def configure(parser) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--prefill", type=int, default=None, help="events already stored")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="run gunicorn's gthread workers with this many threads (not the Procfile's)",
+    )
 
 
 def web_command(port: int, workers: int) -> list[str]:
@@ -244,8 +250,11 @@ def main() -> None:
     port = free_port()
     env["DJANGO_SETTINGS_MODULE"] = "_tracking_site"
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), str(REPO_ROOT)])
+    command = web_command(port, args.workers)
+    if args.threads:
+        command += ["--worker-class", "gthread", "--threads", str(args.threads)]
     proc = subprocess.Popen(
-        web_command(port, args.workers),
+        command,
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -302,6 +311,7 @@ def main() -> None:
         bare_rps=round(totals["bare"][0]),
         cpu_ratio=totals["bare"][1] / totals["pixel"][1],
         workers=args.workers,
+        threads=args.threads or "sync",
         concurrency=args.concurrency,
         prefill=prefill,
     )
