@@ -32,6 +32,7 @@ from typing import Any
 import pyzipper
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from capture import dispatch
@@ -46,6 +47,9 @@ from capture.models import (
     RawMessage,
     Thread,
     ThreadLink,
+    TrackedContact,
+    TrackedMessage,
+    TrackingEvent,
 )
 from capture.removal import delete_messages, unlink_files
 from capture.storage import open_blob, read_raw
@@ -213,16 +217,6 @@ def _contact_ids(address: str) -> list[int]:
     )
 
 
-def _tracking_models() -> list[Any]:
-    """Tracking events, when that feature is installed (it is optional in this module)."""
-    from django.apps import apps
-
-    try:
-        return [apps.get_model("capture", "TrackingEvent")]
-    except LookupError:
-        return []
-
-
 def _row(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
     out = {}
     for name in fields:
@@ -291,13 +285,16 @@ def collect_subject_data(address: str) -> tuple[dict[str, Any], list[tuple[str, 
         for link in ThreadLink.objects.filter(thread_id__in=thread_ids).order_by("pk")
     ]
     tracking = []
-    for model in _tracking_models():
-        field_names = [f.attname for f in model._meta.concrete_fields]
-        fk = "contact_id" if "contact_id" in field_names else None
-        rows = model.objects.filter(email_id__in=message_ids) if "email_id" in field_names else []
-        if fk:
-            rows = model.objects.filter(contact_id__in=contact_ids) | rows  # type: ignore[operator]
-        tracking += [_row(r, field_names) for r in rows]
+    message_ids_str = list(qs.values_list("message_id", flat=True))
+    tracked = TrackedMessage.objects.filter(
+        Q(message_id__in=message_ids_str)
+        | Q(pk__in=TrackedContact.objects.filter(contact_id__in=contact_ids).values("tracked_id"))
+    )
+    for event in TrackingEvent.objects.filter(tracked__in=tracked).select_related("tracked"):
+        tracking.append(
+            _row(event, ["id", "kind", "link", "occurred_at", "machine", "machine_reason"])
+            | {"message_id": event.tracked.message_id, "subject": event.tracked.subject}
+        )
     refs = (
         [("crm.contact", str(i)) for i in contact_ids]
         + [("capture.emailmessage", str(i)) for i in message_ids]
@@ -513,6 +510,9 @@ def _anonymise_messages(
             Thread.objects.filter(pk=t.pk).update(
                 subject=subject, subject_norm=scrub(t.subject_norm)
             )
+    kept_mids = EmailMessage.objects.filter(pk__in=message_ids).values_list("message_id", flat=True)
+    for tm in TrackedMessage.objects.filter(message_id__in=list(kept_mids)).exclude(subject=""):
+        TrackedMessage.objects.filter(pk=tm.pk).update(subject=scrub(tm.subject))
     for meeting in Meeting.objects.filter(emails__in=message_ids).distinct():
         meeting.organizer = alias if meeting.organizer.lower() == address else meeting.organizer
         meeting.attendees = _scrub_json(meeting.attendees, scrub)

@@ -19,7 +19,8 @@ see everything (capture/visibility.py) gets the same walk filtered by visibility
 skips what they may not see.
 
 Queries per page: pins, the page of links (plus the organization's contact ids), the page's
-threads with their newest visible message id, and those messages with their meetings.
+threads with their newest visible message id, and those messages with their meetings; two
+more (the opens and clicks) when some of those messages were sent tracked.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from capture.models import (
     Thread,
     ThreadLink,
     TimelinePin,
+    TrackedMessage,
 )
+from capture.tracking.service import TrackingSummary, summaries
 from capture.visibility import (
     NO_ACCESS,
     Access,
@@ -66,6 +69,7 @@ RECORD_TYPES: dict[type, str] = {
 }
 EMAIL_FIELDS = (
     "id",
+    "message_id",  # its tracking (opens and clicks), if it was sent tracked
     "thread_id",
     "kind",
     "subject",
@@ -94,6 +98,7 @@ class TimelineEntry:
     # What the viewer sees of that message (capture.visibility); when the subject is hidden
     # thread_subject and email.subject are None and the meeting is left out.
     access: Access = NO_ACCESS
+    tracking: TrackingSummary | None = None  # that message's opens and clicks, if tracked
 
 
 @dataclass
@@ -155,7 +160,13 @@ def timeline_page(
     pinned_email = {t: e for t, e in shown_pins if e}
     threads = _threads_with_newest(viewer, wanted, pinned_email)
     email_ids = [t.shown_id for t in threads.values() if t.shown_id]
-    emails = {e.pk: e for e in EmailMessage.objects.filter(pk__in=email_ids).only(*EMAIL_FIELDS)}
+    tracked = TrackedMessage.objects.filter(message_id=OuterRef("message_id")).values("pk")[:1]
+    emails = {
+        e.pk: e
+        for e in EmailMessage.objects.filter(pk__in=email_ids)
+        .only(*EMAIL_FIELDS)
+        .annotate(tracked_id=Subquery(tracked))  # tracking read only for pages that have some
+    }
     meetings = {
         m.email_id: m.meeting
         for m in MeetingMessage.objects.filter(email_id__in=email_ids)
@@ -163,6 +174,7 @@ def timeline_page(
         .only("email_id", "meeting__summary", "meeting__start", "meeting__end")
     }
     accesses = access_map(viewer, email_ids)
+    tracking = summaries(e.message_id for e in emails.values() if e.tracked_id)
     entries = []
     for tid in wanted:
         thread = threads.get(tid)
@@ -182,6 +194,11 @@ def timeline_page(
                 email=email,
                 meeting=meetings.get(thread.shown_id) if access.subject else None,
                 access=access,
+                tracking=(
+                    tracking.get(emails[thread.shown_id].message_id)
+                    if thread.shown_id in emails
+                    else None
+                ),
             )
         )
     next_cursor = encode_cursor(*rows[-1]) if more and rows else None

@@ -23,8 +23,10 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture import storage
+from capture.api.tracking import TrackingSummarySerializer
 from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
+from capture.tracking.service import summary as tracking_summary
 from capture.viewer import sanitise_html
 from capture.visibility import (
     NO_ACCESS,
@@ -153,6 +155,7 @@ class EmailDetailSerializer(EmailListSerializer):
     unmatched_references = serializers.SerializerMethodField()
     text_body = serializers.SerializerMethodField()
     html_body = serializers.SerializerMethodField()
+    tracking = serializers.SerializerMethodField()
 
     class Meta(EmailListSerializer.Meta):
         fields = (
@@ -169,6 +172,7 @@ class EmailDetailSerializer(EmailListSerializer):
             "captures",
             "links",
             "unmatched_references",
+            "tracking",
         )
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -192,6 +196,12 @@ class EmailDetailSerializer(EmailListSerializer):
         if not access_of(self, obj).attachments:
             return None
         return AttachmentSerializer(obj.attachments.all(), many=True).data
+
+    @extend_schema_field(TrackingSummarySerializer(allow_null=True))
+    def get_tracking(self, obj: EmailMessage) -> dict | None:
+        """Opens and clicks, when the message was sent tracked (capture/tracking/)."""
+        found = tracking_summary(obj.message_id)
+        return TrackingSummarySerializer(found).data if found else None
 
     @extend_schema(responses=ThreadLinkSerializer(many=True))
     def get_links(self, obj: EmailMessage) -> list[dict]:

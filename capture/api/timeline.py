@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from capture import timeline as service
 from capture.api.emails import AccessSerializer
+from capture.api.tracking import TrackingSummarySerializer
 from capture.visibility import Viewer
 from core.api import IdField, StrictSerializer
 from crm.auth import ScopePermission
@@ -54,6 +55,9 @@ class TimelineEntrySerializer(serializers.Serializer):
     pinned = serializers.BooleanField()
     email = TimelineEmailSerializer(allow_null=True)
     meeting = MeetingSerializer(allow_null=True)
+    tracking = TrackingSummarySerializer(
+        allow_null=True, help_text="Opens and clicks of the shown message, if sent tracked."
+    )
 
 
 class TimelinePageSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ from capture.api import (
     meetings,
     threads,
     timeline,
+    tracking,
 )
 from core.api import ApiRouter
 
@@ -29,6 +30,7 @@ for module in (
     links,
     threads,
     dsr,
+    tracking,
 ):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])

@@ -20,6 +20,7 @@ from capture.models.messages import (
 )
 from capture.models.raw import RawMessage
 from capture.models.timeline import Category, TimelinePin
+from capture.models.tracking import TrackedContact, TrackedMessage, TrackingEvent
 
 __all__ = [
     "Attachment",
@@ -46,5 +47,8 @@ __all__ = [
     "ThreadLink",
     "ThreadUnlink",
     "TimelinePin",
+    "TrackedContact",
+    "TrackedMessage",
+    "TrackingEvent",
     "UnmatchedReference",
 ]

@@ -18,6 +18,8 @@ from capture.models import (
     Meeting,
     MeetingMessage,
     ReviewItem,
+    TrackedMessage,
+    TrackingEvent,
 )
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
@@ -104,6 +106,7 @@ def api_world(db, mail_fixture) -> ApiWorld:
         "webhook-deliveries": WebhookDelivery.objects.create(
             subscription=webhook, message_id="evt_1", event_type="contact.created", body="{}"
         ).pk,
+        "tracking-events": walk_tracking_event(user, attachment.email.message_id).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
@@ -117,6 +120,19 @@ def walk_webhook() -> WebhookSubscription:
         event_types=["contact.created"],
         secret_encrypted=encrypt_secret(generate_secret()),
     )
+
+
+def walk_tracking_event(user: User, message_id: str) -> TrackingEvent:
+    """An open of the walker's own message, sent tracked."""
+    from django.utils import timezone
+
+    tracked = TrackedMessage.objects.create(
+        message_id=message_id,
+        sender=user,
+        mode="recipient",
+        expires_at=timezone.now() + timezone.timedelta(days=1),
+    )
+    return TrackingEvent.objects.create(tracked=tracked, kind="open")
 
 
 def walk_meeting(email_id: int) -> Meeting:

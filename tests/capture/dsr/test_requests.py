@@ -45,6 +45,17 @@ def test_access_archive_holds_everything_about_the_address_once_for_the_requeste
     tom = make_contact(emails=(TOM,), first_name="Tom", last_name="Buyer")
     record_consent(tom.pk, basis="contract", channel="api", source="order 17")
     mail = subject_mail()
+    from django.utils import timezone
+
+    from capture.models import TrackedMessage, TrackingEvent
+
+    tracked = TrackedMessage.objects.create(
+        message_id=mail["alone"].message_id,
+        sender=make_user(),
+        mode="recipient",
+        expires_at=timezone.now() + timezone.timedelta(days=1),
+    )
+    TrackingEvent.objects.create(tracked=tracked, kind="open")
     client = token_client([ADMIN], user=officer())
     created = run(django_capture_on_commit_callbacks, client, {"kind": "access", "address": TOM})
     password = created["password"]
@@ -81,6 +92,7 @@ def test_access_archive_holds_everything_about_the_address_once_for_the_requeste
     assert data["consents"][0]["source"] == "order 17"
     assert {p["address"] for p in data["participants"]} == {TOM}
     assert any(e["action"] == "consent.recorded" for e in data["audit_events"])
+    assert [e["kind"] for e in data["tracking_events"]] == ["open"]
 
     again = client.post(f"{URL}{req.pk}/archive/")
     assert again.status_code == 409 and again.json()["code"] == "archive_unavailable"
