@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from capture.models.addin import AddinDeviceGrant
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
 from capture.models.linkrules import LinkRule, ThreadUnlink, UnmatchedReference
 from capture.models.messages import (
@@ -20,6 +21,7 @@ from capture.models.raw import RawMessage
 from capture.models.timeline import Category, TimelinePin
 
 __all__ = [
+    "AddinDeviceGrant",
     "Attachment",
     "Blob",
     "Capture",
