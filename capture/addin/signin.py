@@ -149,7 +149,7 @@ def poll_grant(device_code: str) -> IssuedToken:
     now = timezone.now()
     with transaction.atomic():
         grant = (
-            AddinDeviceGrant.objects.select_for_update()
+            AddinDeviceGrant.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(device_code_hash=_hash(str(device_code)))
             .first()
