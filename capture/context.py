@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from capture.mime import CalendarEvent, ParsedEmail
@@ -33,7 +34,10 @@ from core.db.bulk import execute_binary
 from crm.addresses import is_free_mail_domain, registrable_domain, split_address
 from crm.models import Contact, ContactEmail, OrganizationDomain, User, UserAddress
 from crm.services import MailContact
+from governance.consent import CurrentBasis, current_bases
+from governance.eligibility import RecipientVerdict, decide
 from governance.models import AuditEvent, NeverLogRule, OrgSettings
+from governance.settings import EffectiveSettings, effective_settings_of_users
 
 
 @dataclass
@@ -50,6 +54,17 @@ class Work:
     email: EmailMessage | None = None
     duplicate: bool = False
     participants: list[Participant] = field(default_factory=list)
+    # the gate's answers (capture/gate.py): private mail, and each external address's verdict
+    private: bool = False
+    verdicts: dict[str, RecipientVerdict] = field(default_factory=dict)
+    verdicts_refused: bool = False  # privacy mode: no external participant has a basis
+    _addresses: list[str] | None = field(default=None, repr=False)
+
+    def addresses(self) -> list[str]:
+        """all_addresses(self.parsed), computed once (the gate and preload ask several times)."""
+        if self._addresses is None:
+            self._addresses = all_addresses(self.parsed) if self.parsed is not None else []
+        return self._addresses
     status: str = ""
     reason_code: str = ""
     reason_detail: str = ""
@@ -63,13 +78,24 @@ class Policy:
     role_extra: frozenset[str]
     never_log_org: frozenset[str]
     never_log_user: dict[int, frozenset[str]]
+    private_tags: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls) -> Policy:
+    def load(cls, addresses: set[str] | None = None) -> Policy:
+        """The org settings and the never-log rules; with `addresses` (the batch's), only the
+        rules that could match them (the address, its domain, its registrable domain): one
+        lookup by the rules' value index instead of every rule of the organisation."""
         org = OrgSettings.load()
         per_user: dict[int, set[str]] = defaultdict(set)
         org_values: set[str] = set()
-        for user_id, value in NeverLogRule.objects.values_list("user_id", "value"):
+        rules = NeverLogRule.objects.all()
+        if addresses is not None:
+            # Values are stored normalised; one written around the services (not lower case)
+            # is still found, by a scan of the rules' values on the server.
+            rules = rules.filter(
+                Q(value__in=sorted(never_log_keys(addresses))) | ~Q(value=Lower("value"))
+            )
+        for user_id, value in rules.values_list("user_id", "value"):
             (per_user[user_id] if user_id else org_values).add(value.strip().lower())
         return cls(
             settings=org,
@@ -78,16 +104,36 @@ class Policy:
             role_extra=frozenset(p.lower() for p in org.extra_role_local_parts or []),
             never_log_org=frozenset(org_values),
             never_log_user={k: frozenset(v) for k, v in per_user.items()},
+            private_tags=tuple(
+                t.strip().casefold()
+                for t in org.private_subject_tags or []
+                if isinstance(t, str) and t.strip()
+            ),
         )
 
     def is_free_mail(self, domain: str) -> bool:
         return is_free_mail_domain(domain, self.free_mail_extra)
 
 
+def never_log_keys(addresses: set[str]) -> set[str]:
+    """The values a never-log rule must have to match one of these addresses."""
+    keys = set(addresses)
+    for address in addresses:
+        try:
+            domain = split_address(address)[1]
+        except ValueError:
+            continue
+        keys.add(domain)
+        keys.add(registrable_domain(domain))
+    return keys
+
+
 class BatchContext:
     def __init__(self, works: list[Work]) -> None:
         self.works = works
-        self.policy = Policy.load()
+        self.policy = Policy.load(
+            {a for w in works for a in w.addresses()}
+        )
         self.now: datetime | None = None
         # address -> internal user id (login e-mails, connected addresses, aliases)
         self.internal_users: dict[str, int] = {}
@@ -146,6 +192,11 @@ class BatchContext:
         self.categories_added: list[tuple[EmailMessage, list[str], RawMessage]] = []
         self.category_names: set[str] | None = None  # names that are categories (pipeline.py)
         self.mailbox_visibility: dict[int, str] = {}  # capture/gate.py
+        # the current consent of every contact the batch's addresses match (one query), the
+        # capturing users' effective settings (one query), and the gate's verdicts per address
+        self.bases: dict[int, CurrentBasis] = {}
+        self.user_settings: dict[int, EffectiveSettings] = {}
+        self._verdicts: dict[str, RecipientVerdict] = {}
 
     # --- bulk loading ---------------------------------------------------------------------
     def preload(self) -> None:
@@ -159,8 +210,7 @@ class BatchContext:
             mids.add(p.message_id)
             mids.add(p.in_reply_to)
             mids.update(p.references)
-            for a in all_addresses(p):
-                addresses.add(a)
+            addresses.update(w.addresses())
         mids.discard("")
         pg = connection.vendor == "postgresql"
         if addresses:
@@ -192,6 +242,12 @@ class BatchContext:
                 self.contacts_by_address[addr].append((cid, oid))
             for dom, oid in orgs:
                 self.org_by_domain[dom] = oid
+            contact_ids = {cid for found in self.contacts_by_address.values() for cid, _ in found}
+            if contact_ids:
+                self.bases = current_bases(contact_ids)
+        user_ids = {w.raw.user_id for w in self.works if w.raw.user_id}
+        if user_ids:
+            self.user_settings = effective_settings_of_users(user_ids, org=self.policy.settings)
         if mids:
             if pg:
                 emails, refs = _preload_message_ids_pg(sorted(mids))
@@ -224,6 +280,31 @@ class BatchContext:
         while thread_id in self.thread_alias:
             thread_id = self.thread_alias[thread_id]
         return thread_id
+
+    def verdict(self, address: str) -> RecipientVerdict:
+        """governance.eligibility's answer for an external address, from what the batch
+        preloaded (its contacts and their consent); never-log is the gate's own check before."""
+        found = self._verdicts.get(address)
+        if found is None:
+            org = self.policy.settings
+            found = self._verdicts[address] = decide(
+                address,
+                never_log=False,
+                internal=False,
+                contact_ids=[cid for cid, _ in self.contacts_by_address.get(address, ())],
+                bases=self.bases,
+                privacy_mode=org.privacy_mode,
+                log_internal_mail=org.log_internal_mail,
+                track=False,  # the gate decides logging; tracking is answered at send time
+            )
+        return found
+
+    def private_by_default(self, user_id: int | None) -> bool:
+        settings = self.user_settings.get(user_id or 0)
+        if settings is None:
+            org = self.policy.settings
+            return bool(org.private_by_default)
+        return bool(settings.private_by_default.value)
 
     def is_internal(self, address: str) -> bool:
         # asked ~3 times per address and message (direction, participants, threading)

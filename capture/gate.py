@@ -1,17 +1,30 @@
-"""The governance gate: may this message be stored, and how much of it?
+"""The governance gate: may this message be stored, how much of it, and which participants
+may be linked? (docs/governance.md, "The gate")
 
 Refusals raise InputRejected with a reason code (the raw message ends `rejected`, visible and
-retryable in admin). Later issues add legal basis under privacy mode and private markers here.
+retryable in admin; a never-log refusal's audit event carries no address). What is stored
+says why in `EmailMessage.gate_reasons`; a participant the gate does not link says why in
+`Participant.gate_reason` (governance.eligibility's codes).
+
+In order: quarantine, drafts, the sender of a submission, never-log, internal-only mail,
+auto-generated mail, the mailbox's visibility, private markers (subject tag, Sensitivity
+header, the add-in's flag, the user's "private by default", a reply into a private thread)
+and, under privacy mode, the legal basis of the external participants. A private thread found
+only by subject is known after threading: `gate_thread` runs then.
 """
 
 from __future__ import annotations
 
 from capture.addresses import parse_capture_token
-from capture.context import BatchContext, Work, all_addresses
+from capture.context import BatchContext, Work
 from capture.errors import InputRejected, SenderNotAllowed
-from capture.models import EmailMessage, MailboxConnection, RawMessage
+from capture.models import EmailMessage, MailboxConnection, RawMessage, Thread
 from crm.addresses import registrable_domain, split_address
 from governance.models import OrgSettings
+
+GatedMail = OrgSettings.GatedMail
+# Sensitivity (RFC 2156 / Outlook) values that mark a mail private.
+PRIVATE_SENSITIVITY = frozenset({"private", "company-confidential"})
 
 # Channels where the capturing user submits mail to a capture address (BCC/forward): the
 # sender must be one of the user's own addresses (HubSpot's rule).
@@ -49,6 +62,100 @@ def gate_message(ctx: BatchContext, work: Work, user_addresses: set[str] | None)
         work.stored = _VISIBILITY.get(visibility, EmailMessage.Stored.FULL)
         if work.stored != EmailMessage.Stored.FULL:
             work.gate_reasons.append(f"visibility:{visibility}")
+    marker = private_marker(ctx, work)
+    if marker:
+        make_private(ctx, work, marker)
+    check_legal_basis(ctx, work)
+
+
+def private_marker(ctx: BatchContext, work: Work) -> str:
+    """Why the message is private ("" when it is not): the add-in's flag, a subject tag, a
+    Sensitivity header, the capturing user's "private by default", a reply into a private
+    thread."""
+    raw, parsed = work.raw, work.parsed
+    assert parsed is not None
+    if raw.options.get("private") is True:
+        return "addin"
+    subject = (parsed.subject or "").casefold()
+    if subject and any(tag in subject for tag in ctx.policy.private_tags):
+        return "subject_tag"
+    for name, value in parsed.headers:
+        if name.lower() == "sensitivity" and value.strip().lower() in PRIVATE_SENSITIVITY:
+            return "sensitivity"
+    if ctx.private_by_default(raw.user_id):
+        return "user_default"
+    for mid in (parsed.in_reply_to, *parsed.references):
+        parent = ctx.emails_by_mid.get(mid) if mid else None
+        if parent is not None and _thread_private(ctx, parent.thread_id):
+            return "thread"
+    return ""
+
+
+def _thread_private(ctx: BatchContext, thread_id: int) -> bool:
+    tid = ctx.resolve_thread_id(thread_id)
+    thread = ctx.threads.get(tid) or ctx.loaded_threads.get(tid)
+    return bool(thread is not None and thread.private)
+
+
+def make_private(ctx: BatchContext, work: Work, marker: str) -> None:
+    """Private mail: not stored (org setting "skip"), else metadata only, marked private and
+    not linked to any record."""
+    if ctx.policy.settings.private_mail == GatedMail.SKIP:
+        raise InputRejected("private", f"private mail ({marker}) is not stored")
+    work.private = True
+    work.stored = EmailMessage.Stored.METADATA
+    work.link_items = False
+    work.gate_reasons.append(f"private:{marker}")
+
+
+def gate_thread(ctx: BatchContext, work: Work, thread: Thread) -> None:
+    """After threading: a message joining a private thread is private; a private message
+    that starts a thread of its capturer's makes that thread private (owner alone)."""
+    if thread.private and not work.private:
+        make_private(ctx, work, "thread")
+    new = thread.pk in ctx.batch_threads and thread.message_count == 0
+    if not new:
+        return
+    changed = []
+    if work.private and not thread.private and thread.owner_id in (None, work.raw.user_id):
+        thread.private = True
+        changed.append("private")
+    if work.stored == EmailMessage.Stored.METADATA and (work.private or work.verdicts_refused):
+        # the thread's subject would tell what the message's row does not keep
+        thread.subject = thread.subject_norm = ""
+        changed += ["subject", "subject_norm"]
+    if changed and thread.pk not in ctx.pending_threads:
+        thread.save(update_fields=changed)
+
+
+def external_addresses(ctx: BatchContext, work: Work) -> list[str]:
+    """The message's participants that are neither internal nor our own capture addresses."""
+    return [
+        a
+        for a in dict.fromkeys(work.addresses())
+        if parse_capture_token(a) is None and not ctx.is_internal(a)
+    ]
+
+
+def check_legal_basis(ctx: BatchContext, work: Work) -> None:
+    """Each external participant's verdict (governance.eligibility); under privacy mode, a
+    message none of whose external participants has a legal basis is stored metadata-only
+    or refused (org setting no_basis_mail). Participants without one are not linked
+    (capture/participants.py reads `work.verdicts`)."""
+    assert work.parsed is not None
+    externals = external_addresses(ctx, work)
+    work.verdicts = {a: ctx.verdict(a) for a in externals}
+    policy = ctx.policy.settings
+    if not policy.privacy_mode or not externals:
+        return
+    if any(v.may_log for v in work.verdicts.values()):
+        return
+    if policy.no_basis_mail == GatedMail.SKIP:
+        raise InputRejected("no_legal_basis", "no external participant has a legal basis")
+    work.stored = EmailMessage.Stored.METADATA
+    work.link_items = False
+    work.verdicts_refused = True
+    work.gate_reasons.append("privacy:no_legal_basis")
 
 
 def check_sender(work: Work, user_addresses: set[str]) -> None:
@@ -73,7 +180,7 @@ def check_never_log(ctx: BatchContext, work: Work) -> None:
     )
     if not rules:
         return
-    for address in all_addresses(parsed):
+    for address in work.addresses():
         if address in rules:
             raise InputRejected("never_log", "a participant is on a never-log list")
         try:
@@ -88,7 +195,7 @@ def check_not_internal_only(ctx: BatchContext, work: Work) -> None:
     """Mail between colleagues only (every participant internal) is not logged by default.
     Our own capture addresses (a BCC or forward to log+...@) are no participants here."""
     assert work.parsed is not None
-    addresses = [a for a in all_addresses(work.parsed) if parse_capture_token(a) is None]
+    addresses = [a for a in work.addresses() if parse_capture_token(a) is None]
     if addresses and all(ctx.is_internal(a) for a in addresses):
         raise InputRejected("internal_only", "every participant is internal")
 

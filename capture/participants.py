@@ -3,6 +3,11 @@
 Exact normalised address over primary and secondary addresses (Dynamics looks only at the
 primary one; we look at all). One match links; none may create a contact (org policy); several
 are recorded as ambiguous for review, never guessed. Free-mail domains never match organizations.
+
+The gate's verdict comes first (capture/gate.py, governance.eligibility): an address that may
+not be logged (withdrawn consent; under privacy mode, no legal basis) is recorded `suppressed`
+with its reason, linked to no contact or organization, and no contact is created for it.
+Private mail creates no contacts either.
 """
 
 from __future__ import annotations
@@ -89,6 +94,11 @@ def resolve_participants(ctx: BatchContext, work: Work, direction: str) -> list[
 def match_contact(
     ctx: BatchContext, work: Work, p: Participant, addr: Address, direction: str
 ) -> None:
+    verdict = work.verdicts.get(addr.address)
+    if verdict is not None and not verdict.may_log:
+        p.match = Match.SUPPRESSED
+        p.gate_reason = verdict.log_reason
+        return
     found = ctx.contacts_by_address.get(addr.address, [])
     distinct = sorted({cid for cid, _ in found})
     if len(distinct) == 1:
@@ -102,7 +112,7 @@ def match_contact(
         p.organization_id = organization_for_address(ctx, addr.address)
         return
     p.organization_id = organization_for_address(ctx, addr.address)
-    if may_auto_create(ctx, addr.address, direction):
+    if not work.private and may_auto_create(ctx, addr.address, direction):
         p.match = Match.CREATED
         p.contact_id = auto_create_contact(ctx, work, addr, p.organization_id)
     else:

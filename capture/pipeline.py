@@ -23,7 +23,7 @@ from capture import storage
 from capture.context import BatchContext, Work
 from capture.errors import InputRejected
 from capture.forwarding import extract_forwarded_original
-from capture.gate import SUBMITTED_CHANNELS, gate_message
+from capture.gate import SUBMITTED_CHANNELS, gate_message, gate_thread
 from capture.linking import (
     ambiguous_contact_reviews,
     apply_link_rules,
@@ -235,6 +235,11 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         return
     direction = derive_direction(ctx, parsed)
     thread = assign_thread(ctx, work)
+    try:
+        gate_thread(ctx, work, thread)
+    except InputRejected as e:
+        reject(work, e.code, e.detail)
+        return
     email = new_row(
         EmailMessage,
         message_id=parsed.message_id,
@@ -250,6 +255,7 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         references=list(parsed.references),
         stored=work.stored,
         gate_reasons=work.gate_reasons,
+        private=work.private,
         auto_generated=parsed.auto_generated,
         forwarded_flag=work.forwarded_flag,
         size=parsed.size,
@@ -284,7 +290,8 @@ def process_one(ctx: BatchContext, work: Work, own: set[str]) -> None:
         if stored not in stored_refs:
             stored_refs.add(stored)
             ctx.new_refs.append(new_row(MessageRef, email=email, ref=stored))
-    apply_link_rules(ctx, work, thread.pk)
+    if not work.private:  # private mail links to nothing (docs/governance.md, "Private mail")
+        apply_link_rules(ctx, work, thread.pk)
     store_attachments(ctx, work)
     store_meeting(ctx, work)
     record_capture(ctx, work, email, duplicate=False)

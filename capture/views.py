@@ -35,6 +35,9 @@ YES_NO = [(DEFAULT, "Organisation default"), ("true", "Yes"), ("false", "No")]
 class SettingsForm(forms.Form):
     log_all = forms.ChoiceField(choices=YES_NO, required=False, label="Log all my mail")
     track = forms.ChoiceField(choices=YES_NO, required=False, label="Track opens and clicks")
+    private_by_default = forms.ChoiceField(
+        choices=YES_NO, required=False, label="New threads I capture start private"
+    )
     follow_associations = forms.BooleanField(
         required=False, label="Associate with the organisation's default record kinds"
     )
@@ -54,7 +57,7 @@ class SettingsForm(forms.Form):
         """The user's choices as update_user_settings takes them, locked fields left out."""
         data = self.cleaned_data
         out: dict[str, Any] = {}
-        for name in ("log_all", "track"):
+        for name in ("log_all", "track", "private_by_default"):
             if not self.fields[name].disabled:
                 out[name] = {"true": True, "false": False}.get(data[name])
         if not self.fields["associations"].disabled:
@@ -75,12 +78,19 @@ def _settings_form(user, data=None) -> SettingsForm:
         initial={
             "log_all": yes_no(current.log_all.choice),
             "track": yes_no(current.track.choice),
+            "private_by_default": yes_no(current.private_by_default.choice),
             "follow_associations": current.associations.choice is None,
             "associations": list(current.associations.value),
             "synced_mail_visibility": current.synced_mail_visibility.choice or DEFAULT,
         },
     )
-    for name in ("log_all", "track", "associations", "synced_mail_visibility"):
+    for name in (
+        "log_all",
+        "track",
+        "private_by_default",
+        "associations",
+        "synced_mail_visibility",
+    ):
         if getattr(current, name).locked:
             form.fields[name].disabled = True
             form.fields[name].help_text = "Set by your organisation for everyone."

@@ -164,6 +164,8 @@ SPECTACULAR_SETTINGS = {
         "EmailDirectionEnum": "capture.models.EmailMessage.Direction",
         "LinkRuleDirectionEnum": "capture.models.LinkRule.Direction",
         "ChannelEnum": "capture.models.raw.Channel",
+        "GatedMailEnum": "governance.models.OrgSettings.GatedMail",
+        "EligibilityReasonEnum": "governance.api.compose.REASON_CHOICES",
     },
     # Record ids in paths (core.api.DatabaseIdConverter): digits within bigint.
     "PATH_CONVERTER_OVERRIDES": {

@@ -109,9 +109,20 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
                     "company_name",
                     "internal_domains",
                     "privacy_mode",
+                    "no_basis_mail",
                     "log_internal_mail",
                     "thread_window_days",
                 )
+            },
+        ),
+        (
+            "Private mail",
+            {
+                "fields": ("private_subject_tags", "private_mail"),
+                "description": "Mail tagged in its subject (e.g. [private]), sent with "
+                "Sensitivity: Private or Company-Confidential, flagged private in the add-in, "
+                "or in a thread its owner marked private is stored metadata-only and shown to "
+                "its owner alone, or not stored at all.",
             },
         ),
         (
@@ -136,6 +147,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
                     ("track_by_default", "enforce_track"),
                     ("default_associations", "enforce_associations"),
                     ("synced_mail_visibility", "enforce_synced_mail_visibility"),
+                    ("private_by_default", "enforce_private_by_default"),
                 ),
                 "description": "Each user follows these unless they choose otherwise; "
                 "“enforce” applies the default to all users and locks their own choice.",
@@ -155,6 +167,15 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
                 )
             except ValueError as e:
                 raise forms.ValidationError({"default_associations": [str(e)]}) from e
+            tags = data.get("private_subject_tags")
+            if tags is not None:
+                if not isinstance(tags, list) or not all(
+                    isinstance(t, str) and t.strip() and len(t) <= 100 for t in tags
+                ):
+                    raise forms.ValidationError(
+                        {"private_subject_tags": ["Give a list of non-empty tags (≤ 100 chars)."]}
+                    )
+                data["private_subject_tags"] = list(dict.fromkeys(t.strip() for t in tags))
             return data
 
         form.clean = clean
@@ -193,7 +214,15 @@ class NeverLogRuleForm(forms.ModelForm):
 class UserSettingsAdmin(admin.ModelAdmin):
     """Users' own choices (they change them on /me/); empty = the organisation default."""
 
-    list_display = ["user", "log_all", "track", "associations", "synced_mail_visibility", "updated"]
+    list_display = [
+        "user",
+        "log_all",
+        "track",
+        "associations",
+        "synced_mail_visibility",
+        "private_by_default",
+        "updated",
+    ]
     list_select_related = ("user",)
     list_filter = ["log_all", "track", "synced_mail_visibility"]
     search_fields = ["user__username", "user__email"]

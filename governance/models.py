@@ -23,6 +23,10 @@ def default_association_kinds() -> list[str]:
     return list(ASSOCIATION_KINDS)
 
 
+def default_private_subject_tags() -> list[str]:
+    return ["[private]"]
+
+
 class SyncedMailVisibility(models.TextChoices):
     """Who else may see a user's synced mail: metadata only, with the subject, or all of it."""
 
@@ -43,6 +47,13 @@ class OrgSettings(TimeStamped):
         SKIP = "skip", "Do not store"
         STORE = "store", "Store, do not link to items"
         LINK = "link", "Store and link like other mail"
+
+    class GatedMail(models.TextChoices):
+        """What the gate does with private mail, or with mail under privacy mode that no
+        external participant has a legal basis for (capture/gate.py)."""
+
+        METADATA = "metadata", "Store metadata only"
+        SKIP = "skip", "Do not store"
 
     company_name = models.CharField(max_length=200, default="Mailwarden demo")
     internal_domains = models.JSONField(
@@ -67,6 +78,27 @@ class OrgSettings(TimeStamped):
         help_text="Log mail whose participants are all internal (off: such mail is refused).",
     )
     privacy_mode = models.BooleanField(default=False)
+    no_basis_mail = models.CharField(
+        max_length=10,
+        choices=GatedMail.choices,
+        default=GatedMail.METADATA,
+        help_text="Privacy mode: mail where no external participant has a legal basis.",
+    )
+    # Private mail (a subject tag, a Sensitivity header, the add-in's flag, a private thread,
+    # a user's "private by default"): metadata only and visible to its owner alone, or not
+    # stored at all.
+    private_subject_tags = models.JSONField(
+        default=default_private_subject_tags,
+        blank=True,
+        help_text="Subject tags that mark a mail private (case-insensitive), e.g. [private].",
+    )
+    private_mail = models.CharField(
+        max_length=10, choices=GatedMail.choices, default=GatedMail.METADATA
+    )
+    private_by_default = models.BooleanField(
+        default=False, help_text="New threads a user captures start private."
+    )
+    enforce_private_by_default = models.BooleanField(default=False)
     # Defaults every user follows unless they choose otherwise; "enforce" locks the user's own
     # choice (HubSpot's "apply to all users"). governance/settings.py: effective_settings.
     log_all_by_default = models.BooleanField(default=False)
@@ -114,6 +146,7 @@ class UserSettings(TimeStamped):
     synced_mail_visibility = models.CharField(
         max_length=12, choices=SyncedMailVisibility.choices, blank=True
     )
+    private_by_default = models.BooleanField(null=True, blank=True)
 
     class Meta:
         verbose_name = "user settings"

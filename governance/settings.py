@@ -30,7 +30,13 @@ USER_SETTINGS: dict[str, tuple[str, str, str]] = {
         "synced_mail_visibility",
         "enforce_synced_mail_visibility",
     ),
+    "private_by_default": (
+        "private_by_default",
+        "private_by_default",
+        "enforce_private_by_default",
+    ),
 }
+BOOLEAN_SETTINGS = ("log_all", "track", "private_by_default")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class EffectiveSettings:
     track: Setting[bool]
     associations: Setting[tuple[str, ...]]
     synced_mail_visibility: Setting[str]
+    private_by_default: Setting[bool]
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,6 +109,23 @@ def effective_settings(
     )
 
 
+def effective_settings_of_users(
+    user_ids: list[int] | set[int], *, org: OrgSettings | None = None
+) -> dict[int, EffectiveSettings]:
+    """`effective_settings` of many users, their own choices read in one query (the capture
+    gate asks this once per batch)."""
+    org = org or OrgSettings.load()
+    ids = sorted({int(i) for i in user_ids if i})
+    choices = {s.user_id: s for s in UserSettings.objects.filter(user_id__in=ids)} if ids else {}
+    return {
+        # no row: an empty one (every choice "follow the default"), not another query
+        uid: effective_settings(
+            User(pk=uid), org=org, choices=choices.get(uid) or UserSettings(user_id=uid)
+        )
+        for uid in ids
+    }
+
+
 def clean_associations(value: Any) -> list[str]:
     """A list of record kinds (ASSOCIATION_KINDS), deduplicated in their canonical order."""
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -117,7 +141,7 @@ def clean_associations(value: Any) -> list[str]:
 def _clean(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name in ("log_all", "track"):
+    if name in BOOLEAN_SETTINGS:
         if not isinstance(value, bool):
             raise ValueError("Give true, false or null (follow the organisation default).")
         return value

@@ -112,6 +112,12 @@ class AddinCaptureSerializer(serializers.Serializer):
         "[]: none.",
     )
     source = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    private = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The user marked the mail private: stored metadata-only and visible to them "
+        "alone, or not stored, as the organisation sets (docs/governance.md).",
+    )
 
     def validate_categories(self, value: list[str]) -> list[str]:
         bad = unusable_categories(value)
@@ -258,6 +264,8 @@ class CaptureViewSet(
             }
             if v.get("attachments") is not None:
                 options["attachments"] = list(v["attachments"])
+            if v.get("private"):
+                options["private"] = True
             source = v.get("source", "")
         try:
             check_size(len(data))

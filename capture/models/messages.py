@@ -77,6 +77,11 @@ class EmailMessage(TimeStamped):
     body_truncated = models.BooleanField(default=False)
     stored = models.CharField(max_length=10, choices=Stored.choices, default=Stored.FULL)
     gate_reasons = models.JSONField(default=list, blank=True)
+    private = models.BooleanField(
+        default=False,
+        help_text="Marked private when captured: visible to the users who captured it alone "
+        "(and to the owner of its thread when that thread is private too).",
+    )
     auto_generated = models.CharField(max_length=20, blank=True)
     forwarded_flag = models.CharField(
         max_length=30,
@@ -165,6 +170,7 @@ class Participant(models.Model):
         AMBIGUOUS = "ambiguous", "Several contacts (review)"
         INTERNAL = "internal", "Internal"
         INVALID = "invalid", "Invalid address"
+        SUPPRESSED = "suppressed", "Not linked by policy (gate_reason)"
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="participants")
     role = models.CharField(max_length=10, choices=Role.choices)
@@ -185,6 +191,11 @@ class Participant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     candidates = models.JSONField(default=list, blank=True, help_text="Contact ids when ambiguous.")
+    gate_reason = models.CharField(
+        max_length=30,
+        blank=True,
+        help_text="Why the gate did not link this participant (governance.eligibility codes).",
+    )
 
     class Meta:
         indexes = [

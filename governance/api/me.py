@@ -66,6 +66,7 @@ class MySettingsSerializer(serializers.Serializer):
     track = SettingValueSerializer(read_only=True)
     associations = SettingValueSerializer(read_only=True)
     synced_mail_visibility = SettingValueSerializer(read_only=True)
+    private_by_default = SettingValueSerializer(read_only=True)
 
 
 class MySettingsUpdateSerializer(StrictSerializer):
@@ -76,6 +77,11 @@ class MySettingsUpdateSerializer(StrictSerializer):
     )
     synced_mail_visibility = serializers.ChoiceField(
         choices=SyncedMailVisibility.choices, required=False, allow_null=True
+    )
+    private_by_default = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="New threads you capture start private (visible to you alone).",
     )
 
 

@@ -87,6 +87,12 @@ class OrgSettingsSerializer(StrictModelSerializer):
     extra_role_local_parts = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False
     )
+    private_subject_tags = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=50,
+        help_text="Subject tags that mark a mail private (case-insensitive).",
+    )
 
     class Meta:
         model = OrgSettings
@@ -98,6 +104,9 @@ class OrgSettingsSerializer(StrictModelSerializer):
             return clean_associations(value)
         except ValueError as e:
             raise serializers.ValidationError(str(e)) from e
+
+    def validate_private_subject_tags(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(v.strip() for v in value if v.strip()))
 
     def validate_extra_role_local_parts(self, value: list[str]) -> list[str]:
         return sorted({v.strip().lower() for v in value if v.strip()})

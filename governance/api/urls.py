@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from core.api import ApiRouter
-from governance.api import consents, me, views
+from governance.api import compose, consents, me, views
 
 router = ApiRouter(trailing_slash=True)
 router.include_root_view = False  # /api/v1/ is shared by several apps' routers
@@ -16,6 +16,7 @@ router.register("consents", consents.ConsentRecordViewSet, basename="consent")
 urlpatterns = [
     path("org-settings/", views.OrgSettingsView.as_view(), name="org-settings"),
     path("me/settings/", me.MySettingsView.as_view(), name="my-settings"),
+    path("compose/check", compose.ComposeCheckView.as_view(), name="compose-check"),
     path(
         "contacts/<dbid:pk>/consent/",
         consents.ContactConsentView.as_view(),

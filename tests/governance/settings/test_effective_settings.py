@@ -31,6 +31,7 @@ def expected(enforce, choice, default):
     [
         ("log_all", "log_all_by_default", "enforce_log_all"),
         ("track", "track_by_default", "enforce_track"),
+        ("private_by_default", "private_by_default", "enforce_private_by_default"),
     ],
 )
 def test_a_yes_no_setting_is_the_enforced_default_else_the_users_choice_else_the_default(
