@@ -216,6 +216,8 @@
     renderSuggestions(data);
     renderCategories(data);
     renderAttachments();
+    $("private").checked = !!(data.saved && data.saved.private);
+    $("private").disabled = state.appointment || !!data.saved;
   }
 
   function choices() {
@@ -243,6 +245,7 @@
     }
     return M.officeAsync(function (cb) { item.getAsFileAsync(cb); }).then(function (mime) {
       var body = { mime_base64: mime, links: chosen.links, categories: chosen.categories, source: "outlook-addin" };
+      if ($("private").checked) { body.private = true; }
       if (!$("attachments-section").hidden) { body.attachments = chosen.attachments; }
       return M.request("/api/v1/captures/", { method: "POST", body: body });
     });

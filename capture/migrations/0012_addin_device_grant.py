@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0010_link_rules'),
+        ('capture', '0011_gate_private_and_participant_reason'),
         ('crm', '0002_useraddress_verification'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
