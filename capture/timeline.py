@@ -42,6 +42,7 @@ from capture.models import (
     ThreadLink,
     TimelinePin,
 )
+from capture.tracking.service import TrackingSummary, summaries
 from capture.visibility import sees_everything, visible_emails, visible_threads
 from crm.models import Contact, Item, Organization, User
 from governance.audit import record_event
@@ -58,6 +59,7 @@ RECORD_TYPES: dict[type, str] = {
 }
 EMAIL_FIELDS = (
     "id",
+    "message_id",  # its tracking (opens and clicks), if it was sent tracked
     "thread_id",
     "kind",
     "subject",
@@ -83,6 +85,7 @@ class TimelineEntry:
     pinned: bool
     email: EmailMessage | None  # the newest message the viewer may see (or the pinned one)
     meeting: Meeting | None = None  # the meeting that message carried, if any
+    tracking: TrackingSummary | None = None  # that message's opens and clicks, if tracked
 
 
 @dataclass
@@ -151,6 +154,7 @@ def timeline_page(
         .select_related("meeting")
         .only("email_id", "meeting__summary", "meeting__start", "meeting__end")
     }
+    tracking = summaries(e.message_id for e in emails.values())
     entries = []
     for tid in wanted:
         thread = threads.get(tid)
@@ -165,6 +169,11 @@ def timeline_page(
                 pinned=tid in pinned_threads,
                 email=emails.get(thread.shown_id),
                 meeting=meetings.get(thread.shown_id),
+                tracking=(
+                    tracking.get(emails[thread.shown_id].message_id)
+                    if thread.shown_id in emails
+                    else None
+                ),
             )
         )
     next_cursor = encode_cursor(*rows[-1]) if more and rows else None

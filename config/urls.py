@@ -5,9 +5,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from capture import views as capture_views
+from capture.tracking import views as tracking_views
 from config.views import healthz
 
 urlpatterns = [
+    # Open and click tracking (capture/tracking/views.py): public, cheap, signed tokens; first,
+    # so a pixel is resolved without walking the other routes.
+    path("t/o/<str:token>", tracking_views.open_pixel, name="tracking-open"),
+    path("t/c/<str:token>", tracking_views.click_redirect, name="tracking-click"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -11,4 +11,5 @@ from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record
     messages,
     privacy,  # after messages: adds actions to its Thread admin
     timeline,
+    tracking,
 )

@@ -18,8 +18,10 @@ from rest_framework.decorators import action
 from rest_framework.routers import DefaultRouter
 
 from capture import storage
+from capture.api.tracking import TrackingSummarySerializer
 from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, Thread, ThreadLink
+from capture.tracking.service import summary as tracking_summary
 from capture.visibility import visible_emails, visible_threads
 from core.api import FilterBackend, FilterSet, IdFilter
 from crm.auth import ScopePermission
@@ -113,6 +115,7 @@ class EmailDetailSerializer(EmailListSerializer):
     links = serializers.SerializerMethodField()
     unmatched_references = serializers.SerializerMethodField()
     html_body = serializers.SerializerMethodField()
+    tracking = serializers.SerializerMethodField()
 
     class Meta(EmailListSerializer.Meta):
         fields = (
@@ -129,11 +132,18 @@ class EmailDetailSerializer(EmailListSerializer):
             "captures",
             "links",
             "unmatched_references",
+            "tracking",
         )
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_unmatched_references(self, obj: EmailMessage) -> list[str]:
         return [r.reference for r in obj.unmatched_references.all()]
+
+    @extend_schema_field(TrackingSummarySerializer(allow_null=True))
+    def get_tracking(self, obj: EmailMessage) -> dict | None:
+        """Opens and clicks, when the message was sent tracked (capture/tracking/)."""
+        found = tracking_summary(obj.message_id)
+        return TrackingSummarySerializer(found).data if found else None
 
     def get_html_body(self, obj: EmailMessage) -> str:
         return nh3.clean(obj.html_body) if obj.html_body else ""

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture import timeline as service
+from capture.api.tracking import TrackingSummarySerializer
 from core.api import IdField, StrictSerializer
 from crm.auth import ScopePermission
 from crm.models import ApiToken, Contact, Item, Organization
@@ -51,6 +52,9 @@ class TimelineEntrySerializer(serializers.Serializer):
     pinned = serializers.BooleanField()
     email = TimelineEmailSerializer(allow_null=True)
     meeting = MeetingSerializer(allow_null=True)
+    tracking = TrackingSummarySerializer(
+        allow_null=True, help_text="Opens and clicks of the shown message, if sent tracked."
+    )
 
 
 class TimelinePageSerializer(serializers.Serializer):

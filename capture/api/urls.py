@@ -12,6 +12,7 @@ from capture.api import (
     meetings,
     threads,
     timeline,
+    tracking,
 )
 from core.api import ApiRouter
 
@@ -27,6 +28,7 @@ for module in (
     meetings,
     links,
     threads,
+    tracking,
 ):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])

@@ -9,7 +9,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
+        # after both 0011s (gate and tracking, merged into this branch): also their merge point
         ('capture', '0011_gate_private_and_participant_reason'),
+        ('capture', '0011_tracking'),
         ('crm', '0002_useraddress_verification'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -19,6 +19,7 @@ from capture.models.messages import (
 )
 from capture.models.raw import RawMessage
 from capture.models.timeline import Category, TimelinePin
+from capture.models.tracking import TrackedContact, TrackedMessage, TrackingEvent
 
 __all__ = [
     "AddinDeviceGrant",
@@ -43,5 +44,8 @@ __all__ = [
     "ThreadLink",
     "ThreadUnlink",
     "TimelinePin",
+    "TrackedContact",
+    "TrackedMessage",
+    "TrackingEvent",
     "UnmatchedReference",
 ]
