@@ -5,6 +5,7 @@ mail; everything else is real: the pages, their scripts, the API, the database."
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from django.urls import NoReverseMatch, Resolver404, resolve
@@ -287,3 +288,44 @@ def test_compose_pane_sets_log_and_track_from_the_defaults_and_logs_by_bcc(live_
     else:  # the compose check is not merged on this branch: the pane says so
         page.wait_for_selector("#check-unavailable", state="visible", timeout=TIMEOUT)
         assert "no compose check" in page.text_content("#check-unavailable")
+
+
+def test_compose_pane_tracks_through_the_tracking_api_when_the_org_enforces_it(
+    live_server, browser
+):
+    from capture.models import TrackedMessage
+
+    user = seller()
+    make_contact(emails=("ada@acme-tools.example",))
+    org = OrgSettings.load()
+    org.log_all_by_default, org.enforce_log_all = False, False
+    org.track_by_default, org.enforce_track = True, True
+    org.save()
+    fixture = {
+        "kind": "compose",
+        "sender": "seller@ours.example",
+        "to": [{"emailAddress": "ada@acme-tools.example", "displayName": "Ada"}],
+        "cc": [],
+        "bcc": [],
+        "html": '<p>See <a href="https://example.org/offer">the offer</a></p>',
+    }
+    url = f"{live_server.url}/addin/compose/"
+    page = open_pane(browser, url, fixture=fixture, token=addin_token(user))
+    page.wait_for_selector("#pane", state="visible", timeout=TIMEOUT)
+    assert page.is_checked("#track") and page.is_disabled("#track")
+    assert not page.is_checked("#log") and page.is_enabled("#log")
+    page.wait_for_function(
+        "window.__MW_CALLS__.some(c => c[0] === 'body.set' && c[1].includes('data-mailwarden-pixel'))",
+        timeout=TIMEOUT,
+    )
+    html = page.evaluate("window.__MW_CALLS__.filter(c => c[0] === 'body.set').pop()[1]")
+    tracked = TrackedMessage.objects.get()
+    assert tracked.sender == user and tracked.links == ["https://example.org/offer"]
+    link = re.search(r'<a href="([^"]+)"', html).group(1)
+    assert link.startswith(live_server.url) and link != "https://example.org/offer"
+    assert 'data-mailwarden-href="https://example.org/offer"' in html  # to undo it
+    pixel = re.search(r'<img src="([^"]+)"', html).group(1)
+    assert pixel.startswith(live_server.url)
+    assert page.is_checked("[data-track='ada@acme-tools.example']")
+    # nothing logged: no BCC was added
+    assert not page.evaluate("window.__MW_CALLS__.some(c => c[0] === 'bcc.add')")
