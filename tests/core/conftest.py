@@ -17,6 +17,8 @@ from capture.models import (
     Meeting,
     MeetingMessage,
     ReviewItem,
+    TrackedMessage,
+    TrackingEvent,
 )
 from capture.pipeline import process_raw_message
 from crm.models import ApiToken, User
@@ -93,8 +95,22 @@ def api_world(db, mail_fixture) -> ApiWorld:
             kind=ReviewItem.Kind.AMBIGUOUS_ITEM, thread_id=attachment.email.thread_id
         ).pk,
         "consents": record_consent(contact.pk, basis="contract", channel="api").pk,
+        "tracking-events": walk_tracking_event(user, attachment.email.message_id).pk,
     }
     return ApiWorld(client=client, user=user, ids=ids)
+
+
+def walk_tracking_event(user: User, message_id: str) -> TrackingEvent:
+    """An open of the walker's own message, sent tracked."""
+    from django.utils import timezone
+
+    tracked = TrackedMessage.objects.create(
+        message_id=message_id,
+        sender=user,
+        mode="recipient",
+        expires_at=timezone.now() + timezone.timedelta(days=1),
+    )
+    return TrackingEvent.objects.create(tracked=tracked, kind="open")
 
 
 def walk_meeting(email_id: int) -> Meeting:
