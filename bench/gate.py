@@ -6,8 +6,10 @@ against the same pipeline with governance off, on the same messages in the same 
 The mail is capture/demo.py's (as bench/ingest.py: 5-50 KB, threads of replies) between four
 internal users and 2,000 customers drawn from the CRM. Every contact has a consent history of
 1-3 rows (a basis granted, sometimes withdrawn later, tracking consent for some); of the mail's
-customers ~88% have a current basis, ~5% withdrew and ~7% never had one, so under privacy
-mode some participants are not linked and some messages are stored metadata-only. No
+customers ~88% have a current basis, ~5% withdrew and ~7% never had one (--no-basis,
+--withdrawn), so under privacy mode some participants are not linked and some messages are
+stored metadata-only, which is cheaper; `--no-basis 0 --withdrawn 0` measures the gate's
+cost alone (every message stored in full). No
 never-log rule matches the mail (a refused message would be cheaper, not dearer).
 
 "Governance off" is the pipeline as it ran before the gate knew consent: privacy mode off, no
@@ -60,9 +62,15 @@ def configure(parser) -> None:
     parser.add_argument("--contacts", type=int, default=None, help="CRM contacts")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (each side once)")
     parser.add_argument("--profile", default="", help="write a cProfile of a governed run")
+    parser.add_argument(
+        "--no-basis", type=float, default=0.07, help="share of contacts without any basis"
+    )
+    parser.add_argument(
+        "--withdrawn", type=float, default=0.05, help="share of contacts who withdrew consent"
+    )
 
 
-def seed_consent(contacts: int) -> tuple[float, int]:
+def seed_consent(contacts: int, no_basis: float, withdrawn: float) -> tuple[float, int]:
     """COPY a consent history for every contact; returns (seconds, rows)."""
     from django.db import connection, transaction
 
@@ -78,11 +86,11 @@ def seed_consent(contacts: int) -> tuple[float, int]:
         ) as cp:
             for c in range(contacts):
                 draw = rng.random()
-                if draw < 0.07:
+                if draw < no_basis:
                     continue  # never had a basis
                 when = start + timedelta(days=rng.randrange(300))
                 entries = [("processing", BASES[c % len(BASES)], "granted", when)]
-                if draw < 0.12:  # withdrew later
+                if draw < no_basis + withdrawn:  # withdrew later
                     entries.append(("processing", "consent", "withdrawn", when + timedelta(30)))
                 if rng.random() < 0.3:
                     action = "granted" if rng.random() < 0.7 else "refused"
@@ -163,7 +171,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     users = seed_users()
     print(f"{contacts:,} contacts seeded in {grow_crm(0, contacts):.1f} s", flush=True)
-    seconds, rows = seed_consent(contacts)
+    seconds, rows = seed_consent(contacts, args.no_basis, args.withdrawn)
     print(f"{rows:,} consent rows seeded in {seconds:.1f} s", flush=True)
     customers = set(random.Random(SEED).sample(range(contacts), min(contacts, 2_000)))
     rules = seed_rules(RULES, contacts, customers, users)

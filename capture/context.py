@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q
 from django.db.models.functions import Lower
 
 from capture.mime import CalendarEvent, ParsedEmail
@@ -65,6 +64,7 @@ class Work:
         if self._addresses is None:
             self._addresses = all_addresses(self.parsed) if self.parsed is not None else []
         return self._addresses
+
     status: str = ""
     reason_code: str = ""
     reason_detail: str = ""
@@ -90,11 +90,8 @@ class Policy:
         org_values: set[str] = set()
         rules = NeverLogRule.objects.all()
         if addresses is not None:
-            # Values are stored normalised; one written around the services (not lower case)
-            # is still found, by a scan of the rules' values on the server.
-            rules = rules.filter(
-                Q(value__in=sorted(never_log_keys(addresses))) | ~Q(value=Lower("value"))
-            )
+            # values are stored lower case (NeverLogRule.save) and normalised by the services
+            rules = rules.filter(value__in=sorted(never_log_keys(addresses)))
         for user_id, value in rules.values_list("user_id", "value"):
             (per_user[user_id] if user_id else org_values).add(value.strip().lower())
         return cls(
@@ -131,9 +128,7 @@ def never_log_keys(addresses: set[str]) -> set[str]:
 class BatchContext:
     def __init__(self, works: list[Work]) -> None:
         self.works = works
-        self.policy = Policy.load(
-            {a for w in works for a in w.addresses()}
-        )
+        self.policy = Policy.load({a for w in works for a in w.addresses()})
         self.now: datetime | None = None
         # address -> internal user id (login e-mails, connected addresses, aliases)
         self.internal_users: dict[str, int] = {}

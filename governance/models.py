@@ -190,6 +190,12 @@ class NeverLogRule(TimeStamped):
     def __str__(self) -> str:
         return f"{self.kind}: {self.value}"
 
+    def save(self, *args, **kwargs) -> None:
+        # Stored lower case whatever the door (the services normalise further): the capture
+        # gate looks rules up by exact value (capture/context.py, Policy.load).
+        self.value = (self.value or "").strip().lower()
+        super().save(*args, **kwargs)
+
 
 class AuditEvent(models.Model):
     """One append-only audit record. Rows are inserted unsealed; `seal_pending_events` links
