@@ -329,3 +329,32 @@ def test_compose_pane_tracks_through_the_tracking_api_when_the_org_enforces_it(
     assert page.is_checked("[data-track='ada@acme-tools.example']")
     # nothing logged: no BCC was added
     assert not page.evaluate("window.__MW_CALLS__.some(c => c[0] === 'bcc.add')")
+
+
+RECURRENCES = [
+    ({"recurrenceType": "daily", "recurrenceProperties": {"interval": 2},
+      "seriesTime": {"endYear": 2027, "endMonth": 3, "endDay": 9}},
+     "FREQ=DAILY;INTERVAL=2;UNTIL=20270309T235959Z"),
+    ({"recurrenceType": "weekday", "numberOfOccurrences": 10}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;COUNT=10"),
+    ({"recurrenceType": "weekly", "recurrenceProperties": {"interval": 1, "days": ["tue", "thu"]}},
+     "FREQ=WEEKLY;BYDAY=TU,TH"),
+    ({"recurrenceType": "monthly", "recurrenceProperties": {"interval": 1, "dayOfMonth": 15}},
+     "FREQ=MONTHLY;BYMONTHDAY=15"),
+    ({"recurrenceType": "monthly", "recurrenceProperties": {"interval": 3, "dayOfWeek": "fri", "weekNumber": "last"}},
+     "FREQ=MONTHLY;INTERVAL=3;BYDAY=-1FR"),
+    ({"recurrenceType": "yearly", "recurrenceProperties": {"interval": 1, "month": "mar", "dayOfMonth": 1}},
+     "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=1"),
+    (None, ""),
+]  # fmt: skip
+
+
+def test_the_panes_recurrence_to_rrule_gives_rules_the_server_accepts(live_server, browser):
+    from capture.addin.appointments import parse_rrule
+
+    page = open_pane(browser, f"{live_server.url}/addin/read/", fixture=appointment_fixture())
+    page.wait_for_selector("#sign-in", state="visible", timeout=TIMEOUT)
+    for recurrence, expected in RECURRENCES:
+        rule = page.evaluate("r => window.MailwardenRead.recurrenceToRRule(r)", recurrence)
+        assert rule == expected, recurrence
+        if rule:
+            assert parse_rrule(rule)["FREQ"]
