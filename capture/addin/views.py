@@ -12,6 +12,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -93,9 +94,28 @@ def asset(request: HttpRequest, name: str) -> FileResponse:
 # --- device-code sign-in ----------------------------------------------------------------------
 
 
+START_LIMIT = 20  # sign-ins one client address may start per window
+START_WINDOW = 600  # seconds
+
+
+def _too_many_starts(request: HttpRequest) -> bool:
+    """A bound on anonymous grant creation per client address (the cache's own window)."""
+    key = f"addin:device-start:{client_address(request)}"
+    cache.add(key, 0, START_WINDOW)
+    try:
+        return cache.incr(key) > START_LIMIT
+    except ValueError:  # expired between add and incr
+        return False
+
+
 @csrf_exempt  # no cookie is used: the pane proves itself with the device code
 @require_POST
 def device_start(request: HttpRequest) -> JsonResponse:
+    if _too_many_starts(request):
+        return JsonResponse(
+            {"error": "slow_down", "error_description": "Too many sign-ins started; wait."},
+            status=429,
+        )
     started = signin.start_grant(client=request.headers.get("User-Agent", ""))
     verify = f"{public_base_url(request)}/addin/activate/"
     return JsonResponse(

@@ -102,3 +102,18 @@ def test_sign_out_revokes_the_add_in_token_and_only_an_add_in_token(addin_client
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert other.post("/api/v1/addin/sign-out/").status_code == 403
     assert ApiToken.objects.get(name="integration").revoked_at is None
+
+
+def test_starting_sign_ins_is_bounded_per_client_address():
+    from django.core.cache import cache
+
+    from capture.addin import views
+
+    cache.clear()
+    answers = [
+        Client().post("/addin/device/start/").status_code for _ in range(views.START_LIMIT + 1)
+    ]
+    assert answers[:-1] == [200] * views.START_LIMIT
+    assert answers[-1] == 429
+    assert AddinDeviceGrant.objects.count() == views.START_LIMIT
+    cache.clear()
