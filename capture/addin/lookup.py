@@ -215,7 +215,21 @@ def saved_state(email: EmailMessage, user: User) -> dict[str, Any]:
         .select_related("rule", "created_by", "item", "contact", "organization")
         .order_by("id")
     )
-    reviews = ReviewItem.objects.filter(thread=thread, status=ReviewItem.Status.OPEN).order_by("id")
+    reviews = list(
+        ReviewItem.objects.filter(
+            thread=thread, status=ReviewItem.Status.OPEN, kind=ReviewItem.Kind.AMBIGUOUS_ITEM
+        ).order_by("id")
+    )
+    # candidates are item ids; detail["ranked"] holds each one's score and why
+    ranked = {
+        r.pk: [c for c in (r.detail or {}).get("ranked", []) if isinstance(c, dict)]
+        for r in reviews
+    }
+    titles = dict(
+        Item.objects.filter(
+            pk__in=[c for r in reviews for c in r.candidates if isinstance(c, int)]
+        ).values_list("pk", "title")
+    )
     return {
         "email": email.pk,
         "thread": thread.pk,
@@ -223,8 +237,22 @@ def saved_state(email: EmailMessage, user: User) -> dict[str, Any]:
         "categories": list(email.categories or []),
         "private": thread.private,
         "links": [_link_json(link) for link in links],
+        # the review queue's open questions about this thread: which open item, ranked, why
         "reviews": [
-            {"id": r.pk, "kind": r.kind, "candidates": r.candidates, "detail": r.detail}
+            {
+                "id": r.pk,
+                "kind": r.kind,
+                "candidates": [
+                    {
+                        "item": c["item"],
+                        "title": titles[c["item"]],
+                        "score": c.get("score"),
+                        "why": [w.get("text", "") for w in c.get("why", [])],
+                    }
+                    for c in ranked[r.pk]
+                    if c.get("item") in titles
+                ],
+            }
             for r in reviews
         ],
         "can_manage_links": can_manage_links(user, thread),

@@ -358,3 +358,43 @@ def test_the_panes_recurrence_to_rrule_gives_rules_the_server_accepts(live_serve
         assert rule == expected, recurrence
         if rule:
             assert parse_rrule(rule)["FREQ"]
+
+
+def test_a_saved_mail_with_an_open_review_offers_the_ranked_candidates_and_links_one(
+    live_server, browser
+):
+    from datetime import UTC, datetime
+
+    from capture.models import LinkRule, ReviewItem
+    from crm.models import Item
+
+    user = seller()
+    ada = make_contact(first_name="Ada", last_name="Buyer", emails=("ada@acme-tools.example",))
+    spring = make_item(title="Spring range order", contacts=(ada,))
+    summer = make_item(title="Summer range order", contacts=(ada,))
+    # both existed before the mail (no retroactive linking otherwise)
+    Item.objects.filter(pk__in=[spring.pk, summer.pk]).update(
+        created=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    LinkRule.objects.create(kind="deal", strategy="single_open")
+    mail = fixture_mail(attachments=())
+    page = open_pane(
+        browser,
+        f"{live_server.url}/addin/read/",
+        fixture=read_fixture(mail, cc=[], attachments=[]),
+        token=addin_token(user),
+    )
+    page.wait_for_selector(f"[data-item='{spring.pk}']", timeout=TIMEOUT)
+    assert not page.is_checked(f"[data-item='{spring.pk}']")  # a review, not a rule's link
+    page.click("#save")  # without choosing: the rule asks for review
+    page.wait_for_selector("[data-review]", timeout=TIMEOUT)
+    review = ReviewItem.objects.get(status=ReviewItem.Status.OPEN)
+    text = page.text_content(f"[data-review='{review.pk}']")
+    assert "Spring range order" in text and "Summer range order" in text
+    assert "participants" in text  # each candidate with its why
+    page.click(f"[data-resolve='{review.pk}:{summer.pk}']")
+    page.wait_for_selector(f"[data-link='item:{summer.pk}']", timeout=TIMEOUT)
+    review.refresh_from_db()
+    assert review.status == ReviewItem.Status.RESOLVED
+    assert ThreadLink.objects.filter(item=summer).exists()
+    assert not ThreadLink.objects.filter(item=spring).exists()

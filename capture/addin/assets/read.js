@@ -129,6 +129,28 @@
     });
   }
 
+  /* Open review items of the thread: which of several open items, ranked with their why. */
+  function renderReviews(data) {
+    var box = $("reviews");
+    box.textContent = "";
+    var saved = data.saved;
+    if (!saved || !saved.reviews.length) { return; }
+    saved.reviews.forEach(function (review) {
+      var list = el("ul", { "class": "list", "data-review": review.id });
+      review.candidates.forEach(function (c) {
+        var pick = saved.can_manage_links ? el("button", {
+          "data-resolve": review.id + ":" + c.item, text: "Link this",
+          on: { click: function () { resolveReview(review.id, c.item); } }
+        }) : null;
+        var li = el("li", {}, el("span", { text: c.title + " " }), pick);
+        c.why.forEach(function (w) { li.appendChild(el("span", { "class": "why", text: w })); });
+        list.appendChild(li);
+      });
+      box.appendChild(el("p", { "class": "muted", text: "Several open records could be linked; pick one:" }));
+      box.appendChild(list);
+    });
+  }
+
   function renderParticipants(data) {
     var list = $("participants");
     list.textContent = "";
@@ -211,6 +233,7 @@
 
   function render(data) {
     renderSaved(data);
+    renderReviews(data);
     renderMeeting(data);
     renderParticipants(data);
     renderSuggestions(data);
@@ -297,6 +320,15 @@
       .then(function (answer) {
         if (!answer.ok) { M.status("Not unlinked: " + M.errorText(answer), true); return; }
         return load().then(function () { M.status("Unlinked."); });
+      });
+  }
+
+  function resolveReview(id, item) {
+    M.status("Linking…");
+    M.request("/api/v1/review-items/" + id + "/resolve/", { method: "POST", body: { item: item } })
+      .then(function (answer) {
+        if (!answer.ok) { M.status("Not linked: " + M.errorText(answer), true); return; }
+        return load().then(function () { M.status("Linked."); });
       });
   }
 
