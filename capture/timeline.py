@@ -19,7 +19,8 @@ see everything (capture/visibility.py) gets the same walk filtered by visibility
 skips what they may not see.
 
 Queries per page: pins, the page of links (plus the organization's contact ids), the page's
-threads with their newest visible message id, and those messages with their meetings.
+threads with their newest visible message id, and those messages with their meetings; two
+more (the opens and clicks) when some of those messages were sent tracked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from capture.models import (
     Thread,
     ThreadLink,
     TimelinePin,
+    TrackedMessage,
 )
 from capture.tracking.service import TrackingSummary, summaries
 from capture.visibility import sees_everything, visible_emails, visible_threads
@@ -147,14 +149,20 @@ def timeline_page(
     pinned_email = {t: e for t, e in shown_pins if e}
     threads = _threads_with_newest(viewer, wanted, pinned_email)
     email_ids = [t.shown_id for t in threads.values() if t.shown_id]
-    emails = {e.pk: e for e in EmailMessage.objects.filter(pk__in=email_ids).only(*EMAIL_FIELDS)}
+    tracked = TrackedMessage.objects.filter(message_id=OuterRef("message_id")).values("pk")[:1]
+    emails = {
+        e.pk: e
+        for e in EmailMessage.objects.filter(pk__in=email_ids)
+        .only(*EMAIL_FIELDS)
+        .annotate(tracked_id=Subquery(tracked))  # tracking read only for pages that have some
+    }
     meetings = {
         m.email_id: m.meeting
         for m in MeetingMessage.objects.filter(email_id__in=email_ids)
         .select_related("meeting")
         .only("email_id", "meeting__summary", "meeting__start", "meeting__end")
     }
-    tracking = summaries(e.message_id for e in emails.values())
+    tracking = summaries(e.message_id for e in emails.values() if e.tracked_id)
     entries = []
     for tid in wanted:
         thread = threads.get(tid)

@@ -205,6 +205,20 @@ MAILWARDEN_BLOB_STORAGE_DIR = Path(
 # Key for secrets at rest (mailbox passwords now, message bodies later): a Fernet key or any passphrase.
 MAILWARDEN_ENCRYPTION_KEY = env.str("MAILWARDEN_ENCRYPTION_KEY", default=SECRET_KEY)
 
+# Open and click tracking (capture/tracking/, docs/governance.md "Tracking")
+# Public base URL of the /t/ links (e.g. https://track.example.com); empty = the API's host.
+MAILWARDEN_TRACKING_BASE_URL = env.str("MAILWARDEN_TRACKING_BASE_URL", default="")
+MAILWARDEN_TRACKING_TOKEN_DAYS = env.int("MAILWARDEN_TRACKING_TOKEN_DAYS", default=180)
+# Opens and clicks sooner than this after issuance are flagged as likely machine ones.
+MAILWARDEN_TRACKING_MACHINE_SECONDS = env.int("MAILWARDEN_TRACKING_MACHINE_SECONDS", default=10)
+# Client networks flagged as machine (Apple MPP's 17.0.0.0/8, Exchange Online Protection).
+MAILWARDEN_TRACKING_MACHINE_NETWORKS = env.list(
+    "MAILWARDEN_TRACKING_MACHINE_NETWORKS",
+    default=["17.0.0.0/8", "40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"],
+)
+# Reverse proxies whose X-Forwarded-For names the client (CIDRs; empty = REMOTE_ADDR only).
+MAILWARDEN_TRACKING_TRUSTED_PROXIES = env.list("MAILWARDEN_TRACKING_TRUSTED_PROXIES", default=[])
+
 # SMTP listener
 MAILWARDEN_SMTP_HOST = env.str("MAILWARDEN_SMTP_HOST", default="127.0.0.1")
 MAILWARDEN_SMTP_PORT = env.int("MAILWARDEN_SMTP_PORT", default=2525)

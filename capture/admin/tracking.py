@@ -122,7 +122,9 @@ class TrackingEventAdmin(BigTableAdmin):
     @admin.display(description="message")
     def message_link(self, obj: TrackingEvent) -> str:
         url = reverse("admin:capture_trackedmessage_change", args=[obj.tracked_id])
-        return format_html('<a href="{}">{}</a>', url, obj.tracked.subject or obj.tracked.message_id)
+        return format_html(
+            '<a href="{}">{}</a>', url, obj.tracked.subject or obj.tracked.message_id
+        )
 
     @admin.display(description="URL")
     def url(self, obj: TrackingEvent) -> str:
@@ -152,7 +154,7 @@ class TrackingInline(ReadOnlyInline):
 
 
 def describe(s) -> str:
-    """"3 opens (1 likely machine), 1 click" for a TrackingSummary."""
+    """ "3 opens (1 likely machine), 1 click" for a TrackingSummary."""
 
     def part(n: int, machine: int, word: str) -> str:
         text = f"{n} {word}{'' if n == 1 else 's'}"

@@ -85,8 +85,16 @@ class TrackingEvent(models.Model):
         OPEN = "open", "Open"
         CLICK = "click", "Click"
 
+    # No database constraint: the one INSERT that writes an event selects its tracked message
+    # (capture/tracking/service.py), and a constraint would add a lookup and a row lock on the
+    # message per pixel (contention when many open the same mail). Deleting a tracked message
+    # deletes its events (Django's cascade).
     tracked = models.ForeignKey(
-        TrackedMessage, on_delete=models.CASCADE, related_name="events", db_index=False
+        TrackedMessage,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=5, choices=Kind.choices)
     link = models.PositiveSmallIntegerField(
