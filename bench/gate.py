@@ -97,10 +97,8 @@ def seed_consent(contacts: int, no_basis: float, withdrawn: float) -> tuple[floa
                     entries.append(("tracking", "consent", action, when + timedelta(1)))
                 for purpose, basis, action, at in entries:
                     rows += 1
-                    cp.write_row(
-                        (rows, c + 1, purpose, basis, action, at, at, "bench", "import")
-                        + ("", "", "")
-                    )
+                    row = (rows, c + 1, purpose, basis, action, at, at, "bench", "import")
+                    cp.write_row((*row, "", "", ""))
         cur.execute(
             "SELECT setval(pg_get_serial_sequence('governance_consentrecord', 'id'),"
             " (SELECT max(id) FROM governance_consentrecord))"

@@ -40,3 +40,27 @@ def test_a_non_boolean_is_a_400():
     client = token_client(["capture:read", "capture:write"], user=make_user())
     response = client.patch(URL, {"private_by_default": "often"}, format="json")
     assert response.status_code == 400 and "private_by_default" in response.json()
+
+
+def test_the_org_settings_api_sets_the_gates_settings_and_cleans_the_tags():
+    client = token_client(["governance:admin"])
+    response = client.patch(
+        "/api/v1/org-settings/",
+        {
+            "private_subject_tags": [" [HR] ", "[HR]", "#confidential"],
+            "private_mail": "skip",
+            "no_basis_mail": "skip",
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["private_subject_tags"] == ["[HR]", "#confidential"]
+    assert (body["private_mail"], body["no_basis_mail"]) == ("skip", "skip")
+    bad = client.patch(
+        "/api/v1/org-settings/",
+        {"private_subject_tags": "[hr]", "private_mail": "sometimes"},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert {"private_subject_tags", "private_mail"} <= set(bad.json())
