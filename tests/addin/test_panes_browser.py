@@ -398,3 +398,25 @@ def test_a_saved_mail_with_an_open_review_offers_the_ranked_candidates_and_links
     assert review.status == ReviewItem.Status.RESOLVED
     assert ThreadLink.objects.filter(item=summer).exists()
     assert not ThreadLink.objects.filter(item=spring).exists()
+
+
+def test_the_private_box_saves_the_mail_with_the_private_flag(live_server, browser):
+    from capture.models import RawMessage
+
+    user = seller()
+    make_contact(emails=("ada@acme-tools.example",))
+    mail = fixture_mail(attachments=())
+    fixture = read_fixture(mail, cc=[], attachments=[])
+    page = open_pane(
+        browser, f"{live_server.url}/addin/read/", fixture=fixture, token=addin_token(user)
+    )
+    page.wait_for_selector("#private", state="visible", timeout=TIMEOUT)
+    page.check("#private")
+    page.click("#save")
+    page.wait_for_function(
+        "document.getElementById('status').textContent.startsWith('Saved')"
+        " || document.getElementById('status').className === 'error'",
+        timeout=TIMEOUT,
+    )
+    raw = RawMessage.objects.get()
+    assert raw.options.get("private") is True and raw.channel == "addin"
