@@ -11,6 +11,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from capture.addin import signin
@@ -96,6 +97,10 @@ def browser(chromium_path, monkeypatch):
             yield b
         finally:
             b.close()
+            # Queries made while Playwright's loop runs get their own connection (asgiref's
+            # Local follows the loop's context): close it here, or it outlives the test
+            # database.
+            connections.close_all()
 
 
 def open_pane(browser, url: str, *, fixture: dict, token: str | None = None):
