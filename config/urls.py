@@ -26,7 +26,9 @@ urlpatterns = [
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("capture.api.urls")),
     path("api/v1/", include("governance.api.urls")),
+    path("api/v1/addin/", include("capture.addin.api_urls")),
     path("inbound/", include("capture.webhooks.urls")),
+    path("addin/", include("capture.addin.urls")),
     path("me/", capture_views.me, name="me"),
     path("healthz", healthz, name="healthz"),
 ]

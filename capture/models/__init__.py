@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from capture.models.addin import AddinDeviceGrant
 from capture.models.channels import CaptureAddress, MailboxConnection, MailboxFolder, SmtpRateEvent
 from capture.models.dsr import DataSubjectRequest, ErasedAddress
 from capture.models.keys import DataKey
@@ -23,6 +24,7 @@ from capture.models.timeline import Category, TimelinePin
 from capture.models.tracking import TrackedContact, TrackedMessage, TrackingEvent
 
 __all__ = [
+    "AddinDeviceGrant",
     "Attachment",
     "Blob",
     "Capture",
