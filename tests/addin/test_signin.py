@@ -40,7 +40,7 @@ def test_start_poll_approve_poll_gives_one_scoped_token_once():
     assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
 
     browser = Client()
-    assert browser.login(username=user.username, password="pw-long-enough-1")
+    browser.force_login(user)
     page = browser.get(f"/addin/activate/?code={grant['user_code']}")
     assert page.status_code == 200 and grant["user_code"].encode() in page.content
     typed = grant["user_code"].lower().replace("-", " ")  # as a person may type it
@@ -69,7 +69,7 @@ def test_the_activate_page_needs_a_login_and_a_denied_code_gives_no_token():
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/addin/login/")
     user = make_user(password="pw-long-enough-2")
     browser = Client()
-    browser.login(username=user.username, password="pw-long-enough-2")
+    browser.force_login(user)
     browser.post("/addin/activate/", {"code": grant["user_code"], "decision": "deny"})
     assert poll(grant["device_code"]).json()["error"] == "access_denied"
     assert not ApiToken.objects.exists()
@@ -78,7 +78,7 @@ def test_the_activate_page_needs_a_login_and_a_denied_code_gives_no_token():
 def test_unknown_expired_and_malformed_codes_are_refused_clearly():
     user = make_user(password="pw-long-enough-3")
     browser = Client()
-    browser.login(username=user.username, password="pw-long-enough-3")
+    browser.force_login(user)
     wrong = browser.post("/addin/activate/", {"code": "BCDF-GHJK", "decision": "approve"})
     assert wrong.status_code == 400 and b"No pending sign-in" in wrong.content
     assert poll("nope").json()["error"] == "invalid_grant"
