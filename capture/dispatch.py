@@ -18,6 +18,10 @@ REMATCH_ADDRESSES = "capture.rematch_addresses"
 SYNC_MAILBOX = "capture.sync_mailbox"
 SYNC_DUE_MAILBOXES = "capture.sync_due_mailboxes"
 REMOVE_NEVER_LOGGED = "capture.remove_never_logged"  # queued by governance/never_log.py
+PURGE_EXPIRED = "capture.purge_expired"
+RECOMPUTE_EXPIRY = "capture.recompute_expiry"  # queued by capture/retention.py (a job id)
+EXPIRY_OF_NEW_MESSAGES = "capture.expiry_of_new_messages"
+REVIEW_REMINDERS = "capture.disposition_review_reminders"
 
 # Raw messages per Celery task. A batch costs ~30-40 ms of fixed work (policy, bulk lookups,
 # ~15 bulk statements) besides its messages: at 50 that was ~0.7 ms of a message's ~4 ms of

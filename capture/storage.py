@@ -212,3 +212,10 @@ def delete_raw(rel: str) -> None:
         (raw_root() / rel).unlink()
     except FileNotFoundError:
         pass
+
+
+def delete_blob(rel: str) -> None:
+    try:
+        (blob_root() / rel).unlink()
+    except FileNotFoundError:
+        pass

@@ -9,5 +9,6 @@ from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record
     mailboxes,
     meetings,
     messages,
+    retention,
     timeline,
 )

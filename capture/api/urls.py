@@ -10,13 +10,24 @@ from capture.api import (
     links,
     mailboxes,
     meetings,
+    retention,
     timeline,
 )
 from core.api import ApiRouter
 
 router = ApiRouter(trailing_slash=True)
 extra_urls: list = []
-for module in (captures, emails, addresses, mailboxes, categories, timeline, meetings, links):
+for module in (
+    captures,
+    emails,
+    addresses,
+    mailboxes,
+    categories,
+    timeline,
+    meetings,
+    links,
+    retention,
+):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])
 

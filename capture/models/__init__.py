@@ -17,15 +17,33 @@ from capture.models.messages import (
     ThreadLink,
 )
 from capture.models.raw import RawMessage
+from capture.models.retention import (
+    BinnedBlob,
+    BinnedMessage,
+    DispositionReview,
+    ExpiringMessage,
+    ExpiryJob,
+    FileDeletion,
+    LegalHold,
+    PurgeRun,
+    RetentionPolicy,
+)
 from capture.models.timeline import Category, TimelinePin
 
 __all__ = [
     "Attachment",
+    "BinnedBlob",
+    "BinnedMessage",
     "Blob",
     "Capture",
     "CaptureAddress",
     "Category",
+    "DispositionReview",
     "EmailMessage",
+    "ExpiringMessage",
+    "ExpiryJob",
+    "FileDeletion",
+    "LegalHold",
     "LinkRule",
     "MailboxConnection",
     "MailboxFolder",
@@ -34,7 +52,9 @@ __all__ = [
     "MeetingOverride",
     "MessageRef",
     "Participant",
+    "PurgeRun",
     "RawMessage",
+    "RetentionPolicy",
     "ReviewItem",
     "SmtpRateEvent",
     "Thread",
