@@ -251,6 +251,21 @@ class ExpiringMessageAdmin(admin.ModelAdmin):
     readonly_fields = fields
     ordering = ("expires_at", "id")
     show_full_result_count = False
+    actions = ("delete_now",)
+
+    def has_dispose_permission(self, request) -> bool:
+        user = request.user
+        return bool(user.is_superuser or getattr(user, "is_admin_role", False))
+
+    @admin.action(description="Delete now (into the bin; refused for held mail)", permissions=["dispose"])
+    def delete_now(self, request, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        try:
+            n = purge_service.dispose_now(ids, reason="admin", actor=request.user)
+        except hold_service.MessageOnHold as e:
+            self.message_user(request, f"Nothing deleted: {e}", messages.ERROR)
+            return
+        self.message_user(request, f"{n} message(s) moved to the bin.", messages.SUCCESS)
 
     @admin.display(description="Why")
     def why(self, obj) -> str:
