@@ -657,7 +657,8 @@ def anonymise_messages(ids: list[int]) -> None:
     threads = list(Thread.objects.filter(pk__in={m.thread_id for m in msgs}))
     for t in threads:
         t.subject = rw.text(t.subject)
-    Thread.objects.bulk_update(threads, ["subject"])
+        t.subject_norm = rw.text(t.subject_norm)[:255]
+    Thread.objects.bulk_update(threads, ["subject", "subject_norm"])
     links = list(ThreadLink.objects.filter(thread__in=threads).exclude(matched_address=""))
     for link in links:
         link.matched_address = rw.text(link.matched_address)
