@@ -805,6 +805,7 @@ def decide_review(
             review.status = DispositionReview.Status.APPROVED
             if email is not None:
                 dispose_now([email.pk], reason="review_approved", actor=actor)
+                review.email = None  # gone (the bin keeps it); email_ref remembers it
         elif decision == "extend":
             review.status, review.extended_to = DispositionReview.Status.EXTENDED, extend_to
             if email is not None:
