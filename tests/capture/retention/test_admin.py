@@ -74,3 +74,13 @@ def test_every_retention_page_opens(admin_client_logged_in, admin_user):
     assert r.status_code == 302
     rv.refresh_from_db()
     assert rv.status == "extended" and rv.justification == "still needed"
+
+
+def test_the_demo_seeds_one_policy_and_one_hold_once():
+    from capture.demo import seed_demo_retention
+    from tests.factories import make_organization
+
+    make_organization()
+    assert seed_demo_retention() == {"retention_policies": 1, "legal_holds": 1}
+    assert seed_demo_retention() == {"retention_policies": 0, "legal_holds": 0}
+    assert LegalHold.objects.get().organizations.count() == 1
