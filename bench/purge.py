@@ -87,7 +87,10 @@ def build(n: int, tag: str) -> None:
     for start in range(0, n, CHUNK):
         ids = range(start, min(n, start + CHUNK))
         threads = Thread.objects.bulk_create(
-            [Thread(subject=f"t{tag}{i}", message_count=2, first_at=date, last_at=date) for i in ids[::2]]
+            [
+                Thread(subject=f"t{tag}{i}", message_count=2, first_at=date, last_at=date)
+                for i in ids[::2]
+            ]
         )
         ThreadLink.objects.bulk_create(
             [ThreadLink(thread=t, contact=contact, source="manual", last_at=date) for t in threads]
@@ -118,7 +121,8 @@ def build(n: int, tag: str) -> None:
             ]
         )
         RawMessage.objects.bulk_update(
-            [RawMessage(pk=r.pk, email_id=e.pk) for r, e in zip(raws, emails, strict=True)], ["email"]
+            [RawMessage(pk=r.pk, email_id=e.pk) for r, e in zip(raws, emails, strict=True)],
+            ["email"],
         )
         Capture.objects.bulk_create(
             [Capture(email=e, raw=r, channel="api") for r, e in zip(raws, emails, strict=True)]
@@ -137,7 +141,14 @@ def build(n: int, tag: str) -> None:
         blobs = Blob.objects.bulk_create(blobs)
         Attachment.objects.bulk_create(
             [
-                Attachment(email=e, blob=b, filename="a.pdf", content_type="application/pdf", size=20, sha256=b.sha256)
+                Attachment(
+                    email=e,
+                    blob=b,
+                    filename="a.pdf",
+                    content_type="application/pdf",
+                    size=20,
+                    sha256=b.sha256,
+                )
                 for e, b in zip(emails[::4], blobs, strict=True)
             ]
         )
@@ -184,7 +195,11 @@ def run_purge_process(batch: int) -> subprocess.Popen:
 def due_ids() -> list[int]:
     from capture.models import EmailMessage
 
-    return list(EmailMessage.objects.filter(expires_at__isnull=False).order_by("pk").values_list("pk", flat=True))
+    return list(
+        EmailMessage.objects.filter(expires_at__isnull=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def bare_delete(ids: list[int], batch: int) -> float:
@@ -203,8 +218,12 @@ def bare_delete(ids: list[int], batch: int) -> float:
     for i in range(0, len(ids), batch):
         chunk = ids[i : i + batch]
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("UPDATE capture_rawmessage SET email_id = NULL WHERE email_id = ANY(%s)", [chunk])
-            cur.execute("UPDATE capture_threadlink SET email_id = NULL WHERE email_id = ANY(%s)", [chunk])
+            cur.execute(
+                "UPDATE capture_rawmessage SET email_id = NULL WHERE email_id = ANY(%s)", [chunk]
+            )
+            cur.execute(
+                "UPDATE capture_threadlink SET email_id = NULL WHERE email_id = ANY(%s)", [chunk]
+            )
             for table, column in children:
                 cur.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [chunk])  # noqa: S608
             cur.execute("DELETE FROM capture_emailmessage WHERE id = ANY(%s)", [chunk])
@@ -230,11 +249,9 @@ def main() -> None:
     t0 = time.perf_counter()
     build(n, "a")
     print(f"built {n} due messages in {time.perf_counter() - t0:.1f} s", flush=True)
-    t0 = time.perf_counter()
     proc = run_purge_process(args.batch)
     _, err = proc.communicate()
     assert proc.returncode == 0, err
-    purge_s = time.perf_counter() - t0
     run = PurgeRun.objects.order_by("-pk").first()
     purged = sum(v for by in run.counts.values() for v in by.values())
     assert purged == n and not EmailMessage.objects.exists(), (purged, n)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
-from capture.models import Attachment, Blob, Capture, EmailMessage, Participant, RawMessage, Thread
 from capture.holds import messages_on_hold
+from capture.models import Attachment, Blob, Capture, EmailMessage, Participant, RawMessage, Thread
 from capture.storage import blob_root, delete_raw
 from governance.audit import record_event
 from governance.models import NeverLogRule

@@ -20,7 +20,8 @@ from capture.pipeline import process_raw_messages
 from capture.purge import purge_expired as run_purge
 from capture.rematch import rematch_addresses as rematch
 from capture.removal import remove_never_logged as remove_matching_mail
-from capture.retention import recompute_new_messages, run_job, send_review_reminders
+from capture.retention import recompute_new_messages, run_job
+from capture.reviews import send_review_reminders
 
 
 @shared_task(name=dispatch.PROCESS_RAW_BATCH, acks_late=True, ignore_result=True)

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from capture import holds as hold_service
 from capture import purge as purge_service
 from capture import retention as service
+from capture import reviews
 from capture.models import (
     BinnedMessage,
     DispositionReview,
@@ -257,7 +258,9 @@ class ExpiringMessageAdmin(admin.ModelAdmin):
         user = request.user
         return bool(user.is_superuser or getattr(user, "is_admin_role", False))
 
-    @admin.action(description="Delete now (into the bin; refused for held mail)", permissions=["dispose"])
+    @admin.action(
+        description="Delete now (into the bin; refused for held mail)", permissions=["dispose"]
+    )
     def delete_now(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         try:
@@ -417,7 +420,7 @@ class DispositionReviewAdmin(admin.ModelAdmin):
         if "decision" not in form.cleaned_data:
             return
         try:
-            service.decide_review(
+            reviews.decide_review(
                 obj,
                 form.cleaned_data["decision"],
                 justification=form.cleaned_data["justification_text"],
@@ -425,7 +428,7 @@ class DispositionReviewAdmin(admin.ModelAdmin):
                 new_policy=form.cleaned_data.get("relabel_to"),
                 **_audit(request),
             )
-        except (service.ReviewRejected, hold_service.MessageOnHold) as e:
+        except (reviews.ReviewRejected, hold_service.MessageOnHold) as e:
             self.message_user(request, f"Not decided: {e}", messages.ERROR)
 
 

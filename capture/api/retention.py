@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from capture import holds as hold_service
 from capture import purge as purge_service
 from capture import retention as service
+from capture import reviews
 from capture.models import (
     BinnedMessage,
     DispositionReview,
@@ -374,7 +375,7 @@ class DispositionReviewViewSet(GovernanceView, viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
         try:
-            review = service.decide_review(
+            review = reviews.decide_review(
                 review,
                 v["decision"],
                 justification=v["justification"],
@@ -382,7 +383,7 @@ class DispositionReviewViewSet(GovernanceView, viewsets.ReadOnlyModelViewSet):
                 new_policy=v.get("new_policy"),
                 **_audit(request),
             )
-        except service.ReviewRejected as e:
+        except reviews.ReviewRejected as e:
             if "status" in e.errors:
                 return Response({"detail": e.errors["status"][0]}, status=status.HTTP_409_CONFLICT)
             raise ValidationError(e.errors) from e

@@ -177,6 +177,9 @@ class BinnedBlob(models.Model):
     binned = models.ForeignKey(BinnedMessage, on_delete=models.CASCADE, related_name="blobs")
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
 
+    def __str__(self) -> str:
+        return f"blob {self.blob_id} of {self.binned_id}"
+
 
 class FileDeletion(models.Model):
     """Outbox: a file to remove once its rows are gone, written in the deleting transaction.

@@ -123,9 +123,11 @@ def retention_ids(user: User, email_id: int) -> dict[str, int]:
         "legal-holds": LegalHold.objects.create(name="walk", reason="walk").pk,
         "purge-runs": PurgeRun.objects.create().pk,
         "retention-bin": BinnedMessage.objects.create(
-            email_id=0, thread_id=0, payload={"message": [{"fields": {}}]},
+            email_id=0,
+            thread_id=0,
+            payload={"message": [{"fields": {}}]},
             vacuum_after=timezone.now(),
-        ).pk,  # fmt: skip
+        ).pk,
         "disposition-reviews": DispositionReview.objects.create(
             email_id=email_id, email_ref=email_id, policy=policy, reviewer=user
         ).pk,

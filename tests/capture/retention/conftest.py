@@ -14,12 +14,16 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture
 def admin_user(db) -> User:
-    return make_user(role=User.Role.ADMIN, is_staff=True, is_superuser=True, email="boss@example.org")
+    return make_user(
+        role=User.Role.ADMIN, is_staff=True, is_superuser=True, email="boss@example.org"
+    )
 
 
 @pytest.fixture
 def api_client_admin(admin_user) -> APIClient:
-    _, key = ApiToken.issue(user=admin_user, name="retention", scopes=[ApiToken.Scope.GOVERNANCE_ADMIN.value])
+    _, key = ApiToken.issue(
+        user=admin_user, name="retention", scopes=[ApiToken.Scope.GOVERNANCE_ADMIN.value]
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client

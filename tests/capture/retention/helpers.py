@@ -76,6 +76,7 @@ def stored_files() -> set[str]:
 
 def referenced_files() -> set[str]:
     raws = {
-        f"raw:{p}" for p in RawMessage.objects.exclude(storage_path="").values_list("storage_path", flat=True)
+        f"raw:{p}"
+        for p in RawMessage.objects.exclude(storage_path="").values_list("storage_path", flat=True)
     }
     return raws | {f"blob:{p}" for p in Blob.objects.values_list("storage_path", flat=True)}

@@ -34,12 +34,17 @@ def test_saving_a_policy_shows_what_it_makes_due_then_saves_on_confirmation(
     assert b"would make due: now: 1 (today 0, 1 newly)" in r.content
     assert not RetentionPolicy.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        r = admin_client_logged_in.post("/admin/capture/retentionpolicy/add/", {**FORM, "confirm": "on"})
+        r = admin_client_logged_in.post(
+            "/admin/capture/retentionpolicy/add/", {**FORM, "confirm": "on"}
+        )
     assert r.status_code == 302, r.content[:2000]
     p = RetentionPolicy.objects.get()
     email.refresh_from_db()
     assert email.expiry_policy_id == p.pk
-    r = admin_client_logged_in.post(f"/admin/capture/retentionpolicy/{p.pk}/change/", {**FORM, "directions": ["sideways"], "confirm": "on"})
+    r = admin_client_logged_in.post(
+        f"/admin/capture/retentionpolicy/{p.pk}/change/",
+        {**FORM, "directions": ["sideways"], "confirm": "on"},
+    )
     assert r.status_code == 200 and b"sideways" in r.content  # a bad choice, shown not saved
 
 
@@ -50,7 +55,15 @@ def test_every_retention_page_opens(admin_client_logged_in, admin_user):
     purge_expired()
     hold = LegalHold.objects.create(name="h", reason="r")
     hold.threads.set([email.thread])
-    for model in ("retentionpolicy", "legalhold", "expiringmessage", "purgerun", "binnedmessage", "dispositionreview", "expiryjob"):
+    for model in (
+        "retentionpolicy",
+        "legalhold",
+        "expiringmessage",
+        "purgerun",
+        "binnedmessage",
+        "dispositionreview",
+        "expiryjob",
+    ):
         r = admin_client_logged_in.get(f"/admin/capture/{model}/")
         assert r.status_code == 200, model
     r = admin_client_logged_in.get("/admin/capture/legalhold/")
@@ -69,7 +82,12 @@ def test_every_retention_page_opens(admin_client_logged_in, admin_user):
     assert r.status_code == 200 and b"justification_text" in r.content
     r = admin_client_logged_in.post(
         f"/admin/capture/dispositionreview/{rv.pk}/change/",
-        {"decision": "extend", "justification_text": "still needed", "extend_until": "2099-01-01 00:00:00", "relabel_to": ""},
+        {
+            "decision": "extend",
+            "justification_text": "still needed",
+            "extend_until": "2099-01-01 00:00:00",
+            "relabel_to": "",
+        },
     )
     assert r.status_code == 302
     rv.refresh_from_db()

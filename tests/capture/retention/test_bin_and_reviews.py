@@ -14,7 +14,8 @@ from django.core.management import call_command
 
 from capture.models import BinnedMessage, DispositionReview, EmailMessage, MessageRef, PurgeRun
 from capture.purge import purge_expired
-from capture.retention import recompute, send_review_reminders
+from capture.retention import recompute
+from capture.reviews import send_review_reminders
 from governance.audit import prune_audit_log, record_event, seal_pending_events, verify_chain
 from governance.models import AuditAnchor, AuditEvent
 from tests.capture.retention.helpers import capture, mail, policy
@@ -22,7 +23,9 @@ from tests.capture.retention.helpers import capture, mail, policy
 pytestmark = pytest.mark.django_db
 
 
-def test_restore_from_the_bin_through_the_api_and_the_admin(api_client_admin, admin_client_logged_in):
+def test_restore_from_the_bin_through_the_api_and_the_admin(
+    api_client_admin, admin_client_logged_in
+):
     first = capture(mail("r1@x.example", attachment=b"%PDF-1.4 one"))
     second = capture(mail("r2@x.example", subject="Two"))
     policy(duration_days=30)
@@ -47,7 +50,9 @@ def test_restore_from_the_bin_through_the_api_and_the_admin(api_client_admin, ad
 
 def test_a_deleted_parent_leaves_its_replies_a_reference_to_rejoin(settings):
     settings.MAILWARDEN_RETENTION_BIN_DAYS = 0
-    parent = capture(mail("parent@x.example", subject="Offer", date=datetime(2020, 1, 1, tzinfo=UTC)))
+    parent = capture(
+        mail("parent@x.example", subject="Offer", date=datetime(2020, 1, 1, tzinfo=UTC))
+    )
     reply = capture(
         mail("reply@x.example", subject="Re: Offer", in_reply_to="parent@x.example",
              date=datetime.now(UTC))
@@ -59,9 +64,13 @@ def test_a_deleted_parent_leaves_its_replies_a_reference_to_rejoin(settings):
     # the reply is recent: only the parent is due; retention keeps no thread here
     purge_expired()
     assert not EmailMessage.objects.filter(pk=parent.pk).exists()
-    assert list(MessageRef.objects.filter(email=reply).values_list("ref", flat=True)) == ["parent@x.example"]
+    assert list(MessageRef.objects.filter(email=reply).values_list("ref", flat=True)) == [
+        "parent@x.example"
+    ]
     # a re-capture of the parent rejoins the reply's thread
-    again = capture(mail("parent@x.example", subject="Offer", date=datetime(2020, 1, 1, tzinfo=UTC)))
+    again = capture(
+        mail("parent@x.example", subject="Offer", date=datetime(2020, 1, 1, tzinfo=UTC))
+    )
     reply.refresh_from_db()
     assert again.thread_id == reply.thread_id
 
@@ -83,25 +92,46 @@ def test_disposition_review_approve_extend_relabel_and_reminders(admin_user, api
     url = "/api/v1/disposition-reviews/{}/decide/"
     r = api_client_admin.post(url.format(reviews[a.pk].pk), {"decision": "approve"}, format="json")
     assert r.status_code == 400 and "justification" in r.json()
-    r = api_client_admin.post(url.format(reviews[a.pk].pk), {"decision": "approve", "justification": "done"}, format="json")
+    r = api_client_admin.post(
+        url.format(reviews[a.pk].pk),
+        {"decision": "approve", "justification": "done"},
+        format="json",
+    )
     assert r.status_code == 200 and r.json()["status"] == "approved"
     assert not EmailMessage.objects.filter(pk=a.pk).exists()
     later = (datetime.now(UTC) + timedelta(days=90)).isoformat()
-    r = api_client_admin.post(url.format(reviews[b.pk].pk), {"decision": "extend", "justification": "audit", "extend_to": later}, format="json")
+    r = api_client_admin.post(
+        url.format(reviews[b.pk].pk),
+        {"decision": "extend", "justification": "audit", "extend_to": later},
+        format="json",
+    )
     assert r.status_code == 200
     b.refresh_from_db()
-    assert (b.expiry_rule, b.disposition) == ("review_extended", "reviewed") and b.expires_at > datetime.now(UTC)
-    r = api_client_admin.post(url.format(reviews[c.pk].pk), {"decision": "relabel", "justification": "contract", "new_policy": keep.pk}, format="json")
+    assert (b.expiry_rule, b.disposition) == (
+        "review_extended",
+        "reviewed",
+    ) and b.expires_at > datetime.now(UTC)
+    r = api_client_admin.post(
+        url.format(reviews[c.pk].pk),
+        {"decision": "relabel", "justification": "contract", "new_policy": keep.pk},
+        format="json",
+    )
     assert r.status_code == 200
     c.refresh_from_db()
     assert (c.expiry_policy_id, c.expiry_action, c.expires_at) == (keep.pk, "retain", None)
-    r = api_client_admin.post(url.format(reviews[c.pk].pk), {"decision": "approve", "justification": "x"}, format="json")
+    r = api_client_admin.post(
+        url.format(reviews[c.pk].pk), {"decision": "approve", "justification": "x"}, format="json"
+    )
     assert r.status_code == 409
     recompute()  # reviewed messages keep the reviewer's decision
     b.refresh_from_db()
     assert b.expiry_rule == "review_extended"
     actions = set(AuditEvent.objects.values_list("action", flat=True))
-    assert {"retention.review_approved", "retention.review_extended", "retention.review_relabelled"} <= actions
+    assert {
+        "retention.review_approved",
+        "retention.review_extended",
+        "retention.review_relabelled",
+    } <= actions
 
 
 def test_purge_runs_hold_no_personal_data_and_dry_runs_change_nothing():
@@ -110,7 +140,11 @@ def test_purge_runs_hold_no_personal_data_and_dry_runs_change_nothing():
     recompute()
     out = io.StringIO()
     call_command("purge_expired", "--dry-run", stdout=out)
-    assert json.loads(out.getvalue()) == {"would_act": {str(p.pk): {"delete": 1}}, "held": 0, "vacuum": 0}
+    assert json.loads(out.getvalue()) == {
+        "would_act": {str(p.pk): {"delete": 1}},
+        "held": 0,
+        "vacuum": 0,
+    }
     assert EmailMessage.objects.count() == 1
     call_command("purge_expired", "--no-progress", stdout=io.StringIO())
     assert EmailMessage.objects.count() == 0

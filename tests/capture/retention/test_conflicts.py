@@ -23,7 +23,14 @@ def facts(pk: int = 1, thread: int = 1, **kw) -> Facts:
 
 
 def spec(pk: int, days: int, action: str = "delete", **kw) -> Spec:
-    return Spec(id=pk, order=kw.pop("order", 0), trigger=kw.pop("trigger", "received"), days=days, action=action, **kw)
+    return Spec(
+        id=pk,
+        order=kw.pop("order", 0),
+        trigger=kw.pop("trigger", "received"),
+        days=days,
+        action=action,
+        **kw,
+    )
 
 
 def one(f: Facts, specs: list[Spec]):
@@ -32,7 +39,12 @@ def one(f: Facts, specs: list[Spec]):
 
 def test_one_policy_sets_the_date_and_says_so():
     o = one(facts(), [spec(1, 30)])
-    assert (o.expires_at, o.policy_id, o.action, o.rule) == (T0 + timedelta(days=30), 1, "delete", "only_policy")
+    assert (o.expires_at, o.policy_id, o.action, o.rule) == (
+        T0 + timedelta(days=30),
+        1,
+        "delete",
+        "only_policy",
+    )
 
 
 def test_the_shortest_deletion_wins_among_deletions():
@@ -46,7 +58,13 @@ def test_explicit_scope_beats_the_implicit_default_even_when_longer():
     o = one(f, [spec(1, 30), spec(2, 365, directions=frozenset({"outbound"}))])
     assert (o.policy_id, o.rule) == (2, "explicit_over_implicit")
     # a message outside the explicit scope keeps the default
-    assert one(facts(direction="inbound"), [spec(1, 30), spec(2, 365, directions=frozenset({"outbound"}))]).policy_id == 1
+    assert (
+        one(
+            facts(direction="inbound"),
+            [spec(1, 30), spec(2, 365, directions=frozenset({"outbound"}))],
+        ).policy_id
+        == 1
+    )
 
 
 def test_retention_beats_deletion_and_the_longest_retention_wins():
@@ -113,7 +131,9 @@ def test_recompute_stores_expiry_and_why_on_each_message():
 
 
 @pytest.mark.django_db
-def test_the_item_closing_starts_the_clock_and_reopening_stops_it(django_capture_on_commit_callbacks):
+def test_the_item_closing_starts_the_clock_and_reopening_stops_it(
+    django_capture_on_commit_callbacks,
+):
     deal = make_item(kind="deal")
     email = capture(mail("deal@x.example"))
     ThreadLink.objects.create(thread=email.thread, item=deal, source="manual")

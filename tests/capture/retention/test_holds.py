@@ -31,7 +31,7 @@ def _three_messages():
 
 
 def test_a_hold_stops_every_policy_action_and_its_release_lets_the_next_run_act(api_client_admin):
-    a, b, c = _three_messages()
+    a, _b, _c = _three_messages()
     contact = make_contact(emails=("tom@globex.example",))
     a.participants.filter(address="tom@globex.example").update(contact=contact)
     r = api_client_admin.post(
@@ -53,7 +53,10 @@ def test_a_hold_stops_every_policy_action_and_its_release_lets_the_next_run_act(
     release_hold(hold, actor="test", channel="test")
     recompute()
     purge_expired()
-    assert not EmailMessage.objects.filter(pk=a.pk).exists() or EmailMessage.objects.get(pk=a.pk).disposition
+    assert (
+        not EmailMessage.objects.filter(pk=a.pk).exists()
+        or EmailMessage.objects.get(pk=a.pk).disposition
+    )
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"retention.hold_placed", "retention.hold_released", "retention.held"} <= actions
 
@@ -64,7 +67,12 @@ def test_holds_add_up_and_held_names_every_hold():
     ThreadLink.objects.create(thread=b.thread, item=item, source="manual")
     h1 = LegalHold.objects.create(name="deal hold", reason="r")
     h1.items.set([item])
-    h2 = LegalHold.objects.create(name="2021", reason="r", date_from=datetime(2021, 1, 1, tzinfo=UTC), date_to=datetime(2021, 12, 31, tzinfo=UTC))
+    LegalHold.objects.create(
+        name="2021",
+        reason="r",
+        date_from=datetime(2021, 1, 1, tzinfo=UTC),
+        date_to=datetime(2021, 12, 31, tzinfo=UTC),
+    )
     h3 = LegalHold.objects.create(name="subject B", reason="r", saved_filter={"subject": "B"})
     h4 = LegalHold.objects.create(name="thread of A", reason="r")
     h4.threads.set([a.thread])
@@ -75,7 +83,7 @@ def test_holds_add_up_and_held_names_every_hold():
 
 
 def test_an_admin_delete_and_a_disposal_refuse_held_mail(admin_client_logged_in):
-    a, b, c = _three_messages()
+    a, b, _c = _three_messages()
     hold = LegalHold.objects.create(name="all of A", reason="r", saved_filter={"subject": "A"})
     with pytest.raises(MessageOnHold):
         dispose_now([a.pk, b.pk], reason="admin", actor="test")
@@ -102,8 +110,10 @@ def test_an_admin_delete_and_a_disposal_refuse_held_mail(admin_client_logged_in)
 def test_a_never_log_removal_leaves_held_mail(django_capture_on_commit_callbacks):
     from capture.removal import remove_never_logged
 
-    a, b, c = _three_messages()
-    LegalHold.objects.create(name="globex", reason="r", saved_filter={"address": "tom@globex.example"})
+    a, _b, _c = _three_messages()
+    LegalHold.objects.create(
+        name="globex", reason="r", saved_filter={"address": "tom@globex.example"}
+    )
     rule = make_never_log_rule("globex.example")
     counts = remove_never_logged(rule.pk)
     assert counts["messages"] == 0

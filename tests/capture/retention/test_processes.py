@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,13 +63,19 @@ def _mail_with_files(n_due: int, n_kept: int) -> tuple[set[int], set[int]]:
     also sharing one attachment with a kept message: that blob must stay."""
     due, kept = set(), set()
     for i in range(n_due):
-        data = mail(f"due-{i}@x.example", subject=f"Due {i}", attachment=f"%PDF-1.4 own {i}".encode())
+        data = mail(
+            f"due-{i}@x.example", subject=f"Due {i}", attachment=f"%PDF-1.4 own {i}".encode()
+        )
         if i % 3 == 0:
             data = mail(f"due-{i}@x.example", subject=f"Due {i}", attachment=SHARED)
         due.add(capture(data).pk)
     now = datetime.now(UTC)
     for i in range(n_kept):
-        kept.add(capture(mail(f"kept-{i}@x.example", subject=f"Kept {i}", date=now, attachment=SHARED)).pk)
+        kept.add(
+            capture(
+                mail(f"kept-{i}@x.example", subject=f"Kept {i}", date=now, attachment=SHARED)
+            ).pk
+        )
     policy("delete after 30 days", duration_days=30)
     recompute()
     assert set(EmailMessage.objects.filter(expires_at__lte=now).values_list("pk", flat=True)) == due
@@ -78,7 +84,9 @@ def _mail_with_files(n_due: int, n_kept: int) -> tuple[set[int], set[int]]:
 
 def _acted_ids() -> list[int]:
     ids: list[int] = []
-    for detail in AuditEvent.objects.filter(action="retention.delete").values_list("detail", flat=True):
+    for detail in AuditEvent.objects.filter(action="retention.delete").values_list(
+        "detail", flat=True
+    ):
         ids += detail["messages"]
     return ids
 
@@ -90,7 +98,10 @@ def test_two_purge_processes_act_on_each_due_row_exactly_once():
     with transaction.atomic(), connection.cursor() as cur:
         # A barrier: both processes block on their first write until both have started.
         cur.execute(f"LOCK TABLE {PurgeRun._meta.db_table} IN EXCLUSIVE MODE")
-        workers = [_purger(MAILWARDEN_RETENTION_BIN_DAYS="0", MAILWARDEN_RETENTION_PAUSE_MS="150") for _ in range(2)]
+        workers = [
+            _purger(MAILWARDEN_RETENTION_BIN_DAYS="0", MAILWARDEN_RETENTION_PAUSE_MS="150")
+            for _ in range(2)
+        ]
         deadline = time.monotonic() + 120
         while True:
             cur.execute("SELECT pg_stat_clear_snapshot()")  # a transaction sees one snapshot
@@ -125,7 +136,10 @@ def test_a_purge_killed_mid_batch_leaves_no_orphan_and_no_missing_file_after_the
     # still there and named in the outbox.
     worker = _purger(MAILWARDEN_RETENTION_BIN_DAYS="0", MAILWARDEN_RETENTION_PAUSE_MS="60000")
     line = worker.stdout.readline()
-    assert line.startswith("batch 1 committed"), (line, worker.stderr.read() if worker.poll() is not None else "")
+    assert line.startswith("batch 1 committed"), (
+        line,
+        worker.stderr.read() if worker.poll() is not None else "",
+    )
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=60)
     assert worker.returncode == -signal.SIGKILL

@@ -58,13 +58,23 @@ def _the_mail() -> EmailMessage:
     )
     email = capture(data)
     assert Attachment.objects.filter(email=email, blob__isnull=False).count() == 1
-    meeting = Meeting.objects.create(uid="m@x", organizer=ADDRESS, attendees=[{"address": ADDRESS, "name": NAME}])
+    meeting = Meeting.objects.create(
+        uid="m@x", organizer=ADDRESS, attendees=[{"address": ADDRESS, "name": NAME}]
+    )
     MeetingMessage.objects.create(meeting=meeting, email=email)
     return email
 
 
 def _other_mail_sharing_nothing() -> EmailMessage:
-    return capture(mail("other@x.example", frm="Dan <dan@else.example>", subject="Else", body="Hi", attachment=PLAIN_ATTACHMENT))
+    return capture(
+        mail(
+            "other@x.example",
+            frm="Dan <dan@else.example>",
+            subject="Else",
+            body="Hi",
+            attachment=PLAIN_ATTACHMENT,
+        )
+    )
 
 
 def test_redaction_leaves_no_body_or_attachment_anywhere():
@@ -99,7 +109,9 @@ def test_anonymisation_leaves_no_address_or_name_anywhere():
     recompute()
     purge_expired()
     dump, files = dump_database(), storage_text()
-    leaks = [line[:200] for line in dump.lower().splitlines() if ADDRESS in line or NAME.lower() in line]
+    leaks = [
+        line[:200] for line in dump.lower().splitlines() if ADDRESS in line or NAME.lower() in line
+    ]
     assert leaks == []
     assert ADDRESS.encode() not in files.lower()
     # stable pseudonyms in place of the address
