@@ -313,15 +313,17 @@ def delete_messages(ids: list[int], *, reason: str, policy_of: dict[int, int | N
         _delete_unused_blobs(blob_ids)
 
 
-def _delete_rows(ids: list[int]) -> None:
-    """Delete the message rows: every relation of EmailMessage walked from its metadata (so
-    tables other apps add are handled as their on_delete says), then one DELETE by id. No
-    message instance is loaded (the Collector would load every column of every row because of
-    the pre_delete guard, which the purge does not need: it checked holds on the locked rows).
-    Sends no per-message delete signals; the purge's audit events name the messages."""
+def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> None:
+    """Delete rows of `model` by id: every relation to it walked from the model's metadata
+    (so tables other apps add are handled as their on_delete says), then one DELETE by id.
+    No instance of `model` is loaded (the Collector loads every column of every message row
+    because of the pre_delete guard, which the purge does not need: it checked holds on the
+    locked rows). Sends no per-row delete signals; the purge's audit events name the messages."""
+    if not ids:
+        return
     token = _holds_checked.set(True)
     try:
-        for rel in get_candidate_relations_to_delete(EmailMessage._meta):
+        for rel in get_candidate_relations_to_delete(model._meta):
             if rel.many_to_many:
                 continue
             qs = rel.related_model._base_manager.filter(**{f"{rel.field.name}__in": ids})
@@ -333,9 +335,9 @@ def _delete_rows(ids: list[int]) -> None:
             elif handler is models.DO_NOTHING:
                 continue
             else:  # PROTECT, RESTRICT, SET_DEFAULT, SET(...): Django's own rules
-                EmailMessage.objects.filter(pk__in=ids).delete()
+                model._base_manager.filter(pk__in=ids).delete()
                 return
-        EmailMessage.objects.filter(pk__in=ids)._raw_delete(EmailMessage.objects.db)
+        model._base_manager.filter(pk__in=ids)._raw_delete(model.objects.db)
     finally:
         _holds_checked.reset(token)
 
@@ -413,7 +415,7 @@ def _delete_raws(raw_ids: Iterable[int]) -> None:
     if not raw_ids:
         return
     paths = set(RawMessage.objects.filter(pk__in=raw_ids).values_list("storage_path", flat=True))
-    RawMessage.objects.filter(pk__in=raw_ids).delete()
+    _delete_rows(raw_ids, RawMessage)
     _outbox(FileDeletion.Kind.RAW, paths)
 
 
