@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from capture.models import TrackedMessage, TrackingEvent
 from capture.tracking import tokens
+from capture.tracking.service import EVENTS
 from capture.tracking.views import PIXEL
 from tests.capture.tracking.conftest import tracking_consent, withdraw
 from tests.factories import make_contact
@@ -54,12 +55,16 @@ def path_of(url: str) -> str:
 
 
 def get(url: str, agent: str = HUMAN, **extra):
-    return Client(HTTP_USER_AGENT=agent, REMOTE_ADDR="203.0.113.9").get(path_of(url), **extra)
+    """The request, then the buffer written (its thread is off in tests: conftest.py)."""
+    r = Client(HTTP_USER_AGENT=agent, REMOTE_ADDR="203.0.113.9").get(path_of(url), **extra)
+    EVENTS.flush()
+    return r
 
 
 def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monkeypatch):
-    """No session, no user, no Django query: one statement, the INSERT (prepared, through
-    psycopg directly; capture/tracking/service.py says why)."""
+    """The request makes no query at all (no session, no user: the event goes to the buffer);
+    writing the buffer is one statement, the INSERT (prepared, through psycopg directly;
+    capture/tracking/service.py says why)."""
     import psycopg
 
     body, _ = issued
@@ -72,7 +77,10 @@ def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monk
 
     monkeypatch.setattr(psycopg.Cursor, "execute", spy)
     with CaptureQueriesContext(connection) as queries:
-        r = get(body["open_pixel_url"])
+        r = Client(HTTP_USER_AGENT=HUMAN).get(path_of(body["open_pixel_url"]))
+    assert (queries.captured_queries, sent, len(EVENTS)) == ([], [], 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert EVENTS.flush() == 1
     monkeypatch.undo()
     assert r.status_code == 200
     assert r["Content-Type"] == "image/gif" and r.content == PIXEL
