@@ -12,8 +12,10 @@ multi-row INSERT ... SELECT that re-checks consent row by row (service.record_tr
   what the parent had buffered (the parent writes those) and starts the child's own thread.
 - Bounded: at most MAILWARDEN_TRACKING_BUFFER_EVENTS (10,000) events wait; past that the
   oldest are dropped and counted, and the count is logged (at most once a minute), so a dead
-  database cannot eat the worker's memory. A failed write puts its events back (oldest first,
-  the same bound) and the thread backs off up to 5 s.
+  database cannot eat the worker's memory. A write that failed for want of the database
+  (connection refused, lost, timed out) puts its events back (oldest first, the same bound)
+  and the thread backs off up to 5 s; any other error drops that batch (logged), so one bad
+  batch cannot block the ones after it.
 - Exit: an atexit hook stops the thread and writes what is left (gunicorn workers leave by
   sys.exit on SIGTERM, SIGQUIT and SIGINT; atexit runs). A worker killed outright (SIGKILL,
   OOM) loses the events of its last interval: the same class of loss as the INSERT's
@@ -69,8 +71,13 @@ def max_events() -> int:
 class EventBuffer:
     """Events waiting to be written, and the thread that writes them (module docstring)."""
 
-    def __init__(self, write: Callable[[list[Event]], int]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Event]], int],
+        retryable: Callable[[BaseException], bool] = lambda exc: True,
+    ) -> None:
         self._write = write
+        self._retryable = retryable
         self.background = True  # tests turn the thread off and call flush()
         self._reset()
         atexit.register(self.close)
@@ -163,12 +170,17 @@ class EventBuffer:
             return 0
         try:
             return self._write(events)
-        except Exception:
+        except Exception as exc:
+            retry = keep_on_failure and self._retryable(exc)
             now = time.monotonic()
             if now - self._last_failure_log >= _LOG_EVERY_SECONDS:
                 self._last_failure_log = now
-                log.exception("tracking: %s events could not be written (will retry)", len(events))
-            if keep_on_failure:
+                log.exception(
+                    "tracking: %s events could not be written (%s)",
+                    len(events),
+                    "will retry" if retry else "dropped",
+                )
+            if retry:
                 self._put_back(events)
             return -1
 

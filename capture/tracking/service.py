@@ -24,10 +24,10 @@ had their processing consent withdrawn (or basis set to none) or refused trackin
 from __future__ import annotations
 
 import copy
-from functools import cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -330,7 +330,17 @@ def make_event(
         now,
         bool(machine_reason),
         machine_reason,
-        user_agent[:USER_AGENT_MAX],
+        user_agent.replace("\x00", "")[:USER_AGENT_MAX],  # PostgreSQL text holds no NUL
+    )
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Worth trying again later: the database was out of reach, not the batch at fault."""
+    import psycopg
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(
+        exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
     )
 
 
@@ -496,4 +506,4 @@ def summary(message_id: str) -> TrackingSummary | None:
 
 
 # The process's buffer of events on their way to the database (capture/tracking/buffer.py).
-EVENTS = EventBuffer(record_tracking_events)
+EVENTS = EventBuffer(record_tracking_events, retryable=_database_unavailable)
