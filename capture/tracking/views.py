@@ -2,13 +2,14 @@
 `GET /t/c/<token>` (a redirect to the URL signed into the token, records a click).
 
 The hot path: the token is checked by CPU alone (capture/tracking/tokens.py), the machine signs
-by string and address tests, and the event goes to the process's buffer, whose thread writes
-it (one multi-row INSERT ... SELECT re-checking consent per event) within ~200 ms: the request
+by string and address tests, and the event goes to the process's buffer, whose thread writes it
+(one multi-row INSERT ... SELECT re-checking consent per event) within ~200 ms: the request
 itself makes no database round trip. No session, no user, no template, no CSRF work
-(csrf_exempt; the session and auth middlewares are lazy and never touched). A tampered, truncated or expired token answers
-404 and records nothing. A failure to record (database down, anything else) is logged and the
-answer is the same as after a success: these endpoints never answer 500. HEAD answers like GET
-but records nothing (link scanners and previewers probe with it).
+(csrf_exempt; the session and auth middlewares are lazy and never touched). A tampered,
+truncated or expired token answers 404 and records nothing. A failure to record (database down,
+anything else) is logged and the answer is the same as after a success: these endpoints never
+answer 500. HEAD answers like GET but records nothing (link scanners and previewers probe with
+it).
 """
 
 from __future__ import annotations
