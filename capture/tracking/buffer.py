@@ -16,6 +16,8 @@ multi-row INSERT ... SELECT that re-checks consent row by row (service.record_tr
   (connection refused, lost, timed out) puts its events back (oldest first, the same bound)
   and the thread backs off up to 5 s; any other error drops that batch (logged), so one bad
   batch cannot block the ones after it.
+- The thread has its own database connection (Django's are per thread), closed after a minute
+  without events.
 - Exit: an atexit hook stops the thread and writes what is left (gunicorn workers leave by
   sys.exit on SIGTERM, SIGQUIT and SIGINT; atexit runs). A worker killed outright (SIGKILL,
   OOM) loses the events of its last interval: the same class of loss as the INSERT's
@@ -46,6 +48,7 @@ DEFAULT_MAX_EVENTS = 10_000
 FLUSH_EVENTS = 500  # write early once this many wait
 MAX_BACKOFF_SECONDS = 5.0
 EXIT_JOIN_SECONDS = 5.0
+IDLE_CLOSE_SECONDS = 60.0  # the thread closes its connection after this long without events
 _LOG_EVERY_SECONDS = 60.0
 
 # (tracked_id, kind, link, occurred_at, machine, machine_reason, user_agent)
@@ -188,14 +191,21 @@ class EventBuffer:
         from django.db import connection
 
         backoff = 0.0
+        last_write = time.monotonic()
         try:
             while not self._stop.is_set():
                 self._wake.wait(max(flush_seconds(), 0.01) + backoff)
                 self._wake.clear()
                 if self._stop.is_set():
                     break
+                had_events = bool(self._events)
                 written = self.flush()
                 backoff = min(max(backoff * 2, 0.2), MAX_BACKOFF_SECONDS) if written < 0 else 0.0
+                now = time.monotonic()
+                if had_events:
+                    last_write = now
+                elif now - last_write > IDLE_CLOSE_SECONDS and connection.connection is not None:
+                    connection.close()  # an idle worker holds no connection for the thread
         finally:
             connection.close()
 

@@ -127,3 +127,36 @@ def test_with_flush_seconds_zero_the_request_writes_the_event(sender, settings):
     assert Client(HTTP_USER_AGENT="Thunderbird/128.0").get(pixel).status_code == 200
     assert len(EVENTS) == 0
     assert TrackingEvent.objects.filter(tracked=tracked, kind="open").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_thread_closes_its_database_connection(settings, monkeypatch):
+    """The thread's connection (its own: Django's are per thread) is closed once no event came
+    for IDLE_CLOSE_SECONDS (0 here), so an idle worker holds none."""
+    from django.db import connection, connections
+
+    wrapper = type(connections["default"])
+    used = []
+    closed = threading.Event()
+
+    def write(events):
+        connection.ensure_connection()
+        used.append(connections["default"])
+        return len(events)
+
+    real_close = wrapper.close
+
+    def spy_close(self):
+        real_close(self)
+        if used and self is used[0]:
+            closed.set()
+
+    monkeypatch.setattr(buffer_module, "IDLE_CLOSE_SECONDS", 0.0)
+    monkeypatch.setattr(wrapper, "close", spy_close)
+    settings.MAILWARDEN_TRACKING_FLUSH_SECONDS = 0.02
+    buf = EventBuffer(write)
+    buf.add(event(1))
+    assert closed.wait(30), "the idle thread kept its connection"
+    assert used[0] is not connections["default"]  # not the test's own
+    assert used[0].connection is None
+    buf.close()
