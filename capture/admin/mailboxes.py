@@ -177,7 +177,9 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         for obj in queryset:
             self.delete_model(request, obj)
 
-    @admin.action(description="Test connection (log in and list folders; no sync)", permissions=["change"])
+    @admin.action(
+        description="Test connection (log in and list folders; no sync)", permissions=["change"]
+    )
     def test_connection(self, request, queryset) -> None:
         passed = 0
         mailboxes = list(queryset)

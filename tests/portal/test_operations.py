@@ -22,13 +22,17 @@ from capture.models import (
     Thread,
 )
 from governance.models import AuditEvent
-from tests.capture.imap.conftest import PASSWORD, dovecot, make_mailbox  # noqa: F401 (fixtures)
+from tests.capture.imap import conftest as imap_fixtures
 from tests.capture.linking.helpers import TOM, captured, item, linked_items, rule
 from tests.factories import make_capture_address, make_contact, make_user
 from tests.portal.conftest import message_bytes
 
 pytestmark = pytest.mark.django_db
 ADMIN = "/admin/capture"
+# the real Dovecot of the IMAP tests (a throwaway instance on loopback)
+dovecot = imap_fixtures.dovecot
+make_mailbox = imap_fixtures.make_mailbox
+PASSWORD = imap_fixtures.PASSWORD
 
 
 def act(client, url: str, action: str, ids, **extra) -> list[str]:
@@ -298,3 +302,74 @@ def test_releasing_holds_counts_only_active_ones_and_audits(admin_client, superu
 )
 def test_each_operations_page_opens(admin_client, url):
     assert admin_client.get(url).status_code == 200
+
+
+def test_the_api_tests_a_connection_too(make_mailbox):
+    from rest_framework.test import APIClient
+
+    from crm.models import ApiToken
+
+    owner = make_user()
+    mailbox = make_mailbox(owner=owner)
+    _, key = ApiToken.issue(user=owner, name="t", scopes=["capture:read", "capture:write"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    response = api.post(f"/api/v1/mailboxes/{mailbox.pk}/test-connection/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is True and body["status"] == "ok" and "INBOX" in body["would_sync"]
+    (event,) = events("mailbox.connection_tested")
+    assert (event.channel, event.actor_user_id) == ("api", owner.pk)
+    stranger = APIClient()
+    _, other = ApiToken.issue(user=make_user(), name="t", scopes=["capture:write"])
+    stranger.credentials(HTTP_AUTHORIZATION=f"Bearer {other}")
+    assert stranger.post(f"/api/v1/mailboxes/{mailbox.pk}/test-connection/").status_code == 404
+
+
+# ----------------------------------------------------------------- the viewer's image proxy
+# The body frame is sandboxed into an opaque origin, so a real browser sends no session
+# cookie with its image requests (tests/browser/test_operations.py): the token names the
+# user it was issued to, and that user's access decides.
+
+INSIDE = "http://169.254.169.254/latest/meta-data/"  # refused by the proxy: 502 = let through
+
+
+def _image(client, email_id: int, token: str):
+    return client.get(f"{ADMIN}/emailmessage/{email_id}/image/?src={token}")
+
+
+def test_the_image_token_works_without_a_session_for_the_user_it_was_issued_to(
+    client, superuser, capture_mail
+):
+    from capture.viewer import sign_image
+
+    email_id = capture_mail(user=superuser).email_id
+    anonymous = _image(client, email_id, sign_image(email_id, INSIDE, superuser.pk))
+    assert anonymous.status_code == 502 and b"private_address" in anonymous.content
+    # without a user in the token, or for a user who may not read it, nothing is fetched
+    assert _image(client, email_id, sign_image(email_id, INSIDE)).status_code == 404
+    outsider = make_user(is_staff=True)
+    assert _image(client, email_id, sign_image(email_id, INSIDE, outsider.pk)).status_code == 404
+    superuser.is_active = False
+    superuser.save()
+    assert _image(client, email_id, sign_image(email_id, INSIDE, superuser.pk)).status_code == 404
+
+
+def test_a_signed_in_user_cannot_use_someone_elses_image_token(client, superuser, capture_mail):
+    from capture.viewer import sign_image
+
+    email_id = capture_mail(user=superuser).email_id
+    other_admin = make_user(is_staff=True, is_superuser=True)
+    client.force_login(other_admin)
+    assert _image(client, email_id, sign_image(email_id, INSIDE, superuser.pk)).status_code == 404
+    assert _image(client, email_id, sign_image(email_id, INSIDE, other_admin.pk)).status_code == 502
+
+
+def test_an_image_token_expires(client, superuser, capture_mail, monkeypatch):
+    from capture import viewer
+
+    email_id = capture_mail(user=superuser).email_id
+    token = viewer.sign_image(email_id, INSIDE, superuser.pk)
+    assert _image(client, email_id, token).status_code == 502
+    monkeypatch.setattr(viewer, "IMAGE_TOKEN_MAX_AGE", -1)
+    assert _image(client, email_id, token).status_code == 404
