@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
 from capture.imap import mailboxes as service
+from capture.imap.probe import check_connection
 from capture.imap.reconcile import ReconcileReport, reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
 from governance.audit import client_address
@@ -138,7 +139,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         ),
         ("Status", {"fields": readonly_fields}),
     ]
-    actions = ["sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
+    actions = ["test_connection", "sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
 
     @admin.display(description="State")
     def state(self, obj: MailboxConnection) -> str:
@@ -175,6 +176,19 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
+
+    @admin.action(
+        description="Test connection (log in and list folders; no sync)", permissions=["change"]
+    )
+    def test_connection(self, request, queryset) -> None:
+        passed = 0
+        mailboxes = list(queryset)
+        for mailbox in mailboxes:
+            check = check_connection(mailbox, **self._audit(request))
+            passed += check.ok
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, f"{mailbox}: {check.summary()}", level)
+        self.message_user(request, f"{passed} of {len(mailboxes)} connection(s) OK.")
 
     @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request, queryset) -> None:

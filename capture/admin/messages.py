@@ -102,6 +102,7 @@ class RawMessageAdmin(BigTableAdmin):
     list_select_related = ("user", "email")
     search_fields = ("=id", "=sha256", "source", "reason_code")
     date_hierarchy = "received_at"
+    ordering = ("-received_at", "-id")
     readonly_fields = (
         "sha256",
         "size",
@@ -295,6 +296,7 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     list_select_related = ("thread",)
     search_fields = ("=message_id", "subject", "=from_address")
     date_hierarchy = "date"
+    ordering = ("-date", "-id")
     inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingMessageInline)
     # The thread shows as "#id" (its str() is its subject, which may be hidden).
     exclude = ("html_body", "headers", "text_body", "subject", "thread")
@@ -460,6 +462,7 @@ class ThreadAdmin(BigTableAdmin):
     )
     list_filter = ("private", "last_at")
     list_select_related = ("owner",)
+    ordering = ("-last_at", "-id")
     search_fields = ("=id",)
     inlines = (ThreadLinkInline,)
     readonly_fields = (
