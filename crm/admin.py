@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from import_export.admin import ImportExportModelAdmin
 
+from core.admin import ScaleAdminMixin
 from crm import services
 from crm.addresses import InvalidAddress, normalize_address
 from crm.models import (
@@ -127,7 +128,7 @@ class UserAddressInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(ScaleAdminMixin, AuditedAdminMixin, DjangoUserAdmin):
     list_display = [
         "username",
         "email",
@@ -301,7 +302,7 @@ class OrganizationDomainInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(
-    RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
 ):
     resource_classes = [OrganizationResource]
     list_display = ["name", "domain_list", "owner", "source", "external_id", "updated"]
@@ -361,7 +362,9 @@ class ContactEmailInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ContactAdmin(
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+):
     resource_classes = [ContactResource]
     list_display = [
         "__str__",
@@ -399,7 +402,9 @@ class ContactAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, Impor
 
 
 @admin.register(Item)
-class ItemAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ItemAdmin(
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+):
     resource_classes = [ItemResource]
     list_display = [
         "title",

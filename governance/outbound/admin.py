@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.admin import ScaleAdminMixin
 from governance.audit import client_address
 from governance.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from governance.outbound import subscriptions as service
@@ -237,7 +238,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(AdminOnly, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ScaleAdminMixin, AdminOnly, admin.ModelAdmin):
     """The delivery log (read-only) with replay."""
 
     list_display = [
