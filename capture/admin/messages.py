@@ -294,6 +294,11 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     list_filter = ("direction", "kind", "stored", "body_truncated", "auto_generated", "date")
     list_select_related = ("thread",)
     search_fields = ("=message_id", "subject", "=from_address")
+    search_help_text = (
+        "Exact message id or sender address (and subject words, for compliance officers). "
+        "Message bodies are not searched: with MAILWARDEN_ENCRYPT_BODIES on they are "
+        "encrypted in the database (docs/operations.md)."
+    )
     date_hierarchy = "date"
     inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingMessageInline)
     # The thread shows as "#id" (its str() is its subject, which may be hidden).
