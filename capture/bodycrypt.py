@@ -191,7 +191,7 @@ def open_sealed(value: str) -> str:
     if current is None or current[0] != kid:
         raise BodyUnreadable(f"body key {kid} was destroyed")
     try:
-        blob = base64.b64decode(b64.encode("ascii"), validate=True)
+        blob = base64.b64decode(b64)
         packed = _value_key(current[1], blob[:SALT_BYTES]).decrypt(
             _NONCE, blob[SALT_BYTES:], _AAD
         )

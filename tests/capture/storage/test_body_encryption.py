@@ -5,6 +5,7 @@ bodies, rows written before the setting keep reading."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -172,7 +173,9 @@ def test_rotate_keys_rewraps_the_body_key_without_rewriting_a_body(bodies_encryp
     assert DataKey.objects.get(name=bodycrypt.BODY_KEY).key_id == old_newest
 
     bodies_encrypted.MAILWARDEN_MASTER_KEYS = [NEW_KEY, *TEST_MASTER_KEYS]
-    call_command("rotate_keys", no_progress=True)
+    out = io.StringIO()
+    call_command("rotate_keys", no_progress=True, stdout=out)
+    assert "body key under the newest master key (no body was rewritten)" in out.getvalue()
     newest = crypto.keyring().newest.key_id
     assert newest != old_newest
     assert DataKey.objects.get(name=bodycrypt.BODY_KEY).key_id == newest
