@@ -52,6 +52,7 @@ import time
 import lz4.block
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
@@ -68,8 +69,8 @@ SALT_BYTES = 16
 _NONCE = bytes(12)  # each value has its own key: a fixed nonce is never reused under one key
 _AAD = b"mailwarden/body-v1"
 _ID_LABEL = b"mailwarden/body-key-id"
-# A process re-reads the body-key row this often, so destroying it stops new writes under it
-# within this time (a read or write never waits for it).
+# A process re-reads the body-key row this often: after destroy_body_key() a running process
+# may seal bodies under the destroyed key for this long (stop the workers first).
 CACHE_SECONDS = 60.0
 
 UNREADABLE = ""  # what a reader gets for a body whose key was destroyed
@@ -115,10 +116,13 @@ def _cache_key() -> tuple[str, str]:
     return (connection.settings_dict.get("NAME") or "", crypto.keyring().newest.key_id)
 
 
-def _stored_body_key() -> bytes | None:
-    from capture.models import DataKey
+def _data_key_model():
+    # Through the app registry: capture.models imports this module for its fields.
+    return apps.get_model("capture", "DataKey")
 
-    row = DataKey.objects.filter(name=BODY_KEY).values_list("key_id", "wrapped").first()
+
+def _stored_body_key() -> bytes | None:
+    row = _data_key_model().objects.filter(name=BODY_KEY).values_list("key_id", "wrapped").first()
     if row is None:
         return None
     return crypto.unwrap_data_key(row[0], bytes(row[1]), BODY_KEY)
@@ -131,26 +135,37 @@ def _current(create: bool) -> tuple[str, bytes] | None:
         return hit[0], hit[1]
     key = _stored_body_key()
     if key is None and create:
-        from capture.storage import _create_keys
-
-        with transaction.atomic():
-            key = _create_keys([BODY_KEY])[BODY_KEY]
+        DataKey = _data_key_model()
+        key_id, wrapped = crypto.wrap_data_key(crypto.new_data_key(), BODY_KEY)
+        with transaction.atomic():  # two first writers: the row that got in first wins
+            DataKey.objects.bulk_create(
+                [DataKey(name=BODY_KEY, key_id=key_id, wrapped=wrapped)], ignore_conflicts=True
+            )
+        key = _stored_body_key()
     if key is None:
         with _lock:
             _cache.pop(ck, None)
         return None
     kid = _key_id(key)
-    with _lock:
-        _cache[ck] = (kid, key, time.monotonic())
+    entry = (kid, key, time.monotonic())
+
+    def remember() -> None:
+        with _lock:
+            _cache[ck] = entry
+
+    # Only a committed row is cached: a body key made (or seen) in a transaction that then
+    # rolls back must not go on sealing bodies under a key no row holds.
+    if connection.in_atomic_block:
+        transaction.on_commit(remember)
+    else:
+        remember()
     return kid, key
 
 
 def destroy_body_key() -> bool:
     """Delete the body key: every body encrypted so far becomes unreadable, backups of the
     rows included once no database backup holds the key row. Returns whether there was one."""
-    from capture.models import DataKey
-
-    deleted, _ = DataKey.objects.filter(name=BODY_KEY).delete()
+    deleted, _ = _data_key_model().objects.filter(name=BODY_KEY).delete()
     reset_caches()
     return bool(deleted)
 
@@ -173,7 +188,10 @@ def seal(text: str) -> str:
     use). Empty text stays empty (an empty body reveals no more than its absence)."""
     if not text:
         return text
-    kid, body_key = _current(create=True)  # type: ignore[misc]
+    current = _current(create=True)
+    if current is None:
+        raise OSError("the body key keeps disappearing while bodies are written")
+    kid, body_key = current
     salt = os.urandom(SALT_BYTES)
     packed = lz4.block.compress(text.encode("utf-8", "surrogatepass"), store_size=True)
     sealed = _value_key(body_key, salt).encrypt(_NONCE, packed, _AAD)
@@ -192,9 +210,7 @@ def open_sealed(value: str) -> str:
         raise BodyUnreadable(f"body key {kid} was destroyed")
     try:
         blob = base64.b64decode(b64)
-        packed = _value_key(current[1], blob[:SALT_BYTES]).decrypt(
-            _NONCE, blob[SALT_BYTES:], _AAD
-        )
+        packed = _value_key(current[1], blob[:SALT_BYTES]).decrypt(_NONCE, blob[SALT_BYTES:], _AAD)
         return lz4.block.decompress(packed).decode("utf-8", "surrogatepass")
     except (InvalidTag, binascii.Error, ValueError, lz4.block.LZ4BlockError) as e:
         raise BodyUnreadable("an encrypted body does not decrypt under its body key") from e

@@ -115,7 +115,7 @@ def test_a_database_dump_holds_no_plaintext_run_of_a_body(settings, mail_fixture
 @pytest.mark.django_db
 def test_every_reader_gets_the_plain_body_back(bodies_encrypted, mail_fixture):
     (email,) = _capture(mail_fixture, ["multipart_alternative.eml"])
-    text, html, headers = _stored(email.pk)
+    text, html, _ = _stored(email.pk)
     assert text.startswith(bodycrypt.SEALED) and html.startswith(bodycrypt.SEALED)
     fresh = EmailMessage.objects.get(pk=email.pk)
     assert fresh.text_body and fresh.text_body not in text

@@ -9,13 +9,13 @@ from django.db import connection
 
 from capture import bodycrypt, dsr, storage
 from capture.models import EmailMessage
+from crm.models import User
+from governance.consent import record_consent
 from tests.capture.dsr import test_no_trace as no_trace
+from tests.capture.dsr.mail import JANE, TOM, TOM_NAME, subject_mail
 from tests.capture.pipeline import test_fixtures_matrix as matrix
 from tests.capture.viewer import test_admin_viewer as viewer
 from tests.capture.viewer.test_admin_viewer import mail  # noqa: F401 (a fixture)
-from crm.models import User
-from governance.consent import record_consent
-from tests.capture.dsr.mail import JANE, TOM, TOM_NAME, subject_mail
 from tests.factories import make_contact, make_user
 from tests.filestore import TEST_MASTER_KEYS
 
@@ -55,9 +55,7 @@ def test_every_fixture_ends_processed_or_rejected_with_the_expected_reason(name)
     ],
 )
 def test_bodies_in_legacy_or_mislabelled_charsets_are_stored_with_their_accents(name, words):
-    matrix.test_bodies_in_legacy_or_mislabelled_charsets_are_stored_with_their_accents(
-        name, words
-    )
+    matrix.test_bodies_in_legacy_or_mislabelled_charsets_are_stored_with_their_accents(name, words)
     assert EmailMessage.objects.exists()
     assert_bodies_sealed()
 
@@ -91,7 +89,7 @@ def test_dsr_erasure_leaves_no_trace_with_bodies_encrypted():
         pytest.skip("the database dump needs PostgreSQL")
     tom = make_contact(emails=(TOM,), first_name="Tom", last_name="Buyer")
     record_consent(tom.pk, basis="consent", channel="api", evidence_text=f"Form from {TOM}")
-    mail = subject_mail()
+    mails = subject_mail()
     assert_bodies_sealed()
     needles = [TOM.encode(), TOM_NAME.encode()]
     before = no_trace.database_dump().lower()
@@ -109,8 +107,8 @@ def test_dsr_erasure_leaves_no_trace_with_bodies_encrypted():
         for needle in needles:
             assert needle.lower() not in data.lower(), f"{needle!r} left in {path}"
     assert JANE.encode() in dump
-    assert EmailMessage.objects.filter(pk=mail["other"].pk).exists()
-    shared = EmailMessage.objects.get(pk=mail["shared"].pk)  # rewritten, sealed again, readable
+    assert EmailMessage.objects.filter(pk=mails["other"].pk).exists()
+    shared = EmailMessage.objects.get(pk=mails["shared"].pk)  # rewritten, sealed again, readable
     assert shared.text_body.startswith("Jane, meet ")
     assert TOM not in shared.text_body.lower() and TOM_NAME not in shared.text_body
     assert_bodies_sealed()
