@@ -218,7 +218,7 @@ def test_a_deleted_message_takes_its_data_key_with_it(bodies_encrypted, mail_fix
     keys_before = set(DataKey.objects.values_list("name", flat=True))
     assert bodycrypt.BODY_KEY in keys_before
     assert not any(n.startswith("body/") for n in keys_before)
-    delete_messages(EmailMessage.objects.filter(pk=emails[0].pk))
+    delete_messages([emails[0].pk])
     assert not EmailMessage.objects.filter(pk=emails[0].pk).exists()
     assert DataKey.objects.filter(name=bodycrypt.BODY_KEY).exists()
     assert EmailMessage.objects.get(pk=emails[1].pk).text_body == emails[1].text_body
