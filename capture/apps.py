@@ -34,6 +34,24 @@ class CaptureConfig(AppConfig):
             every_seconds=3600,
             description="Delete data-subject access archives nobody downloaded before they expired.",
         ),
+        Schedule(
+            name=dispatch.EXPIRY_OF_NEW_MESSAGES,
+            task=dispatch.EXPIRY_OF_NEW_MESSAGES,
+            every_seconds=300,
+            description="Give messages stored since the last run their expires_at (docs/retention.md).",
+        ),
+        Schedule(
+            name=dispatch.PURGE_EXPIRED,
+            task=dispatch.PURGE_EXPIRED,
+            every_seconds=3600,
+            description="Purge due messages (holds honoured), vacuum the bin, drain the file outbox.",
+        ),
+        Schedule(
+            name=dispatch.REVIEW_REMINDERS,
+            task=dispatch.REVIEW_REMINDERS,
+            every_seconds=7 * 24 * 3600,
+            description="Mail each reviewer the disposition reviews waiting for them.",
+        ),
     )
 
     def ready(self) -> None:
@@ -51,4 +69,11 @@ class CaptureConfig(AppConfig):
         # governance never imports capture: it counts what a never-log rule would remove here.
         register_removal_preview(preview_removal)
         # anymail's inbound signal is the library's API for ESP webhooks: one receiver.
+        # No door deletes held mail (the pre_delete guard), and retention hears of consent
+        # changes (governance never imports capture).
+        import capture.purge
         import capture.webhooks.receivers  # noqa: F401
+        from capture.retention import on_consent_changed
+        from governance.consent import register_consent_hook
+
+        register_consent_hook(on_consent_changed)

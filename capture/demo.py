@@ -563,4 +563,35 @@ def seed_demo_policy() -> dict[str, int]:
         if not LinkRule.objects.filter(kind=rule.kind, strategy=rule.strategy).exists():
             save_link_rule(rule, actor="seed_demo", channel="cli")
             made["link_rules"] += 1
+    made.update(seed_demo_retention())
+    return made
+
+
+def seed_demo_retention() -> dict[str, int]:
+    """One retention policy and one legal hold, so the embedded demo shows both (idempotent;
+    through the audited services). docs/retention.md."""
+    from capture.holds import hold_placed
+    from capture.models import LegalHold, RetentionPolicy
+    from capture.retention import policy_saved
+    from crm.models import Organization
+
+    made = {"retention_policies": 0, "legal_holds": 0}
+    if not RetentionPolicy.objects.exists():
+        policy = RetentionPolicy.objects.create(
+            name="Mail linked to nothing: delete two years after the last activity",
+            trigger=RetentionPolicy.Trigger.THREAD_ACTIVITY,
+            duration_days=730,
+            action=RetentionPolicy.Action.DELETE,
+            unlinked_only=True,
+        )
+        policy_saved(policy, created=True, actor="seed_demo", channel="cli")
+        made["retention_policies"] = 1
+    org = Organization.objects.order_by("pk").first()
+    if org is not None and not LegalHold.objects.exists():
+        hold = LegalHold.objects.create(
+            name=f"Demo hold: {org.name}", reason="Demo: a dispute with this customer."
+        )
+        hold.organizations.set([org])
+        hold_placed(hold, actor="seed_demo", channel="cli")
+        made["legal_holds"] = 1
     return made

@@ -20,6 +20,10 @@ SYNC_DUE_MAILBOXES = "capture.sync_due_mailboxes"
 REMOVE_NEVER_LOGGED = "capture.remove_never_logged"  # queued by governance/never_log.py
 RUN_DATA_SUBJECT_REQUEST = "capture.run_data_subject_request"
 EXPIRE_DSR_ARCHIVES = "capture.expire_dsr_archives"
+PURGE_EXPIRED = "capture.purge_expired"
+RECOMPUTE_EXPIRY = "capture.recompute_expiry"  # queued by capture/retention.py (a job id)
+EXPIRY_OF_NEW_MESSAGES = "capture.expiry_of_new_messages"
+REVIEW_REMINDERS = "capture.disposition_review_reminders"
 
 # Raw messages per Celery task. A batch costs ~30-40 ms of fixed work (policy, bulk lookups,
 # ~15 bulk statements) besides its messages: at 50 that was ~0.7 ms of a message's ~4 ms of

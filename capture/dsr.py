@@ -35,7 +35,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from capture import dispatch
+from capture import dispatch, holds
 from capture.models import (
     Attachment,
     Blob,
@@ -93,10 +93,6 @@ def archive_root() -> Path:
 def held_messages(message_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:
     """Message id -> the active holds covering it ({"hold", "reason"}). The retention work
     (capture/holds.py) answers this; erasure never touches a held message and reports it."""
-    try:  # TEMP until the retention branch (capture/holds.py) is merged
-        from capture import holds
-    except ImportError:
-        return {}
     return holds.held_with_reasons(list(message_ids))
 
 

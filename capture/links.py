@@ -32,6 +32,7 @@ from capture.models import (
     ThreadLink,
     ThreadUnlink,
 )
+from capture.retention import on_links_changed
 from crm.models import Contact, Item, Organization, User
 from governance.audit import record_event
 from governance.models import OrgSettings
@@ -154,6 +155,7 @@ def link_thread(
                 target_id=target.id,
                 source=link.source,
             )
+            on_links_changed([thread.pk])
     return link
 
 
@@ -179,6 +181,8 @@ def unlink_thread(
             target_id=target.id,
             removed=bool(removed),
         )
+        if removed:
+            on_links_changed([thread.pk])
     return bool(removed)
 
 
@@ -466,4 +470,5 @@ def run_backfill(
             address=address,
             detail={"threads": preview.threads, "links": len(links)},
         )
+        on_links_changed({link.thread_id for link in links})
     return len(links)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
+from capture.holds import messages_on_hold
 from capture.models import Attachment, Blob, Capture, EmailMessage, Participant, RawMessage, Thread
 from capture.storage import delete_blob, delete_raw
 from governance.audit import record_event
@@ -34,8 +35,9 @@ def matching_messages(rule: NeverLogRule) -> QuerySet[EmailMessage]:
 
 
 def _doomed_messages(rule: NeverLogRule) -> QuerySet[EmailMessage]:
-    """The matching messages that go entirely (personal rule: nobody else captured them)."""
-    qs = matching_messages(rule)
+    """The matching messages that go entirely (personal rule: nobody else captured them);
+    never those a legal hold covers (capture/holds.py)."""
+    qs = matching_messages(rule).exclude(messages_on_hold())
     if rule.user_id:
         others = Capture.objects.exclude(user_id=rule.user_id)  # NULL users included
         qs = qs.exclude(pk__in=others.values("email_id"))

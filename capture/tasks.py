@@ -17,8 +17,11 @@ from capture.imap.sync import sync_mailbox as run_mailbox_sync
 from capture.models import MailboxConnection
 from capture.operations import sweep_pending as sweep
 from capture.pipeline import process_raw_messages
+from capture.purge import purge_expired as run_purge
 from capture.rematch import rematch_addresses as rematch
 from capture.removal import remove_never_logged as remove_matching_mail
+from capture.retention import recompute_new_messages, run_job
+from capture.reviews import send_review_reminders
 
 
 @shared_task(name=dispatch.PROCESS_RAW_BATCH, acks_late=True, ignore_result=True)
@@ -73,9 +76,37 @@ def expire_dsr_archives() -> int:
     return dsr.expire_archives()
 
 
+@shared_task(name=dispatch.PURGE_EXPIRED, ignore_result=True)
+def purge_expired() -> int:
+    """Beat, hourly: act on due messages, vacuum the bin, drain the file outbox."""
+    return run_purge().pk
+
+
+@shared_task(name=dispatch.RECOMPUTE_EXPIRY, acks_late=True, ignore_result=True)
+def recompute_expiry(job_id: int) -> dict[str, int]:
+    """Recompute expires_at over an ExpiryJob's scope (a policy, link or consent changed)."""
+    return run_job(job_id)
+
+
+@shared_task(name=dispatch.EXPIRY_OF_NEW_MESSAGES, ignore_result=True)
+def expiry_of_new_messages() -> dict[str, int]:
+    """Beat: give the messages stored since the last run their expires_at."""
+    return recompute_new_messages()
+
+
+@shared_task(name=dispatch.REVIEW_REMINDERS, ignore_result=True)
+def disposition_review_reminders() -> int:
+    """Beat, weekly: remind each reviewer of the dispositions waiting for them."""
+    return send_review_reminders()
+
+
 LOCAL_TASKS = (
     run_data_subject_request,
     expire_dsr_archives,
+    purge_expired,
+    recompute_expiry,
+    expiry_of_new_messages,
+    disposition_review_reminders,
     remove_never_logged,
     process_raw_batch,
     sweep_pending,

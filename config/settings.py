@@ -223,6 +223,14 @@ MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS = env.int(
     "MAILWARDEN_SWEEP_PENDING_AFTER_SECONDS", default=300
 )
 MAILWARDEN_MAX_PROCESS_ATTEMPTS = env.int("MAILWARDEN_MAX_PROCESS_ATTEMPTS", default=5)
+# Retention (docs/retention.md): days a deleted message stays restorable (0 = gone at once),
+# the purge's batch size, and the key of anonymisation's pseudonyms (default: from SECRET_KEY).
+MAILWARDEN_RETENTION_BIN_DAYS = env.int("MAILWARDEN_RETENTION_BIN_DAYS", default=14)
+MAILWARDEN_RETENTION_BATCH = env.int("MAILWARDEN_RETENTION_BATCH", default=500)
+# Pause between purge batches, so a long purge leaves the database to capture.
+MAILWARDEN_RETENTION_PAUSE_MS = env.int("MAILWARDEN_RETENTION_PAUSE_MS", default=0)
+MAILWARDEN_PSEUDONYM_KEY = env.str("MAILWARDEN_PSEUDONYM_KEY", default="")
+MAILWARDEN_AUDIT_RETENTION_DAYS = env.int("MAILWARDEN_AUDIT_RETENTION_DAYS", default=0)
 MAILWARDEN_THREAD_WINDOW_DAYS = env.int("MAILWARDEN_THREAD_WINDOW_DAYS", default=30)
 MAILWARDEN_RAW_STORAGE_DIR = Path(
     env.str("MAILWARDEN_RAW_STORAGE_DIR", default=str(MEDIA_ROOT / "raw"))

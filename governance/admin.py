@@ -374,6 +374,11 @@ class CachedDistinctFilter(admin.SimpleListFilter):
                 if v
             ]
             cache.set(key, values, DISTINCT_CACHE_SECONDS)
+        current = self.value()
+        if current and current not in values:
+            # newer than the cached list: still a choice, so the filter applies (a filter
+            # without choices has no output, and Django then ignores its parameter)
+            values = [*values, current]
         return [(v, v) for v in values]
 
     def queryset(self, request, queryset):

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Min
 
 from core.db.bulk import bulk_insert, new_row
 from governance.models import AuditAnchor, AuditEvent
@@ -264,3 +264,38 @@ def verify_chain(chunk: int = 5000) -> ChainReport:
 
 def last_sealed_seq() -> int:
     return AuditEvent.objects.aggregate(m=Max("seal_seq"))["m"] or 0
+
+
+def prune_audit_log(cutoff: Any, *, actor: Any = "retention") -> int:
+    """The audit log's own retention: drop the sealed events older than `cutoff` behind an
+    `AuditAnchor`, so `verify_chain` still checks everything kept. Only a prefix of the chain
+    goes (every event up to the last sequence whose events are all older than `cutoff`);
+    unsealed events never. Returns the number of events dropped (an `audit.pruned` event
+    records it)."""
+    seal_pending_events()
+    with transaction.atomic():
+        sealed = AuditEvent.objects.filter(seal_seq__isnull=False)
+        first_kept = sealed.filter(created__gte=cutoff).aggregate(m=Min("seal_seq"))["m"]
+        through = (first_kept - 1) if first_kept is not None else last_sealed_seq()
+        anchor = (
+            AuditAnchor.objects.order_by("-seal_seq").values_list("seal_seq", flat=True).first()
+        )
+        if through <= (anchor or 0):
+            return 0
+        event_hash = sealed.filter(seal_seq=through).values_list("hash", flat=True).first()
+        if event_hash is None:
+            return 0
+        AuditAnchor.objects.create(
+            seal_seq=through, hash=event_hash, note=f"retention: events before {cutoff:%Y-%m-%d}"
+        )
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL mailwarden.audit_retention = 'on'")
+        dropped, _ = AuditEvent.objects.filter(seal_seq__lte=through).delete()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL mailwarden.audit_retention = 'off'")
+        record_event(
+            "audit.pruned", actor=actor, detail={"through_seq": through, "events": dropped}
+        )
+    return dropped

@@ -11,7 +11,7 @@ See docs/governance.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -163,6 +163,18 @@ def validate_consent(
     return errors
 
 
+ConsentHook = Callable[[list[int]], None]
+_consent_hooks: list[ConsentHook] = []
+
+
+def register_consent_hook(fn: ConsentHook) -> ConsentHook:
+    """Let `fn(contact_ids)` hear, in the recording transaction, that these contacts' consent
+    history changed (capture registers its retention recomputation; idempotent)."""
+    if fn not in _consent_hooks:
+        _consent_hooks.append(fn)
+    return fn
+
+
 def record_consent(
     contact_id: int,
     *,
@@ -227,6 +239,8 @@ def record_consent(
                 "evidence_file": bool(record.evidence_file),
             },
         )
+        for hook in _consent_hooks:
+            hook([contact_id])
     return record
 
 

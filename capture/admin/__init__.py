@@ -11,6 +11,7 @@ from capture.admin import (  # noqa: F401  (registers ModelAdmins and the record
     meetings,
     messages,
     privacy,  # after messages: adds actions to its Thread admin
+    retention,
     timeline,
     tracking,
 )

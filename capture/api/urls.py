@@ -11,6 +11,7 @@ from capture.api import (
     links,
     mailboxes,
     meetings,
+    retention,
     threads,
     timeline,
     tracking,
@@ -31,6 +32,7 @@ for module in (
     threads,
     dsr,
     tracking,
+    retention,
 ):
     module.register(router)
     extra_urls += getattr(module, "urlpatterns", [])

@@ -20,20 +20,38 @@ from capture.models.messages import (
     ThreadLink,
 )
 from capture.models.raw import RawMessage
+from capture.models.retention import (
+    BinnedBlob,
+    BinnedMessage,
+    DispositionReview,
+    ExpiringMessage,
+    ExpiryJob,
+    FileDeletion,
+    LegalHold,
+    PurgeRun,
+    RetentionPolicy,
+)
 from capture.models.timeline import Category, TimelinePin
 from capture.models.tracking import TrackedContact, TrackedMessage, TrackingEvent
 
 __all__ = [
     "AddinDeviceGrant",
     "Attachment",
+    "BinnedBlob",
+    "BinnedMessage",
     "Blob",
     "Capture",
     "CaptureAddress",
     "Category",
     "DataKey",
     "DataSubjectRequest",
+    "DispositionReview",
     "EmailMessage",
     "ErasedAddress",
+    "ExpiringMessage",
+    "ExpiryJob",
+    "FileDeletion",
+    "LegalHold",
     "LinkRule",
     "MailboxConnection",
     "MailboxFolder",
@@ -42,7 +60,9 @@ __all__ = [
     "MeetingOverride",
     "MessageRef",
     "Participant",
+    "PurgeRun",
     "RawMessage",
+    "RetentionPolicy",
     "ReviewItem",
     "SmtpRateEvent",
     "Thread",

@@ -99,12 +99,31 @@ class EmailMessage(TimeStamped):
     first_raw = models.ForeignKey(
         "capture.RawMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Not indexed while nothing reads (or sets) it; a retention purge should add a partial
-    # index (condition expires_at IS NOT NULL) rather than index every row's NULL.
+    # Set by retention (capture/retention.py) with the why: the policy, its action and the
+    # conflict rule that chose it; the purge finds due rows by the partial index below.
     expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_policy = models.ForeignKey(
+        "capture.RetentionPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    expiry_action = models.CharField(max_length=10, blank=True)
+    expiry_rule = models.CharField(max_length=40, blank=True)
+    # What retention already did: redacted, anonymised, in_review, reviewed, restored.
+    disposition = models.CharField(max_length=24, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["thread", "date"], name="cap_email_thread_date")]
+        indexes = [
+            models.Index(fields=["thread", "date"], name="cap_email_thread_date"),
+            models.Index(
+                fields=["expires_at", "id"],
+                name="cap_email_expires",
+                condition=models.Q(expires_at__isnull=False),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["message_id"], name="cap_email_message_id_unique")
         ]

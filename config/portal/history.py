@@ -24,9 +24,9 @@ POLICY_HISTORY_MODELS: tuple[str, ...] = (
     "governance.NeverLogRule",
     "capture.LinkRule",
     "capture.Category",
-    # being written in parallel (issue 17 item 3): tracked as soon as the models exist
-    "governance.RetentionPolicy",
-    "governance.LegalHold",
+    # retention policies and legal holds (capture/models/retention.py)
+    "capture.RetentionPolicy",
+    "capture.LegalHold",
 )
 # Fields never copied into the history (secrets, bulky or derived).
 EXCLUDED_FIELDS: dict[str, list[str]] = {}

@@ -93,7 +93,9 @@ def _consent(event: AuditEvent) -> dict[str, Any]:
 
 def _purged(event: AuditEvent) -> dict[str, Any]:
     d = event.detail
-    counts = {k: d[k] for k in ("messages", "threads", "attachments", "captures") if k in d}
+    counts = {
+        k: d[k] for k in ("messages", "threads", "attachments", "captures", "count") if k in d
+    }
     return {"reason": event.action, **counts}
 
 
@@ -128,6 +130,9 @@ SOURCES: dict[str, Source] = {
     **_crm("item"),
     "consent.recorded": Source("consent.changed", _consent),
     "never_log.removed": Source("message.purged", _purged),
+    # retention (capture/purge.py): deleted into the bin by an admin, and removed for good
+    "retention.delete": Source("message.purged", _purged),
+    "retention.vacuumed": Source("message.purged", _fields("count")),
     # The data-subject request work records this action when a request is done.
     "dsr.completed": Source("dsr.completed", _fields("kind", "counts")),
 }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from capture.intake import RawSpec, store_raw_message
@@ -107,6 +108,7 @@ def api_world(db, mail_fixture) -> ApiWorld:
             subscription=webhook, message_id="evt_1", event_type="contact.created", body="{}"
         ).pk,
         "tracking-events": walk_tracking_event(user, attachment.email.message_id).pk,
+        **retention_ids(user, outcome.email_id),
     }
     return ApiWorld(client=client, user=user, ids=ids)
 
@@ -140,3 +142,32 @@ def walk_meeting(email_id: int) -> Meeting:
     meeting = Meeting.objects.create(uid="walk@test", summary="Walk")
     MeetingMessage.objects.create(meeting=meeting, email_id=email_id, method="REQUEST")
     return meeting
+
+
+def retention_ids(user: User, email_id: int) -> dict[str, int]:
+    """One of each retention record (docs/retention.md) for the walker."""
+    from capture.models import (
+        BinnedMessage,
+        DispositionReview,
+        ExpiryJob,
+        LegalHold,
+        PurgeRun,
+        RetentionPolicy,
+    )
+
+    policy = RetentionPolicy.objects.create(name="walk", duration_days=3650, action="retain")
+    return {
+        "retention-policies": policy.pk,
+        "legal-holds": LegalHold.objects.create(name="walk", reason="walk").pk,
+        "purge-runs": PurgeRun.objects.create().pk,
+        "retention-bin": BinnedMessage.objects.create(
+            email_id=0,
+            thread_id=0,
+            payload={"message": [{"fields": {}}]},
+            vacuum_after=timezone.now(),
+        ).pk,
+        "disposition-reviews": DispositionReview.objects.create(
+            email_id=email_id, email_ref=email_id, policy=policy, reviewer=user
+        ).pk,
+        "expiry-jobs": ExpiryJob.objects.create(reason="walk").pk,
+    }

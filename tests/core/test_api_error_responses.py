@@ -68,6 +68,8 @@ UNPAGINATED = {
     "/api/v1/me/settings/",
     "/api/v1/categories/",
     "/api/v1/link-rules/item-backfill/",
+    "/api/v1/retention-policies/",
+    "/api/v1/purge-runs/next/",
 }
 
 

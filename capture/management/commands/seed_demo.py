@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from capture.demo import INTERNAL_DOMAIN, feed_demo_mail, seed_demo_policy
+from capture.retention import recompute_new_messages
 from core.progress import progress_reporter
 from crm.demo import seed_crm
 from governance.models import OrgSettings
@@ -43,6 +44,7 @@ class Command(BaseCommand):
             mail = feed_demo_mail(
                 messages=messages, seed=seed, progress=bar.update, set_total=bar.reset
             )
+        recompute_new_messages()  # the demo mail's expiry, at once (docs/retention.md)
         self.stdout.write(
             f"CRM: {crm.organizations} organizations, {crm.contacts} contacts, {crm.items} items "
             f"({crm.created_organizations} organizations created now)"

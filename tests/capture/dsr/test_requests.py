@@ -220,3 +220,28 @@ def test_mail_of_an_erased_address_is_refused_from_then_on(django_capture_on_com
     # someone else's mail still comes in
     raw, _ = capture(make_mail(message_id="<jane2@acme-widgets.com>", from_=f"Jane <{JANE}>"))
     assert raw.status == RawMessage.Status.PROCESSED
+
+
+def test_erasure_leaves_held_mail_alone_and_reports_it_with_the_holds_reason():
+    from capture.models import LegalHold
+
+    tom = make_contact(emails=(TOM,), first_name="Tom", last_name="Buyer")
+    mail = subject_mail()
+    hold = LegalHold.objects.create(name="Acme v. Globex", reason="Litigation 2026-17")
+    hold.threads.add(mail["shared"].thread)
+    req, _ = dsr.create_request("erasure", TOM, requested_by=officer())
+    req = dsr.run_request(req.pk)
+    assert req.state == "completed", req.error
+    held = EmailMessage.objects.get(pk=mail["shared"].pk)
+    assert held.from_address == TOM  # untouched
+    assert not EmailMessage.objects.filter(pk=mail["alone"].pk).exists()
+    assert EmailMessage.objects.get(pk=mail["card"].pk).from_address == pseudonym_address(TOM)
+    assert Contact.objects.filter(pk=tom.pk).exists()  # linked to held mail
+    assert req.counts["messages_retained"] == 1 and req.counts["contacts_deleted"] == 0
+    assert {
+        "what": "messages",
+        "count": 1,
+        "hold": "Acme v. Globex",
+        "reason": "Litigation 2026-17",
+    } in req.retained
+    assert any(r["what"] == "contacts" and r["count"] == 1 for r in req.retained)

@@ -1,0 +1,742 @@
+"""The purge: due messages are deleted (into the bin), redacted, anonymised or sent to review.
+
+Each batch is one transaction: the due rows are found by the partial index on
+(expires_at, id) and locked with FOR UPDATE SKIP LOCKED, so several workers share the work and
+never act on a row twice; holds are re-checked on the locked rows; files are never removed
+inside the transaction but named in the `FileDeletion` outbox, which is drained after the
+commit (and at the start of every run) and removes a file only when no row references its
+path any more. A crash anywhere thus leaves no orphan file and loses no referenced one.
+
+Deleted messages go to a restorable bin (`BinnedMessage`) for MAILWARDEN_RETENTION_BIN_DAYS;
+the vacuum removes them for good. docs/retention.md describes it all.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import serializers
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Q
+from django.db.models.deletion import get_candidate_relations_to_delete
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+from django.utils import timezone
+
+from capture import storage
+from capture.holds import MessageOnHold, held
+from capture.models import (
+    Attachment,
+    BinnedBlob,
+    BinnedMessage,
+    Blob,
+    Capture,
+    DispositionReview,
+    EmailMessage,
+    FileDeletion,
+    Meeting,
+    MeetingMessage,
+    MessageRef,
+    Participant,
+    PurgeRun,
+    RawMessage,
+    RetentionPolicy,
+    ReviewItem,
+    Thread,
+    ThreadLink,
+)
+from governance.audit import build_event, prune_audit_log, record_event, record_events
+
+log = logging.getLogger(__name__)
+
+Action = RetentionPolicy.Action
+DISPOSAL_ACTIONS = (Action.DELETE, Action.REDACT, Action.ANONYMISE, Action.REVIEW)
+
+# Set while a door that already checked holds deletes: the pre_delete guard then stays quiet.
+_holds_checked: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "holds_checked", default=False
+)
+
+
+@receiver(pre_delete, sender=EmailMessage, dispatch_uid="capture.purge.refuse_held")
+def refuse_held_delete(sender, instance: EmailMessage, **kwargs) -> None:
+    """No door deletes a held message: the admin's delete, a never-log removal, any code."""
+    if _holds_checked.get():
+        return
+    found = held([instance.pk])
+    if found:
+        raise MessageOnHold(found)
+
+
+def _worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:120]
+
+
+def bin_days() -> int:
+    return max(0, int(settings.MAILWARDEN_RETENTION_BIN_DAYS))
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def due_queryset(now=None):
+    now = now or timezone.now()
+    return EmailMessage.objects.filter(expires_at__lte=now, expiry_action__in=DISPOSAL_ACTIONS)
+
+
+def preview_run(now=None) -> dict[str, Any]:
+    """What the next run would do: counts per policy and action, and how many are held."""
+    from capture.holds import messages_on_hold
+
+    qs = due_queryset(now)
+    on_hold = qs.filter(messages_on_hold())
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for policy_id, action, n in (
+        qs.exclude(pk__in=on_hold.values("pk"))
+        .values("expiry_policy_id", "expiry_action")
+        .annotate(n=Count("pk"))
+        .values_list("expiry_policy_id", "expiry_action", "n")
+    ):
+        counts[str(policy_id or "none")][action] = n
+    vacuum = BinnedMessage.objects.filter(vacuum_after__lte=now or timezone.now()).count()
+    return {"counts": dict(counts), "held": on_hold.count(), "vacuum": vacuum}
+
+
+def purge_expired(
+    *,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    worker: str = "",
+) -> PurgeRun:
+    """Run the purge once over every due message (or `limit` of them); returns its PurgeRun."""
+    started = time.monotonic()
+    run = PurgeRun.objects.create(dry_run=dry_run, worker=worker or _worker_label())
+    if dry_run:
+        plan = preview_run()
+        run.counts, run.held, run.vacuumed = plan["counts"], plan["held"], plan["vacuum"]
+        run.finished = timezone.now()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        run.save()
+        return run
+    batch_size = batch_size or settings.MAILWARDEN_RETENTION_BATCH
+    pause = settings.MAILWARDEN_RETENTION_PAUSE_MS / 1000
+    counts: dict[str, Counter] = defaultdict(Counter)
+    errors: list[dict[str, Any]] = []
+    run.files_deleted += drain_outbox()
+    run.vacuumed += vacuum_bin()
+    if settings.MAILWARDEN_AUDIT_RETENTION_DAYS > 0:
+        cutoff = timezone.now() - timedelta(days=settings.MAILWARDEN_AUDIT_RETENTION_DAYS)
+        counts["audit"]["pruned"] += prune_audit_log(cutoff)
+    now = timezone.now()
+    cursor: tuple[Any, int] | None = None
+    done = batches = 0
+    while limit is None or done < limit:
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        try:
+            with transaction.atomic():
+                rows = _lock_due(now, cursor, size)
+                if not rows:
+                    break
+                cursor = (rows[-1][1], rows[-1][0])
+                acted, on_hold = _act(rows, run)
+                run.held += on_hold
+                for (policy_id, action), n in acted.items():
+                    counts[str(policy_id or "none")][action] += n
+        except IntegrityError as e:  # a concurrent capture re-used a blob: retried next run
+            errors.append({"error": type(e).__name__, "batch": batches})
+            log.warning("purge batch failed, retried next run: %s", type(e).__name__)
+            if cursor is None:
+                break
+            continue
+        batches += 1
+        done += len(rows)
+        if on_batch is not None:
+            on_batch(batches, len(rows))
+        if pause:
+            time.sleep(pause)  # yield to capture (and the crash tests' window)
+        run.files_deleted += drain_outbox()
+        if progress is not None:
+            progress(len(rows))
+    run.counts = {k: dict(v) for k, v in counts.items()}
+    run.errors = errors
+    run.finished = timezone.now()
+    run.duration_ms = int((time.monotonic() - started) * 1000)
+    run.save()
+    return run
+
+
+def _lock_due(now, cursor, size: int) -> list[tuple[int, Any, str, int | None]]:
+    qs = due_queryset(now)
+    if cursor is not None:
+        at, pk = cursor
+        qs = qs.filter(Q(expires_at__gt=at) | Q(expires_at=at, pk__gt=pk))
+    return list(
+        qs.order_by("expires_at", "pk")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", "expires_at", "expiry_action", "expiry_policy_id")[:size]
+    )
+
+
+def _act(rows, run: PurgeRun) -> tuple[Counter, int]:
+    """Act on locked due rows (inside the batch's transaction): holds re-checked first."""
+    on_hold = held([r[0] for r in rows])
+    acted: Counter = Counter()
+    by_action: dict[str, list[int]] = defaultdict(list)
+    for pk, _, action, policy_id in rows:
+        if pk in on_hold:
+            continue
+        by_action[action].append(pk)
+        acted[(policy_id, action)] += 1
+    policy_of = {r[0]: r[3] for r in rows}
+    events = []
+    for action, ids in by_action.items():
+        if action == Action.DELETE:
+            delete_messages(ids, reason="policy", policy_of=policy_of)
+        elif action == Action.REDACT:
+            redact_messages(ids)
+        elif action == Action.ANONYMISE:
+            anonymise_messages(ids)
+        elif action == Action.REVIEW:
+            open_reviews(ids, policy_of)
+        events.append(
+            build_event(
+                f"retention.{action}",
+                actor="purge",
+                obj=run,
+                detail={"messages": sorted(ids), "count": len(ids)},
+            )
+        )
+    if on_hold:
+        events.append(
+            build_event("retention.held", actor="purge", obj=run, detail={"count": len(on_hold)})
+        )
+    record_events(events)
+    return acted, len(on_hold)
+
+
+def dispose_now(ids: list[int], *, reason: str, actor: Any) -> int:
+    """Delete these messages now (into the bin) after checking holds: a disposition approval."""
+    with transaction.atomic():
+        locked = list(
+            EmailMessage.objects.filter(pk__in=ids)
+            .select_for_update()
+            .values_list("pk", "expiry_policy_id")
+        )
+        found = held([pk for pk, _ in locked])
+        if found:
+            raise MessageOnHold(found)
+        delete_messages([pk for pk, _ in locked], reason=reason, policy_of=dict(locked))
+        record_event(
+            "retention.delete",
+            actor=actor,
+            detail={"messages": sorted(pk for pk, _ in locked), "reason": reason},
+        )
+    return len(locked)
+
+
+# --- delete, into the bin -------------------------------------------------------------------
+
+
+def _serialize(qs) -> list[dict[str, Any]]:
+    return json.loads(serializers.serialize("json", qs, cls=DjangoJSONEncoder))
+
+
+def _keep_late_parent_refs(ids: list[int]) -> None:
+    """Replies that referenced a going message get their MessageRef rows back (a reference to
+    a stored message has none): a re-capture of it then rejoins them (docs/architecture.md)."""
+    going = dict(EmailMessage.objects.filter(pk__in=ids).values_list("message_id", "thread_id"))
+    if not going:
+        return
+    threads = set(going.values())
+    rows = []
+    for pk, in_reply_to, refs in (
+        EmailMessage.objects.filter(thread_id__in=threads)
+        .exclude(pk__in=ids)
+        .values_list("pk", "in_reply_to", "references")
+    ):
+        for ref in {in_reply_to, *(refs or [])}:
+            if ref and ref in going:
+                rows.append(MessageRef(email_id=pk, ref=ref))
+    MessageRef.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def delete_messages(ids: list[int], *, reason: str, policy_of: dict[int, int | None]) -> None:
+    """Delete messages inside the caller's transaction: into the bin (files kept, rows
+    serialised) or, with a bin of 0 days, for good (files through the outbox)."""
+    if not ids:
+        return
+    _keep_late_parent_refs(ids)
+    raw_ids = set(RawMessage.objects.filter(email_id__in=ids).values_list("pk", flat=True))
+    raw_ids |= set(
+        EmailMessage.objects.filter(pk__in=ids, first_raw__isnull=False).values_list(
+            "first_raw_id", flat=True
+        )
+    )
+    raw_ids |= set(Capture.objects.filter(email_id__in=ids).values_list("raw_id", flat=True))
+    blob_ids = set(
+        Attachment.objects.filter(email_id__in=ids, blob__isnull=False).values_list(
+            "blob_id", flat=True
+        )
+    )
+    thread_of = dict(EmailMessage.objects.filter(pk__in=ids).values_list("pk", "thread_id"))
+    remaining = set(
+        EmailMessage.objects.filter(thread_id__in=set(thread_of.values()))
+        .exclude(pk__in=ids)
+        .values_list("thread_id", flat=True)
+        .distinct()
+    )
+    emptied = set(thread_of.values()) - remaining
+    days = bin_days()
+    if days:
+        _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days)
+    _delete_rows(ids)
+    _settle_threads(set(thread_of.values()), emptied)
+    if not days:
+        _delete_raws(raw_ids)
+        _delete_unused_blobs(blob_ids)
+
+
+def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> None:
+    """Delete rows of `model` by id: every relation to it walked from the model's metadata
+    (so tables other apps add are handled as their on_delete says), then one DELETE by id.
+    No instance of `model` is loaded (the Collector loads every column of every message row
+    because of the pre_delete guard, which the purge does not need: it checked holds on the
+    locked rows). Sends no per-row delete signals; the purge's audit events name the messages."""
+    if not ids:
+        return
+    token = _holds_checked.set(True)
+    try:
+        for rel in get_candidate_relations_to_delete(model._meta):
+            if rel.many_to_many:
+                continue
+            qs = rel.related_model._base_manager.filter(**{f"{rel.field.name}__in": ids})
+            handler = rel.on_delete
+            if handler is models.CASCADE:
+                qs.delete()
+            elif handler is models.SET_NULL:
+                qs.update(**{rel.field.name: None})
+            elif handler is models.DO_NOTHING:
+                continue
+            else:  # PROTECT, RESTRICT, SET_DEFAULT, SET(...): Django's own rules
+                model._base_manager.filter(pk__in=ids).delete()
+                return
+        model._base_manager.filter(pk__in=ids)._raw_delete(model.objects.db)
+    finally:
+        _holds_checked.reset(token)
+
+
+def _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days) -> None:
+    per_email: dict[int, dict[str, list]] = {pk: defaultdict(list) for pk in ids}
+    per_email_raws: dict[int, set[int]] = defaultdict(set)
+    for row in _serialize(EmailMessage.objects.filter(pk__in=ids)):
+        per_email[row["pk"]]["message"].append(row)
+        if row["fields"].get("first_raw"):
+            per_email_raws[row["pk"]].add(row["fields"]["first_raw"])
+    for model, key in (
+        (Participant, "participants"),
+        (Attachment, "attachments"),
+        (MessageRef, "refs"),
+        (Capture, "captures"),
+        (MeetingMessage, "meetings"),
+    ):
+        for row in _serialize(model.objects.filter(email_id__in=ids)):
+            per_email[row["fields"]["email"]][key].append(row)
+            if model is Capture:
+                per_email_raws[row["fields"]["email"]].add(row["fields"]["raw"])
+    for pk, email_id in RawMessage.objects.filter(email_id__in=ids).values_list("pk", "email_id"):
+        per_email_raws[email_id].add(pk)
+    # The last message leaving a thread takes the thread and its links along.
+    last_of_thread: dict[int, int] = {}
+    for pk in sorted(ids):
+        if thread_of[pk] in emptied:
+            last_of_thread[thread_of[pk]] = pk
+    for tid, pk in last_of_thread.items():
+        per_email[pk]["thread"] = _serialize(Thread.objects.filter(pk=tid))
+        per_email[pk]["links"] = _serialize(ThreadLink.objects.filter(thread_id=tid))
+    vacuum_after = timezone.now() + timedelta(days=days)
+    entries = [
+        BinnedMessage(
+            email_id=pk,
+            thread_id=thread_of[pk],
+            payload=dict(per_email[pk]),
+            raw_ids=sorted(per_email_raws[pk]),
+            policy_id=policy_of.get(pk),
+            reason=reason[:40],
+            vacuum_after=vacuum_after,
+        )
+        for pk in ids
+    ]
+    BinnedMessage.objects.bulk_create(entries)
+    entry_of = {e.email_id: e for e in entries}
+    BinnedBlob.objects.bulk_create(
+        [
+            BinnedBlob(binned=entry_of[email_id], blob_id=blob_id)
+            for email_id, blob_id in Attachment.objects.filter(
+                email_id__in=ids, blob__isnull=False
+            ).values_list("email_id", "blob_id")
+        ]
+    )
+
+
+def _settle_threads(thread_ids: set[int], emptied: set[int]) -> None:
+    counts = dict(
+        EmailMessage.objects.filter(thread_id__in=thread_ids - emptied)
+        .values("thread_id")
+        .annotate(n=Count("pk"))
+        .values_list("thread_id", "n")
+    )
+    for tid, n in counts.items():
+        Thread.objects.filter(pk=tid).update(message_count=n)
+    if emptied:
+        ReviewItem.objects.filter(thread_id__in=emptied).delete()
+        Thread.objects.filter(pk__in=emptied).delete()
+
+
+def _delete_raws(raw_ids: Iterable[int]) -> None:
+    """Delete raw rows; their files go through the outbox (drained after commit)."""
+    raw_ids = list(raw_ids)
+    if not raw_ids:
+        return
+    paths = set(RawMessage.objects.filter(pk__in=raw_ids).values_list("storage_path", flat=True))
+    _delete_rows(raw_ids, RawMessage)
+    _outbox(FileDeletion.Kind.RAW, paths)
+
+
+def _delete_unused_blobs(blob_ids: Iterable[int]) -> None:
+    blob_ids = list(blob_ids)
+    if not blob_ids:
+        return
+    unused = Blob.objects.filter(pk__in=blob_ids, attachments__isnull=True).exclude(
+        pk__in=BinnedBlob.objects.values("blob_id")
+    )
+    paths = set(unused.values_list("storage_path", flat=True))
+    unused.delete()
+    _outbox(FileDeletion.Kind.BLOB, paths)
+
+
+def _outbox(kind: str, paths: Iterable[str]) -> None:
+    FileDeletion.objects.bulk_create([FileDeletion(kind=kind, path=p) for p in sorted(paths) if p])
+
+
+def drain_outbox(limit: int = 2000) -> int:
+    """Remove the outbox's files no row references any more (idempotent, safe in parallel).
+    Returns the number of files removed."""
+    removed = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                FileDeletion.objects.select_for_update(skip_locked=True).order_by("pk")[:limit]
+            )
+            if not rows:
+                return removed
+            raw = {r.path for r in rows if r.kind == FileDeletion.Kind.RAW}
+            blob = {r.path for r in rows if r.kind == FileDeletion.Kind.BLOB}
+            raw -= set(
+                RawMessage.objects.filter(storage_path__in=raw).values_list(
+                    "storage_path", flat=True
+                )
+            )
+            blob -= set(
+                Blob.objects.filter(storage_path__in=blob).values_list("storage_path", flat=True)
+            )
+            # Removing a file mostly waits on the file system: a few threads overlap it.
+            storage.write_in_parallel(storage.delete_raw, sorted(raw))
+            storage.write_in_parallel(storage.delete_blob, sorted(blob))
+            removed += len(raw) + len(blob)
+            FileDeletion.objects.filter(pk__in=[r.pk for r in rows]).delete()
+        if len(rows) < limit:
+            return removed
+
+
+def vacuum_bin(now=None, batch: int = 500) -> int:
+    """Remove bin entries past their days for good: their raw rows, unused blobs, files."""
+    now = now or timezone.now()
+    gone = 0
+    while True:
+        with transaction.atomic():
+            entries = list(
+                BinnedMessage.objects.filter(vacuum_after__lte=now)
+                .select_for_update(skip_locked=True)
+                .order_by("pk")[:batch]
+            )
+            if not entries:
+                break
+            raw_ids = {r for e in entries for r in e.raw_ids}
+            blob_ids = set(
+                BinnedBlob.objects.filter(binned__in=entries).values_list("blob_id", flat=True)
+            )
+            BinnedMessage.objects.filter(pk__in=[e.pk for e in entries]).delete()
+            # a raw row re-used by a later capture of the same message stays
+            _delete_raws(
+                RawMessage.objects.filter(pk__in=raw_ids, email__isnull=True).values_list(
+                    "pk", flat=True
+                )
+            )
+            _delete_unused_blobs(blob_ids)
+            record_event("retention.vacuumed", actor="purge", detail={"count": len(entries)})
+            gone += len(entries)
+        drain_outbox()
+        if len(entries) < batch:
+            break
+    return gone
+
+
+class RestoreRejected(Exception):
+    pass
+
+
+def restore(entry: BinnedMessage, *, actor: Any, channel: str, address: str = "") -> int:
+    """Put a binned message back (its thread and links too when they went with it); audited.
+    The restored message is kept out of automatic disposal (`disposition` "restored") until
+    an admin relabels it. Returns the message's id."""
+    with transaction.atomic():
+        entry = BinnedMessage.objects.select_for_update().get(pk=entry.pk)
+        payload = entry.payload
+        message = payload["message"][0]
+        if EmailMessage.objects.filter(message_id=message["fields"]["message_id"]).exists():
+            raise RestoreRejected("The message was captured again since; nothing to restore.")
+        missing = set(entry.raw_ids) - set(
+            RawMessage.objects.filter(pk__in=entry.raw_ids).values_list("pk", flat=True)
+        )
+        if missing:
+            raise RestoreRejected("Its raw files are gone (vacuumed).")
+        if not Thread.objects.filter(pk=entry.thread_id).exists():
+            if not payload.get("thread"):
+                raise RestoreRejected("Its thread is gone.")
+            _load(payload["thread"])
+            _load(payload.get("links", []))
+        message["fields"].update(
+            expires_at=None, expiry_action="", expiry_rule="", disposition="restored"
+        )
+        _load(payload["message"])
+        for key in ("participants", "attachments", "refs", "captures", "meetings"):
+            _load(payload.get(key, []))
+        RawMessage.objects.filter(pk__in=entry.raw_ids, email__isnull=True).update(
+            email_id=entry.email_id
+        )
+        # references to a stored message have no MessageRef row (docs/architecture.md)
+        MessageRef.objects.filter(
+            ref=message["fields"]["message_id"], email__thread_id=entry.thread_id
+        ).delete()
+        n = EmailMessage.objects.filter(thread_id=entry.thread_id).count()
+        Thread.objects.filter(pk=entry.thread_id).update(message_count=n)
+        entry.delete()
+        record_event(
+            "retention.restored",
+            actor=actor,
+            object_type="capture.emailmessage",
+            object_id=entry.email_id,
+            channel=channel,
+            address=address,
+            detail={"binned_at": entry.binned_at.isoformat(), "reason": entry.reason},
+        )
+    return entry.email_id
+
+
+def _load(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    for obj in serializers.deserialize("json", json.dumps(rows), ignorenonexistent=True):
+        obj.save()
+
+
+# --- redact and anonymise ---------------------------------------------------------------
+
+
+def _drop_files_of(ids: list[int], blob_filter: Callable[[Blob], bool] | None = None) -> None:
+    """Raw files of these messages go (their rows stay, path emptied); attachment blobs go
+    (all, or those `blob_filter` picks), the attachment rows keep their metadata."""
+    raws = list(
+        RawMessage.objects.filter(Q(email_id__in=ids) | Q(capture__email_id__in=ids))
+        .exclude(storage_path="")
+        .values_list("pk", "storage_path")
+        .distinct()
+    )
+    RawMessage.objects.filter(pk__in=[pk for pk, _ in raws]).update(storage_path="", size=0)
+    _outbox(FileDeletion.Kind.RAW, {p for _, p in raws})
+    atts = Attachment.objects.filter(email_id__in=ids, blob__isnull=False).select_related("blob")
+    drop = [a for a in atts if blob_filter is None or blob_filter(a.blob)]
+    Attachment.objects.filter(pk__in=[a.pk for a in drop]).update(
+        blob=None, dropped=Attachment.Dropped.POLICY
+    )
+    _delete_unused_blobs({a.blob_id for a in drop})
+
+
+def _mark(ids: list[int], done: str) -> None:
+    for pk, disposition in EmailMessage.objects.filter(pk__in=ids).values_list("pk", "disposition"):
+        marks = set(filter(None, disposition.split(","))) | {done}
+        EmailMessage.objects.filter(pk=pk).update(
+            disposition=",".join(sorted(marks)), expires_at=None, expiry_action="", expiry_rule=""
+        )
+
+
+def _recompute_threads(ids: list[int]) -> None:
+    from capture.retention import compute_expiry
+
+    threads = list(EmailMessage.objects.filter(pk__in=ids).values_list("thread_id", flat=True))
+    for _ in compute_expiry({"threads": threads}):
+        pass
+
+
+def redact_messages(ids: list[int]) -> None:
+    """Drop bodies and attachments, keep metadata (inside the caller's transaction)."""
+    if not ids:
+        return
+    EmailMessage.objects.filter(pk__in=ids).update(
+        text_body="", html_body="", body_truncated=False, stored=EmailMessage.Stored.METADATA
+    )
+    _drop_files_of(ids)
+    _mark(ids, "redacted")
+    _recompute_threads(ids)
+
+
+def pseudonym_key() -> bytes:
+    key = settings.MAILWARDEN_PSEUDONYM_KEY or f"pseudonym:{settings.SECRET_KEY}"
+    return hashlib.sha256(key.encode()).digest()
+
+
+def pseudonym(address: str, key: bytes | None = None) -> str:
+    """A stable pseudonym of an address: the same address gives the same pseudonym."""
+    digest = hmac.new(key or pseudonym_key(), address.strip().lower().encode(), "sha256")
+    return f"anon-{digest.hexdigest()[:20]}@anonymised.invalid"
+
+
+def pseudonym_name(name: str, key: bytes | None = None) -> str:
+    digest = hmac.new(key or pseudonym_key(), f"name:{name.strip().lower()}".encode(), "sha256")
+    return f"Anonymised {digest.hexdigest()[:8]}"
+
+
+class _Rewriter:
+    """Replaces known addresses and names (case-insensitive) in any text."""
+
+    def __init__(self, addresses: set[str], names: set[str]) -> None:
+        key = pseudonym_key()
+        self.map = {a.lower(): pseudonym(a, key) for a in addresses if a}
+        self.map.update({n.lower(): pseudonym_name(n, key) for n in names if len(n) >= 3})
+        words = sorted(self.map, key=len, reverse=True)
+        self.pattern = (
+            re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
+        )
+
+    def text(self, value: str) -> str:
+        if not value or self.pattern is None:
+            return value
+        return self.pattern.sub(lambda m: self.map[m.group(0).lower()], value)
+
+    def json(self, value: Any) -> Any:
+        if self.pattern is None:
+            return value
+        return json.loads(self.text(json.dumps(value)))
+
+    def found_in(self, data: bytes) -> bool:
+        lowered = data.lower()
+        return any(a.encode() in lowered for a in self.map if "@" in a)
+
+
+def anonymise_messages(ids: list[int]) -> None:
+    """Participants' addresses and names become stable pseudonyms everywhere these messages
+    keep them: participants, sender, headers, bodies, subject, the thread's subject and link
+    reasons, meetings, raw rows; the raw files go, and attachment files that contain an
+    address (inside the caller's transaction)."""
+    if not ids:
+        return
+    parts = list(Participant.objects.filter(email_id__in=ids))
+    msgs = list(EmailMessage.objects.filter(pk__in=ids))
+    addresses = {p.address for p in parts} | {m.from_address for m in msgs}
+    names = {p.name for p in parts} | {m.from_name for m in msgs}
+    rw = _Rewriter({a for a in addresses if a}, {n for n in names if n})
+    key = pseudonym_key()
+    for p in parts:
+        p.address = pseudonym(p.address, key) if p.address else ""
+        p.name = pseudonym_name(p.name, key) if p.name else ""
+    Participant.objects.bulk_update(parts, ["address", "name"], batch_size=500)
+    for m in msgs:
+        m.from_address = rw.text(m.from_address)
+        m.from_name = rw.text(m.from_name)
+        m.subject = rw.text(m.subject)
+        m.text_body = rw.text(m.text_body)
+        m.html_body = rw.text(m.html_body)
+        m.headers = rw.json(m.headers)
+    EmailMessage.objects.bulk_update(
+        msgs,
+        ["from_address", "from_name", "subject", "text_body", "html_body", "headers"],
+        batch_size=200,
+    )
+    threads = list(Thread.objects.filter(pk__in={m.thread_id for m in msgs}))
+    for t in threads:
+        t.subject = rw.text(t.subject)
+        t.subject_norm = rw.text(t.subject_norm)[:255]
+    Thread.objects.bulk_update(threads, ["subject", "subject_norm"])
+    links = list(ThreadLink.objects.filter(thread__in=threads).exclude(matched_address=""))
+    for link in links:
+        link.matched_address = rw.text(link.matched_address)
+    ThreadLink.objects.bulk_update(links, ["matched_address"])
+    meetings = list(Meeting.objects.filter(messages__email_id__in=ids).distinct())
+    for mt in meetings:
+        mt.organizer = rw.text(mt.organizer)
+        mt.attendees = rw.json(mt.attendees)
+        mt.summary = rw.text(mt.summary)
+    Meeting.objects.bulk_update(meetings, ["organizer", "attendees", "summary"])
+    raws = list(
+        RawMessage.objects.filter(Q(email_id__in=ids) | Q(capture__email_id__in=ids)).distinct()
+    )
+    for r in raws:
+        r.envelope_from = rw.text(r.envelope_from)
+        r.envelope_to = rw.json(r.envelope_to)
+        r.source = rw.text(r.source)
+    RawMessage.objects.bulk_update(raws, ["envelope_from", "envelope_to", "source"])
+    reviews = list(ReviewItem.objects.filter(email_id__in=ids))
+    for rv in reviews:
+        rv.detail = rw.json(rv.detail)
+    ReviewItem.objects.bulk_update(reviews, ["detail"])
+
+    def holds_address(blob: Blob) -> bool:
+        try:
+            with storage.open_blob(blob.storage_path) as f:
+                return rw.found_in(f.read())
+        except OSError:
+            return False
+
+    _drop_files_of(ids, blob_filter=holds_address)
+    _mark(ids, "anonymised")
+    _recompute_threads(ids)
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+def open_reviews(ids: list[int], policy_of: dict[int, int | None]) -> None:
+    reviewers = dict(
+        RetentionPolicy.objects.filter(pk__in={policy_of.get(i) for i in ids} - {None}).values_list(
+            "pk", "reviewer_id"
+        )
+    )
+    DispositionReview.objects.bulk_create(
+        [
+            DispositionReview(
+                email_id=pk,
+                email_ref=pk,
+                policy_id=policy_of.get(pk),
+                reviewer_id=reviewers.get(policy_of.get(pk)),
+            )
+            for pk in ids
+        ]
+    )
+    EmailMessage.objects.filter(pk__in=ids).update(expires_at=None, disposition="in_review")
