@@ -11,7 +11,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0015_addin_device_grant'),
+        ('capture', '0016_retention_policies_holds_purge'),
     ]
 
     operations = [
