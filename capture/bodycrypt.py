@@ -99,6 +99,8 @@ def body_search_enabled() -> bool:
 _lock = threading.Lock()
 # (database name, newest master key id) → (body key id, body key, loaded at)
 _cache: dict[tuple[str, str], tuple[str, bytes, float]] = {}
+# Wrapped forms of body keys this process inserted in a transaction not yet committed.
+_uncommitted: set[bytes] = set()
 
 
 def reset_caches() -> None:
@@ -121,11 +123,13 @@ def _data_key_model():
     return apps.get_model("capture", "DataKey")
 
 
-def _stored_body_key() -> bytes | None:
+def _stored_body_key() -> tuple[bytes, bytes] | None:
+    """(body key, its wrapped form) from the `body-key` row, None when there is none."""
     row = _data_key_model().objects.filter(name=BODY_KEY).values_list("key_id", "wrapped").first()
     if row is None:
         return None
-    return crypto.unwrap_data_key(row[0], bytes(row[1]), BODY_KEY)
+    wrapped = bytes(row[1])
+    return crypto.unwrap_data_key(row[0], wrapped, BODY_KEY), wrapped
 
 
 def _current(create: bool) -> tuple[str, bytes] | None:
@@ -133,32 +137,30 @@ def _current(create: bool) -> tuple[str, bytes] | None:
     hit = _cache.get(ck)
     if hit is not None and time.monotonic() - hit[2] < CACHE_SECONDS:
         return hit[0], hit[1]
-    key = _stored_body_key()
-    if key is None and create:
+    found = _stored_body_key()
+    if found is None and create:
         DataKey = _data_key_model()
         key_id, wrapped = crypto.wrap_data_key(crypto.new_data_key(), BODY_KEY)
         with transaction.atomic():  # two first writers: the row that got in first wins
             DataKey.objects.bulk_create(
                 [DataKey(name=BODY_KEY, key_id=key_id, wrapped=wrapped)], ignore_conflicts=True
             )
-        key = _stored_body_key()
-    if key is None:
+        if connection.in_atomic_block:
+            _uncommitted.add(wrapped)
+            transaction.on_commit(lambda: _uncommitted.discard(wrapped))
+        found = _stored_body_key()
+    if found is None:
         with _lock:
             _cache.pop(ck, None)
         return None
+    key, wrapped = found
     kid = _key_id(key)
-    entry = (kid, key, time.monotonic())
-
-    def remember() -> None:
+    # Only a committed row is cached: a body key this process made in a transaction that may
+    # still roll back must not go on sealing bodies under a key no row would hold. (A row
+    # another transaction made is committed, or it would not be visible.)
+    if wrapped not in _uncommitted:
         with _lock:
-            _cache[ck] = entry
-
-    # Only a committed row is cached: a body key made (or seen) in a transaction that then
-    # rolls back must not go on sealing bodies under a key no row holds.
-    if connection.in_atomic_block:
-        transaction.on_commit(remember)
-    else:
-        remember()
+            _cache[ck] = (kid, key, time.monotonic())
     return kid, key
 
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -251,3 +251,14 @@ def test_search_never_matches_bodies_and_says_so(bodies_encrypted, mail_fixture)
     assert "not searched" in EmailMessageAdmin.search_help_text
     schema = api.get("/api/schema/").content.decode()
     assert "Message bodies are never searched" in schema
+
+
+@pytest.mark.django_db
+def test_a_body_key_made_in_a_rolled_back_transaction_is_not_used_afterwards(bodies_encrypted):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert bodycrypt.open_sealed(bodycrypt.seal("first")) == "first"
+        raise RuntimeError
+    assert not DataKey.objects.filter(name=bodycrypt.BODY_KEY).exists()
+    sealed = bodycrypt.seal("second")
+    storage.reset_caches()  # what another process (or this one a minute later) sees
+    assert bodycrypt.open_sealed(sealed) == "second"
