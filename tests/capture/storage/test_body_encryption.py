@@ -262,3 +262,23 @@ def test_a_body_key_made_in_a_rolled_back_transaction_is_not_used_afterwards(bod
     sealed = bodycrypt.seal("second")
     storage.reset_caches()  # what another process (or this one a minute later) sees
     assert bodycrypt.open_sealed(sealed) == "second"
+
+
+@pytest.mark.django_db
+def test_bulk_update_and_queryset_update_seal_too(bodies_encrypted, mail_fixture):
+    """The retention purge's anonymisation rewrites bodies with bulk_update, its redaction
+    with update(): both go through the field."""
+    emails = _capture(mail_fixture, ["multipart_alternative.eml", "nested_multipart.eml"])
+    for e in emails:
+        e.text_body = f"anonymised {e.pk}"
+        e.headers = [["Subject", f"anonymised {e.pk}"]]
+    EmailMessage.objects.bulk_update(emails, ["text_body", "headers"])
+    EmailMessage.objects.filter(pk=emails[0].pk).update(html_body="<p>redacted</p>")
+    for e in emails:
+        text, html, headers = _stored(e.pk)
+        assert text.startswith(bodycrypt.SEALED) and headers.startswith(f'"{bodycrypt.SEALED}')
+        assert "anonymised" not in text + headers and "redacted" not in html
+        fresh = EmailMessage.objects.get(pk=e.pk)
+        assert fresh.text_body == f"anonymised {e.pk}"
+        assert fresh.headers == [["Subject", f"anonymised {e.pk}"]]
+    assert EmailMessage.objects.get(pk=emails[0].pk).html_body == "<p>redacted</p>"
