@@ -138,8 +138,12 @@ _naming: dict[tuple[str, str], bytes] = {}
 
 
 def reset_caches() -> None:
-    """Forget the cached naming key (tests that roll the database back call this)."""
+    """Forget the cached naming key and body key (tests that roll the database back call
+    this)."""
+    from capture import bodycrypt
+
     _naming.clear()
+    bodycrypt.reset_caches()
 
 
 def _key_rows(names: Sequence[str]) -> dict[str, tuple[str, bytes]]:

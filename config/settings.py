@@ -261,6 +261,11 @@ MAILWARDEN_MASTER_KEYS = env.list("MAILWARDEN_MASTER_KEYS", default=[])
 # Older key setting of mailbox secrets (a Fernet key or any passphrase); still read, and used
 # for new secrets only while MAILWARDEN_MASTER_KEYS is empty.
 MAILWARDEN_ENCRYPTION_KEY = env.str("MAILWARDEN_ENCRYPTION_KEY", default=SECRET_KEY)
+# Message bodies and headers encrypted in the database too (capture/bodycrypt.py); needs
+# MAILWARDEN_MASTER_KEYS. Nothing can search bodies then. docs/operations.md.
+MAILWARDEN_ENCRYPT_BODIES = env.bool("MAILWARDEN_ENCRYPT_BODIES", default=False)
+if MAILWARDEN_ENCRYPT_BODIES and not MAILWARDEN_MASTER_KEYS:
+    raise ImproperlyConfigured("MAILWARDEN_ENCRYPT_BODIES needs MAILWARDEN_MASTER_KEYS.")
 
 # Open and click tracking (capture/tracking/, docs/governance.md "Tracking")
 # Public base URL of the /t/ links (e.g. https://track.example.com); empty = the API's host.

@@ -289,6 +289,11 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     search_fields = ("=message_id", "subject", "=from_address")
     # No date_hierarchy (a DISTINCT over the whole table): the "date" filter narrows instead.
     ordering = ("-date", "-id")
+    search_help_text = (
+        "Exact message id or sender address (and subject words, for compliance officers). "
+        "Message bodies are not searched: with MAILWARDEN_ENCRYPT_BODIES on they are "
+        "encrypted in the database (docs/operations.md)."
+    )
     inlines = (ParticipantInline, AttachmentInline, CaptureInline, MeetingMessageInline)
     # The thread shows as "#id" (its str() is its subject, which may be hidden).
     exclude = ("html_body", "headers", "text_body", "subject", "thread")

@@ -256,7 +256,10 @@ class EmailFilter(FilterSet):
     channel = django_filters.CharFilter(field_name="captures__channel")
     date_after = django_filters.IsoDateTimeFilter(field_name="date", lookup_expr="gte")
     date_before = django_filters.IsoDateTimeFilter(field_name="date", lookup_expr="lt")
-    search = django_filters.CharFilter(method="by_search")
+    search = django_filters.CharFilter(
+        method="by_search",
+        help_text="Subject (where readable), sender and participant addresses; never bodies.",
+    )
 
     class Meta:
         model = EmailMessage
@@ -292,7 +295,11 @@ class CaptureReadScope:
 
 
 class EmailViewSet(CaptureReadScope, viewsets.ReadOnlyModelViewSet):
-    """Captured messages the caller may see; `search` matches subject and addresses."""
+    """Captured messages the caller may see; `search` matches subject and addresses.
+
+    Message bodies are never searched: with `MAILWARDEN_ENCRYPT_BODIES` on they are encrypted
+    in the database (docs/operations.md), and subjects and addresses stay searchable.
+    """
 
     queryset = EmailMessage.objects.none()  # the real one is per user (get_queryset)
     filterset_class = EmailFilter

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('capture', '0016_retention_policies_holds_purge'),
+        ("capture", "0016_retention_policies_holds_purge"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from capture.bodycrypt import SealedJSONField, SealedTextField
 from capture.models.raw import Channel
 from core.models import TimeStamped
 from crm.models import Contact, Item, Organization
@@ -79,8 +80,10 @@ class EmailMessage(TimeStamped):
     from_name = models.CharField(max_length=300, blank=True)
     in_reply_to = models.CharField(max_length=995, blank=True)
     references = models.JSONField(default=list, blank=True)
-    text_body = models.TextField(blank=True)
-    html_body = models.TextField(blank=True)
+    # Encrypted in the database while MAILWARDEN_ENCRYPT_BODIES is on (capture/bodycrypt.py):
+    # never search these columns.
+    text_body = SealedTextField(blank=True)
+    html_body = SealedTextField(blank=True)
     body_truncated = models.BooleanField(default=False)
     stored = models.CharField(max_length=10, choices=Stored.choices, default=Stored.FULL)
     gate_reasons = models.JSONField(default=list, blank=True)
@@ -98,7 +101,7 @@ class EmailMessage(TimeStamped):
     size = models.PositiveBigIntegerField(default=0)
     has_attachments = models.BooleanField(default=False)
     defects = models.JSONField(default=list, blank=True)
-    headers = models.JSONField(default=list, blank=True)
+    headers = SealedJSONField(default=list, blank=True)
     categories = models.JSONField(default=list, blank=True)
     first_raw = models.ForeignKey(
         "capture.RawMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,8 +1,10 @@
 """`manage.py rotate_keys`: put every data key and mailbox secret under the newest master key.
 
 Prepend a new key to MAILWARDEN_MASTER_KEYS, restart, run this; once it reports nothing left
-under an older key, the older key can be removed. Files are not rewritten. Resumable: run it
-again after an interruption. A progress bar on a terminal, log lines otherwise.
+under an older key, the older key can be removed. Files are not rewritten, and neither are
+message bodies encrypted in the database (MAILWARDEN_ENCRYPT_BODIES): their one body key is a
+DataKey row (`body-key`, capture/bodycrypt.py) re-wrapped with the file keys. Resumable: run
+it again after an interruption. A progress bar on a terminal, log lines otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import sys
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from capture import bodycrypt
 from capture.keyrotation import pending, rotate_keys
+from capture.models import DataKey
 from governance import crypto
 
 log = logging.getLogger("mailwarden.rotate_keys")
@@ -50,6 +54,12 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(report.summary())
+        body_key = DataKey.objects.filter(name=bodycrypt.BODY_KEY).values_list("key_id", flat=True)
+        if body_key:
+            state = "under the newest master key" if body_key[0] == newest else "NOT rotated"
+            self.stdout.write(
+                f"message bodies in the database: body key {state} (no body was rewritten)"
+            )
         if report.unavailable:
             self.stderr.write(
                 f"{report.unavailable} item(s) need a master key that is not configured."

@@ -252,4 +252,9 @@ def test_fast_paths_are_taken_on_postgresql(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         bulk._columns(emails, fields_of(EmailMessage), connection)
-    assert sorted(slow) == [("b@x", "date"), ("b@x", "expires_at"), ("b@x", "references")]
+    # text_body, html_body and headers are capture.bodycrypt's fields (encrypted while
+    # MAILWARDEN_ENCRYPT_BODIES is on): always Django's path, by design.
+    sealed = [(m, f) for m in ("a@x", "b@x") for f in ("headers", "html_body", "text_body")]
+    assert sorted(slow) == sorted(
+        [("b@x", "date"), ("b@x", "expires_at"), ("b@x", "references"), *sealed]
+    )
