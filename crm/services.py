@@ -454,3 +454,40 @@ def record_crm_change(
         address=address,
         detail=info,
     )
+
+
+# --- the user's portal language ------------------------------------------------------------
+
+
+class LanguageRejected(ValueError):
+    """Not one of settings.LANGUAGES (nor empty)."""
+
+
+def set_user_language(
+    user: User, language: str | None, *, actor: Any = None, channel: str = "", client: str = ""
+) -> bool:
+    """Store the portal language of `user` ("" or None = follow the browser); audited.
+    Returns whether it changed."""
+    from django.conf import settings
+    from django.utils.translation import gettext
+
+    from governance.audit import record_event
+
+    language = language or ""
+    if language and language not in dict(settings.LANGUAGES):
+        raise LanguageRejected(gettext("Not a language of this portal."))
+    if user.language == language:
+        return False
+    before = user.language
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
+        record_event(
+            "user.language_changed",
+            actor=actor or user,
+            obj=user,
+            channel=channel,
+            address=client,
+            detail={"from": before, "to": language},
+        )
+    return True
