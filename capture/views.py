@@ -26,8 +26,8 @@ from django.views.decorators.http import require_http_methods
 from capture.addresses import get_or_create_capture_address, rotate_capture_address
 from capture.models import CaptureAddress
 from crm import user_addresses
-from crm.services import LanguageRejected, set_user_language
 from crm.models import UserAddress
+from crm.services import LanguageRejected, set_user_language
 from governance import never_log
 from governance.audit import client_address
 from governance.models import ASSOCIATION_KINDS, NeverLogRule, SyncedMailVisibility
@@ -174,7 +174,9 @@ def me(request: HttpRequest) -> HttpResponse:
                 except user_addresses.OwnAddressError as e:
                     address_form.add_error("address", str(e))
                 else:
-                    messages.success(request, gettext("We mailed a code to the address: enter it below."))
+                    messages.success(
+                        request, gettext("We mailed a code to the address: enter it below.")
+                    )
                     return redirect("me")
         elif action == "verify_address":
             row = get_object_or_404(UserAddress, pk=request.POST.get("id"), user=user)
@@ -183,7 +185,9 @@ def me(request: HttpRequest) -> HttpResponse:
             except user_addresses.OwnAddressError as e:
                 messages.error(request, str(e))
             else:
-                messages.success(request, gettext("The address is verified and now counts as yours."))
+                messages.success(
+                    request, gettext("The address is verified and now counts as yours.")
+                )
             return redirect("me")
         elif action == "remove_address":
             row = get_object_or_404(UserAddress, pk=request.POST.get("id"), user=user)

@@ -21,6 +21,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from crm.admin import register_record_panel
 from crm.models import Contact
@@ -283,11 +285,11 @@ class NeverLogRuleAdmin(AuditedPolicyAdmin):
             return super().response_add(request, obj, post_url_continue)
         return HttpResponseRedirect(self._removal_url(obj))
 
-    @admin.action(description="Preview and remove stored mail", permissions=["change"])
+    @admin.action(description=_("Preview and remove stored mail"), permissions=["change"])
     def preview_and_remove_stored(self, request, queryset):
         rules = list(queryset[:2])
         if len(rules) != 1:
-            self.message_user(request, "Select one rule at a time.", messages.WARNING)
+            self.message_user(request, gettext("Select one rule at a time."), messages.WARNING)
             return None
         return HttpResponseRedirect(self._removal_url(rules[0]))
 
@@ -299,7 +301,11 @@ class NeverLogRuleAdmin(AuditedPolicyAdmin):
         audit = {"actor": request.user, "channel": "admin", "client": client_address(request)}
         if request.method == "POST":
             never_log.queue_never_log_removal(rule, **audit)
-            self.message_user(request, f"Removal of the stored mail matching “{rule}” was queued.")
+            self.message_user(
+                request,
+                gettext("Removal of the stored mail matching “%(rule)s” was queued.")
+                % {"rule": rule},
+            )
             return HttpResponseRedirect(reverse("admin:governance_neverlogrule_changelist"))
         with transaction.atomic():
             counts = never_log.preview_never_log_removal(rule, **audit)
@@ -531,13 +537,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="detail")
+    @admin.display(description=_("detail"))
     def detail_json(self, obj: AuditEvent):
         return format_html(
             "<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str)
         )
 
-    @admin.display(description="object", ordering="object_id")
+    @admin.display(description=_("object"), ordering="object_id")
     def object_link(self, obj: AuditEvent):
         if not obj.object_type:
             return obj.object_id or "—"

@@ -394,7 +394,9 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             "manual": gettext("Linked by hand"),
             "unlinked": gettext("Unlinked"),
         }
-        chart = _chart("Pie", gettext("Threads by how they were linked"), inner_radius=0.45, height=260)
+        chart = _chart(
+            "Pie", gettext("Threads by how they were linked"), inner_radius=0.45, height=260
+        )
         for key in ("auto", "manual", "unlinked"):
             chart.add(labels[key], [_link(linking.get(key, 0), hrefs[key], labels[key])])
         total = sum(linking.values()) or 1
@@ -500,7 +502,8 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
                     {
                         "label": gettext("Reconciliation gaps"),
                         "value": mb.get("with_gaps", 0),
-                        "note": gettext("%(n)s messages unaccounted for") % {"n": mb.get("gap_uids", 0)},
+                        "note": gettext("%(n)s messages unaccounted for")
+                        % {"n": mb.get("gap_uids", 0)},
                         "href": _changelist(label, reconcile_gap__gt="0"),
                     },
                 ],
@@ -511,7 +514,9 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         from governance.models import ConsentRecord
 
         consent = figures.get("consent", {})
-        chart = _chart("HorizontalBar", gettext("Contacts by legal basis"), height=280, show_legend=False)
+        chart = _chart(
+            "HorizontalBar", gettext("Contacts by legal basis"), height=280, show_legend=False
+        )
         names = dict(ConsentRecord.Basis.choices)
         ordered = sorted(consent.items(), key=lambda kv: -kv[1])
         chart.x_labels = [names.get(b, b) for b, _ in ordered]
@@ -529,7 +534,12 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             rows.append({"label": names.get(basis, basis), "value": n, "href": href})
         chart.add("contacts", points)
         panels.append(
-            {"id": "consent", "title": gettext("Consent coverage"), "svg": _svg(chart), "figures": rows}
+            {
+                "id": "consent",
+                "title": gettext("Consent coverage"),
+                "svg": _svg(chart),
+                "figures": rows,
+            }
         )
 
     if _can_view(user, "capture.EmailMessage"):
