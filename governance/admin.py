@@ -125,7 +125,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "Private mail",
+            _("Private mail"),
             {
                 "fields": ("private_subject_tags", "private_mail"),
                 "description": "Mail tagged in its subject (e.g. [private]), sent with "
@@ -135,7 +135,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "Contacts created from mail",
+            _("Contacts created from mail"),
             {
                 "fields": (
                     "auto_create_contacts",
@@ -149,7 +149,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "User defaults",
+            _("User defaults"),
             {
                 "fields": (
                     ("log_all_by_default", "enforce_log_all"),
@@ -388,19 +388,19 @@ class CachedDistinctFilter(admin.SimpleListFilter):
 
 
 class ActionFilter(CachedDistinctFilter):
-    title = "action"
+    title = _("action")
     parameter_name = "action"
     field = "action"
 
 
 class ChannelFilter(CachedDistinctFilter):
-    title = "channel"
+    title = _("channel")
     parameter_name = "channel"
     field = "channel"
 
 
 class ObjectTypeFilter(CachedDistinctFilter):
-    title = "object type"
+    title = _("object type")
     parameter_name = "object_type"
     field = "object_type"
 
@@ -408,7 +408,7 @@ class ObjectTypeFilter(CachedDistinctFilter):
 class ActorFilter(admin.SimpleListFilter):
     """Users who can act (staff and API users are few): one choice each, no scan of the log."""
 
-    title = "actor"
+    title = _("actor")
     parameter_name = "actor_user"
 
     def lookups(self, request, model_admin):

@@ -90,7 +90,7 @@ class MailboxFolderInline(admin.TabularInline):
 
 
 class SyncStateFilter(admin.SimpleListFilter):
-    title = "state"
+    title = _("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
@@ -133,12 +133,12 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["owner", "name", "enabled", "visibility"]}),
-        ("Server", {"fields": ["host", "port", "security", "username", "auth", "password"]}),
+        (_("Server"), {"fields": ["host", "port", "security", "username", "auth", "password"]}),
         (
             "What to sync",
             {"fields": ["folders", "excluded_folders", "sync_window_days", "interval_minutes"]},
         ),
-        ("Status", {"fields": readonly_fields}),
+        (_("Status"), {"fields": readonly_fields}),
     ]
     actions = ["sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
 

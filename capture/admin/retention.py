@@ -220,7 +220,7 @@ class LegalHoldAdmin(admin.ModelAdmin):
 
 
 class HoldFilter(admin.SimpleListFilter):
-    title = "legal hold"
+    title = _("legal hold")
     parameter_name = "hold"
 
     def lookups(self, request, model_admin):
