@@ -61,9 +61,9 @@ def test_the_login_page_follows_the_browser(client):
     html = html.decode()
     assert 'value="Logg inn"' in html  # Django's own catalogue
     assert "Språk" in html  # our switcher in the header
-    assert client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="de").content.decode().count(
-        'value="Log in"'
-    )  # a language we do not offer falls back to English
+    # a language we do not offer falls back to English
+    german = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert 'value="Log in"' in german
 
 
 @pytest.mark.django_db
@@ -145,9 +145,8 @@ def test_the_settings_api_reads_and_changes_the_language():
     assert AuditEvent.objects.filter(action="user.language_changed", channel="api").exists()
     resp = api.patch("/api/v1/me/settings/", {"language": "de"}, format="json")
     assert resp.status_code == 400 and "language" in resp.json()
-    assert api.patch("/api/v1/me/settings/", {"language": None}, format="json").json()[
-        "language"
-    ] == ""
+    cleared = api.patch("/api/v1/me/settings/", {"language": None}, format="json").json()
+    assert cleared["language"] == ""
 
 
 @pytest.mark.django_db
@@ -155,8 +154,6 @@ def test_api_validation_messages_follow_the_language():
     api = APIClient()
     api.force_login(make_user(language="nb"))
     resp = api.post("/api/v1/me/never-log/", {"kind": "address", "value": "x@example.com"})
-    if resp.status_code == 404:  # pragma: no cover - the route's name is checked below
-        pytest.fail("the personal never-log route moved")
     assert resp.status_code == 201
     again = api.post("/api/v1/me/never-log/", {"kind": "address", "value": "x@example.com"})
     assert again.status_code == 400
