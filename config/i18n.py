@@ -52,3 +52,27 @@ def set_language(request):
         except LanguageRejected:  # pragma: no cover - checked above
             pass
     return response
+
+
+def translate_model_names() -> None:
+    """Give our apps and models their translated names (config/model_names.py) without
+    touching their Meta, so no migration changes. Called from the portal app's ready()."""
+    from django.apps import apps
+    from django.utils.translation import gettext_lazy
+
+    from config.model_names import APP_NAMES, MODEL_NAMES
+
+    for label, name in APP_NAMES.items():
+        config = apps.get_app_config(label)
+        if str(config.verbose_name) == name:
+            config.verbose_name = gettext_lazy(name)
+    for label, (singular, plural) in MODEL_NAMES.items():
+        try:
+            meta = apps.get_model(label)._meta
+        except LookupError:
+            continue
+        # only while the English is what this list knows (a Meta changed since keeps its own)
+        if str(meta.verbose_name) == singular:
+            meta.verbose_name = gettext_lazy(singular)
+        if str(meta.verbose_name_plural) == plural:
+            meta.verbose_name_plural = gettext_lazy(plural)

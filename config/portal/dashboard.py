@@ -302,6 +302,7 @@ def _chart(kind: str, title: str, **options: Any):
         height=options.pop("height", 300),
         legend_at_bottom=True,
         print_values=False,
+        no_data_text=gettext("No data"),
         **options,
     )
 
@@ -340,7 +341,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
     if _can_view(user, raw_label):
         chart = _chart(
             "StackedBar",
-            "Mail captured per day, by channel",
+            gettext("Mail captured per day, by channel"),
             x_label_rotation=-45,
             show_minor_x_labels=False,
         )
