@@ -518,7 +518,8 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         chart = _chart(
             "HorizontalBar", gettext("Contacts by legal basis"), height=280, show_legend=False
         )
-        names = dict(ConsentRecord.Basis.choices)
+        # str(): the labels are lazy translations, and pygal JSON-encodes its labels
+        names = {basis: str(label) for basis, label in ConsentRecord.Basis.choices}
         ordered = sorted(consent.items(), key=lambda kv: -kv[1])
         chart.x_labels = [names.get(b, b) for b, _ in ordered]
         _integer_axis(chart, [n for _, n in ordered])

@@ -56,6 +56,28 @@ def test_accept_language_gives_the_dashboard_in_that_language(client, lang, titl
 
 
 @pytest.mark.django_db
+def test_the_dashboard_with_every_chart_filled_renders_in_each_language(client):
+    """The charts' labels (choice labels are lazy translations) reach pygal as text."""
+    import io
+
+    from django.core.management import call_command
+
+    from config.portal.dashboard import refresh_snapshot
+
+    call_command("seed_demo", organizations=6, messages=24, stdout=io.StringIO())
+    refresh_snapshot()
+    client.force_login(staff())
+    for lang, consent in (
+        ("en", "Consent coverage"),
+        ("nb", "Samtykkedekning"),
+        ("pl", "Pokrycie zgodami"),
+    ):
+        resp = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE=lang)
+        assert resp.status_code == 200
+        assert consent in resp.content.decode()
+
+
+@pytest.mark.django_db
 def test_the_login_page_follows_the_browser(client):
     html = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="nb-NO,nb;q=0.9,en;q=0.5").content
     html = html.decode()
@@ -158,6 +180,24 @@ def test_api_validation_messages_follow_the_language():
     again = api.post("/api/v1/me/never-log/", {"kind": "address", "value": "x@example.com"})
     assert again.status_code == 400
     assert again.json()["value"] == ["Denne regelen finnes allerede."]
+
+
+@pytest.mark.django_db
+def test_a_token_request_gets_its_users_profile_language():
+    from crm.models import ApiToken
+    from tests.crm.api_helpers import token_client
+
+    scopes = [ApiToken.Scope.CAPTURE_READ, ApiToken.Scope.CAPTURE_WRITE]
+    swedish = token_client(scopes, user=make_user(language="sv"))
+    body = {"kind": "address", "value": "y@example.com"}
+    assert swedish.post("/api/v1/me/never-log/", body, format="json").status_code == 201
+    again = swedish.post("/api/v1/me/never-log/", body, format="json", HTTP_ACCEPT_LANGUAGE="pl")
+    assert again.json()["value"] == ["Den här regeln finns redan."]
+    # no profile language: the request's Accept-Language
+    browser = token_client(scopes)
+    browser.post("/api/v1/me/never-log/", body, format="json")
+    again = browser.post("/api/v1/me/never-log/", body, format="json", HTTP_ACCEPT_LANGUAGE="pl")
+    assert again.json()["value"] == ["Ta reguła już istnieje."]
 
 
 # --- the catalogues -----------------------------------------------------------------------------
