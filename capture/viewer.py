@@ -114,21 +114,36 @@ def has_remote_images(html: str) -> bool:
     return bool(REMOTE_IMG.search(html or ""))
 
 
-def sign_image(email_id: int, url: str) -> str:
-    """A token binding a remote image URL to the message it appeared in: the proxy fetches
-    only URLs found in a body the viewer may read, never an arbitrary one."""
-    return signing.dumps({"e": email_id, "u": url}, salt=SIGNING_SALT, compress=True)
+IMAGE_TOKEN_MAX_AGE = 3600  # seconds a "show images" link keeps working
 
 
-def unsign_image(email_id: int, token: str) -> str | None:
+def sign_image(email_id: int, url: str, viewer_id: int | None = None) -> str:
+    """A token binding a remote image URL to the message it appeared in (and to the user it
+    was shown to): the proxy fetches only URLs found in a body the viewer may read, never an
+    arbitrary one. It expires after IMAGE_TOKEN_MAX_AGE."""
+    data: dict = {"e": email_id, "u": url}
+    if viewer_id is not None:
+        data["v"] = viewer_id
+    return signing.dumps(data, salt=SIGNING_SALT, compress=True)
+
+
+def image_token(email_id: int, token: str) -> tuple[str, int | None] | None:
+    """(URL, id of the user it was issued to, or None) of a valid token for this message."""
     try:
-        data = signing.loads(token, salt=SIGNING_SALT)
-    except signing.BadSignature:
+        data = signing.loads(token, salt=SIGNING_SALT, max_age=IMAGE_TOKEN_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
         return None
     if not isinstance(data, dict) or data.get("e") != email_id:
         return None
-    url = data.get("u")
-    return url if isinstance(url, str) else None
+    url, viewer_id = data.get("u"), data.get("v")
+    if not isinstance(url, str) or not isinstance(viewer_id, int | None):
+        return None
+    return url, viewer_id
+
+
+def unsign_image(email_id: int, token: str) -> str | None:
+    found = image_token(email_id, token)
+    return found[0] if found else None
 
 
 def body_csp(*, images: bool) -> str:

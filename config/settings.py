@@ -293,6 +293,10 @@ MAILWARDEN_TRACKING_TRUSTED_PROXIES = env.list("MAILWARDEN_TRACKING_TRUSTED_PROX
 MAILWARDEN_TRACKING_PREPARED_STATEMENTS = env.bool(
     "MAILWARDEN_TRACKING_PREPARED_STATEMENTS", default=True
 )
+# Opens and clicks are buffered per web worker and written by a background thread every this
+# many seconds (0 = each in its own request); at most this many wait (capture/tracking/buffer.py).
+MAILWARDEN_TRACKING_FLUSH_SECONDS = env.float("MAILWARDEN_TRACKING_FLUSH_SECONDS", default=0.2)
+MAILWARDEN_TRACKING_BUFFER_EVENTS = env.int("MAILWARDEN_TRACKING_BUFFER_EVENTS", default=10_000)
 
 # SMTP listener
 MAILWARDEN_SMTP_HOST = env.str("MAILWARDEN_SMTP_HOST", default="127.0.0.1")

@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
+from core.admin import ScaleAdminMixin
 from crm import services
 from crm.addresses import InvalidAddress, normalize_address
 from crm.models import (
@@ -129,7 +130,7 @@ class UserAddressInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(ScaleAdminMixin, AuditedAdminMixin, DjangoUserAdmin):
     list_display = [
         "username",
         "email",
@@ -305,7 +306,7 @@ class OrganizationDomainInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(
-    RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
 ):
     resource_classes = [OrganizationResource]
     list_display = ["name", "domain_list", "owner", "source", "external_id", "updated"]
@@ -365,7 +366,9 @@ class ContactEmailInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ContactAdmin(
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+):
     resource_classes = [ContactResource]
     list_display = [
         "__str__",
@@ -403,7 +406,9 @@ class ContactAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, Impor
 
 
 @admin.register(Item)
-class ItemAdmin(RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin):
+class ItemAdmin(
+    ScaleAdminMixin, RecordPanelsMixin, AuditedAdminMixin, ImportAuditMixin, ImportExportModelAdmin
+):
     resource_classes = [ItemResource]
     list_display = [
         "title",

@@ -13,17 +13,17 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ScaleAdminMixin
 from crm.admin import register_record_panel
 from crm.models import Contact
 from crm.resources import ContactImportColumns, register_contact_import_columns
@@ -49,25 +49,6 @@ from governance.models import (
     UserSettings,
 )
 from governance.settings import clean_associations
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counting a big append-only table on every page view is slow on PostgreSQL: use the
-    planner's estimate for the unfiltered table, an exact count when filtered."""
-
-    @cached_property
-    def count(self) -> int:
-        query = getattr(self.object_list, "query", None)
-        if connection.vendor == "postgresql" and query is not None and not query.where:
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                    [self.object_list.model._meta.db_table],
-                )
-                row = cur.fetchone()
-            if row and row[0] > 10_000:
-                return int(row[0])
-        return super().count
 
 
 def _audit_policy_change(request, verb: str, obj, fields=()) -> None:
@@ -380,6 +361,11 @@ class CachedDistinctFilter(admin.SimpleListFilter):
                 if v
             ]
             cache.set(key, values, DISTINCT_CACHE_SECONDS)
+        current = self.value()
+        if current and current not in values:
+            # newer than the cached list: still a choice, so the filter applies (a filter
+            # without choices has no output, and Django then ignores its parameter)
+            values = [*values, current]
         return [(v, v) for v in values]
 
     def queryset(self, request, queryset):
@@ -489,7 +475,7 @@ class DateRangeFilter(admin.FieldListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(ScaleAdminMixin, ReadOnlyAdmin):
     change_list_template = "admin/governance/auditevent/change_list.html"
     list_display = [
         "created",
@@ -515,9 +501,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "An object as type:id (capture.emailmessage:42), an object id, an action, or an actor."
     )
     date_hierarchy = None
-    show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice scans the whole log
-    paginator = EstimatedCountPaginator
     list_per_page = 100
     ordering = ["-id"]
     fields = [
@@ -685,7 +669,7 @@ class ConsentRecordForm(forms.ModelForm):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ScaleAdminMixin, admin.ModelAdmin):
     """Add-only: existing rows are read-only for everyone, nobody deletes one."""
 
     form = ConsentRecordForm

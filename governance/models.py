@@ -242,6 +242,9 @@ class AuditEvent(models.Model):
             # A Meta index, not db_index=True: on PostgreSQL db_index=True on a CharField also
             # builds a varchar_pattern_ops "_like" index, which only serves __startswith.
             models.Index(fields=["action"], name="gov_audit_action"),
+            # The admin's list filters, newest first (docs/admin.md "At scale").
+            models.Index(fields=["actor_type", "-id"], name="gov_audit_actor_type_id"),
+            models.Index(fields=["channel", "-id"], name="gov_audit_channel_id"),
         ]
 
     def __str__(self) -> str:

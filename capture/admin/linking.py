@@ -15,6 +15,7 @@ from capture import links as service
 from capture.admin.refs import email_ref, thread_ref
 from capture.models import LinkRule, ReviewItem, ThreadLink, ThreadUnlink, UnmatchedReference
 from capture.visibility import Viewer, visible_emails, visible_threads
+from core.admin import ScaleAdminMixin
 from governance.audit import client_address
 
 CHANNEL = "admin"
@@ -110,7 +111,7 @@ class ManualLinkForm(forms.ModelForm):
 
 
 @admin.register(ThreadLink)
-class ThreadLinkAdmin(admin.ModelAdmin):
+class ThreadLinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
     """Add = link by hand; delete = unlink for good (no rule links it again)."""
 
     list_display = (
@@ -212,7 +213,7 @@ class ThreadLinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(ThreadUnlink)
-class ThreadUnlinkAdmin(admin.ModelAdmin):
+class ThreadUnlinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "thread_display", "contact", "organization", "item", "removed_by", "created",
     )  # fmt: skip

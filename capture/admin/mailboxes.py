@@ -15,6 +15,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from capture.imap import mailboxes as service
+from capture.imap.probe import check_connection
 from capture.imap.reconcile import ReconcileReport, reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
 from governance.audit import client_address
@@ -140,7 +141,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
         ),
         (_("Status"), {"fields": readonly_fields}),
     ]
-    actions = ["sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
+    actions = ["test_connection", "sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
 
     @admin.display(description=_("State"))
     def state(self, obj: MailboxConnection) -> str:
@@ -177,6 +178,23 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
+
+    @admin.action(
+        description=_("Test connection (log in and list folders; no sync)"), permissions=["change"]
+    )
+    def test_connection(self, request, queryset) -> None:
+        passed = 0
+        mailboxes = list(queryset)
+        for mailbox in mailboxes:
+            check = check_connection(mailbox, **self._audit(request))
+            passed += check.ok
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, f"{mailbox}: {check.summary()}", level)
+        self.message_user(
+            request,
+            gettext("%(passed)s of %(count)s connection(s) OK.")
+            % {"passed": passed, "count": len(mailboxes)},
+        )
 
     @admin.action(description=_("Sync now"), permissions=["change"])
     def sync_now(self, request, queryset) -> None:

@@ -27,6 +27,7 @@ from capture.models import (
     PurgeRun,
     RetentionPolicy,
 )
+from core.admin import ScaleAdminMixin
 from governance.audit import client_address
 
 
@@ -112,7 +113,7 @@ class RetentionPolicyForm(forms.ModelForm):
 
 
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(admin.ModelAdmin):
+class RetentionPolicyAdmin(ScaleAdminMixin, admin.ModelAdmin):
     form = RetentionPolicyForm
     list_display = (
         "name",
@@ -236,7 +237,7 @@ class HoldFilter(admin.SimpleListFilter):
 
 
 @admin.register(ExpiringMessage)
-class ExpiringMessageAdmin(admin.ModelAdmin):
+class ExpiringMessageAdmin(ScaleAdminMixin, admin.ModelAdmin):
     """Read-only: when each message expires, what then, and why."""
 
     list_display = (

@@ -10,7 +10,10 @@ capture.visibility for the signed-in user):
 - `.../<id>/body/` the body alone, for the iframe: sanitised HTML (or the plain text,
   `?format=text`, and whenever there is no HTML), served with a Content-Security-Policy that
   lets nothing run and nothing load; remote images only with `?images=1`, then through
-- `.../<id>/image/?src=<signed>` the image proxy (capture/viewer_proxy.py).
+- `.../<id>/image/?src=<signed>` the image proxy (capture/viewer_proxy.py). The body frame
+  is sandboxed into an opaque origin, so the browser sends no session cookie (SameSite) with
+  its image requests: the signed token names the user it was shown to, and the proxy decides
+  access for that user (or for the signed-in one, who must be the same).
 - `.../<id>/attachments/<attachment id>/` an attachment download.
 
 Audit: the body request writes one `message.viewed` event, a download one
@@ -21,18 +24,20 @@ no body and writes none, so one view of a message is one event.
 from __future__ import annotations
 
 from django.contrib.admin import ModelAdmin
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import escape
+from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from capture import storage
 from capture.links import describe_link
 from capture.models import Attachment, Capture, EmailMessage, Participant, ThreadLink
-from capture.viewer import body_csp, has_remote_images, sanitise_html, sign_image, unsign_image
+from capture.viewer import body_csp, has_remote_images, image_token, sanitise_html, sign_image
 from capture.viewer_proxy import ProxyRefused, fetch_image
 from capture.visibility import Viewer, access_for, access_map, visible_emails
 from governance.audit import client_address, record_event
@@ -57,9 +62,9 @@ def viewer_urls(model_admin: ModelAdmin) -> list:
             wrap(xframe_options_sameorigin(lambda r, pk: body_frame(model_admin, r, pk))),
             name="capture_emailmessage_body",
         ),
-        path(
+        path(  # not admin_view: the sandboxed frame's image requests carry no session
             "<int:pk>/image/",
-            wrap(lambda r, pk: image_proxy(model_admin, r, pk)),
+            never_cache(lambda r, pk: image_proxy(model_admin, r, pk)),
             name="capture_emailmessage_image",
         ),
         path(
@@ -140,7 +145,7 @@ def body_frame(model_admin: ModelAdmin, request, pk: int) -> HttpResponse:
         body = sanitise_html(
             email.html_body,
             images=images,
-            proxy=lambda url: f"{proxy_base}?src={sign_image(email.pk, url)}",
+            proxy=lambda url: f"{proxy_base}?src={sign_image(email.pk, url, request.user.pk)}",
         )
         html, part = body.html, "html"
     else:
@@ -160,12 +165,32 @@ def body_frame(model_admin: ModelAdmin, request, pk: int) -> HttpResponse:
     return response
 
 
+def _image_viewer(model_admin: ModelAdmin, request, viewer_id: int | None):
+    """Whose access decides an image request: the signed-in admin user, else the staff user
+    the token was issued to (the sandboxed frame sends no cookie: its token was issued by the
+    body view, behind the admin login); None when nobody may."""
+    if model_admin.admin_site.has_permission(request):
+        return request.user if viewer_id in (None, request.user.pk) else None
+    if viewer_id is None:
+        return None
+    return get_user_model().objects.filter(pk=viewer_id, is_active=True, is_staff=True).first()
+
+
 def image_proxy(model_admin: ModelAdmin, request, pk: int) -> HttpResponse:
-    email = _email_or_404(model_admin, request, pk)
-    if not access_for(Viewer.of(request), email).body:
+    signed = image_token(pk, request.GET.get("src", ""))
+    if signed is None:
         raise Http404
-    url = unsign_image(email.pk, request.GET.get("src", ""))
-    if url is None:
+    url, viewer_id = signed
+    user = _image_viewer(model_admin, request, viewer_id)
+    opts = EmailMessage._meta
+    if user is None or not (
+        user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+        or user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+    ):
+        raise Http404
+    viewer = Viewer(user)
+    email = get_object_or_404(visible_emails(viewer), pk=pk)
+    if not access_for(viewer, email).body:
         raise Http404
     try:
         image = fetch_image(url)

@@ -3,7 +3,7 @@
 The password or token is write-only: it is encrypted on the way in and never returned. Sync
 status and folder checkpoints are read-only. Actions: `sync` (queue a run now), `resume`
 (after a pause, e.g. repeated auth failures), `pause`, `reconcile` (compare the server's UIDs
-with what was stored; docs/imap.md). Views only validate and call capture.imap.mailboxes and
+with what was stored; docs/imap.md), `test-connection` (log in and list folders, no sync). Views only validate and call capture.imap.mailboxes and
 capture.imap.reconcile.
 """
 
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from capture.imap import mailboxes as service
+from capture.imap.probe import check_connection
 from capture.imap.reconcile import reconcile_mailbox
 from capture.models import MailboxConnection, MailboxFolder
 from core.api import StrictSerializer, error_response
@@ -226,6 +227,33 @@ class MailboxViewSet(viewsets.ModelViewSet):
         # The error body every endpoint answers with, plus the report's fields.
         detail = report.error or f"The mailbox could not be reconciled ({report.status})."
         return Response({"detail": detail, "code": report.status, **body}, status=refused)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The result: `ok`, `status` (ok, auth_failed, unreachable), "
+                "`error`, `folders`, `would_sync`, `missing`.",
+            )
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk=None):
+        """Log in and list the folders (no sync, no status change; audited). A refused login
+        or an unreachable server is a result (`ok: false`), not an error of this call."""
+        mailbox = self.get_object()
+        check = check_connection(mailbox, **self._audit_kwargs())
+        return Response(
+            {
+                "ok": check.ok,
+                "status": check.status,
+                "error": check.error,
+                "folders": check.folders,
+                "would_sync": check.would_sync,
+                "missing": check.missing,
+            }
+        )
 
 
 def register(router: DefaultRouter) -> None:

@@ -29,7 +29,14 @@ class Thread(TimeStamped):
     private = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["subject_norm", "last_at"], name="cap_thread_subject_last")]
+        indexes = [
+            models.Index(fields=["subject_norm", "last_at"], name="cap_thread_subject_last"),
+            # The admin's list filters (docs/admin.md "At scale").
+            models.Index(fields=["last_at"], name="cap_thread_last_at"),
+            models.Index(
+                fields=["-id"], name="cap_thread_private_id", condition=models.Q(private=True)
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.subject or f"Thread {self.pk}"
@@ -116,6 +123,27 @@ class EmailMessage(TimeStamped):
     class Meta:
         indexes = [
             models.Index(fields=["thread", "date"], name="cap_email_thread_date"),
+            # The admin's list filters, newest first (docs/admin.md "At scale"): a common
+            # value is served by the primary key read backwards, a rare one by these.
+            models.Index(fields=["direction", "-id"], name="cap_email_direction_id"),
+            models.Index(
+                fields=["kind", "-id"], name="cap_email_kind_id", condition=~models.Q(kind="email")
+            ),
+            models.Index(
+                fields=["stored", "-id"],
+                name="cap_email_stored_id",
+                condition=~models.Q(stored="full"),
+            ),
+            models.Index(
+                fields=["-id"],
+                name="cap_email_truncated_id",
+                condition=models.Q(body_truncated=True),
+            ),
+            models.Index(
+                fields=["auto_generated", "-id"],
+                name="cap_email_autogen_id",
+                condition=~models.Q(auto_generated=""),
+            ),
             models.Index(
                 fields=["expires_at", "id"],
                 name="cap_email_expires",

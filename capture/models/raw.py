@@ -132,6 +132,13 @@ class RawMessage(TimeStamped):
             # A Meta index, not db_index=True: on PostgreSQL db_index=True on a CharField also
             # builds a varchar_pattern_ops "_like" index, which only serves __startswith.
             models.Index(fields=["sha256"], name="cap_raw_sha256"),
+            # The admin's list filters (docs/admin.md "At scale").
+            models.Index(fields=["received_at"], name="cap_raw_received"),
+            models.Index(
+                fields=["reason_code", "-id"],
+                name="cap_raw_reason_id",
+                condition=~models.Q(reason_code=""),
+            ),
         ]
         constraints = [
             # Not unique=True: that indexes every NULL too and adds a "_like" index.

@@ -57,43 +57,22 @@ def _field_names(model) -> set[str]:
     return {f.name for f in model._meta.get_fields()}
 
 
-def active_holds_count() -> int | None:
-    model = optional_model("governance.LegalHold", "retention.LegalHold", "capture.LegalHold")
-    if model is None:
-        return None
-    names = _field_names(model)
-    qs = model.objects.all()
-    if "released_at" in names:
-        qs = qs.filter(released_at__isnull=True)
-    elif "active" in names:
-        qs = qs.filter(active=True)
-    elif "status" in names:
-        qs = qs.filter(status="active")
-    return qs.count()
+def active_holds_count() -> int:
+    from capture.models import LegalHold
+
+    return LegalHold.objects.filter(active=True).count()
 
 
-def tracking_counts() -> dict[str, int] | None:
-    model = optional_model(
-        "tracking.TrackingEvent", "capture.TrackingEvent", "capture.TrackEvent", "tracking.Event"
-    )
-    if model is None:
-        return None
-    names = _field_names(model)
-    kind = next((n for n in ("kind", "event", "type") if n in names), None)
-    machine = next(
-        (n for n in ("machine", "is_machine", "automated", "is_bot") if n in names), None
-    )
-    if kind is None:
-        return {"events": model.objects.count()}
+def tracking_counts() -> dict[str, int]:
+    """Opens (people and likely machines apart) and clicks."""
+    from capture.models import TrackingEvent
+
     counts = {"opens": 0, "machine_opens": 0, "clicks": 0}
-    group = [kind, machine] if machine else [kind]
-    for row in model.objects.values(*group).annotate(n=Count("pk")):
-        value = str(row[kind])
-        if "click" in value:
+    for row in TrackingEvent.objects.values("kind", "machine").annotate(n=Count("pk")):
+        if row["kind"] == TrackingEvent.Kind.CLICK:
             counts["clicks"] += row["n"]
-        elif "open" in value:
-            key = "machine_opens" if machine and row[machine] else "opens"
-            counts[key] += row["n"]
+        elif row["kind"] == TrackingEvent.Kind.OPEN:
+            counts["machine_opens" if row["machine"] else "opens"] += row["n"]
     return counts
 
 
@@ -565,7 +544,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             }
         )
 
-    holds_model = optional_model("governance.LegalHold", "retention.LegalHold", "capture.LegalHold")
+    holds_model = optional_model("capture.LegalHold")
     holds = figures.get("holds")
     if holds_model is None or _can_view(user, holds_model._meta.label):
         panels.append(

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ScaleAdminMixin
 from governance.audit import client_address
 from governance.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from governance.outbound import subscriptions as service
@@ -241,7 +242,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(AdminOnly, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ScaleAdminMixin, AdminOnly, admin.ModelAdmin):
     """The delivery log (read-only) with replay."""
 
     list_display = [

@@ -96,14 +96,26 @@ def test_figures(capture_mail, superuser):
     assert figures["holds"] is None or isinstance(figures["holds"], int)
 
 
-def test_missing_optional_models_show_a_dash(admin_client):
-    from config.portal import dashboard
+def test_active_holds_and_tracking_are_counted(admin_client):
+    from django.utils import timezone
 
+    from capture.models import LegalHold, TrackedMessage, TrackingEvent
+
+    LegalHold.objects.create(name="Audit 2026", reason="External audit")
+    LegalHold.objects.create(name="Old case", reason="Settled", active=False)
+    tracked = TrackedMessage.objects.create(
+        message_id="<t1@example.org>", mode="recipient", expires_at=timezone.now()
+    )
+    TrackingEvent.objects.create(tracked=tracked, kind="open")
+    TrackingEvent.objects.create(tracked=tracked, kind="open", machine=True)
+    TrackingEvent.objects.create(tracked=tracked, kind="click")
     refresh_snapshot()
     html = admin_client.get(reverse("admin:index")).content.decode()
-    holds = html.split('id="panel-holds"', 1)[1].split("</div>", 1)[0]
-    if dashboard.optional_model("governance.LegalHold") is None:
-        assert "—" in holds
+    holds = html.split('id="panel-holds"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r">\s*1\s*</a>", holds), holds
+    from config.portal.dashboard import tracking_counts
+
+    assert tracking_counts() == {"opens": 1, "machine_opens": 1, "clicks": 1}
 
 
 def test_each_figure_links_to_a_list_that_answers(admin_client, capture_mail):

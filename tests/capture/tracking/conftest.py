@@ -10,6 +10,21 @@ from governance.consent import record_consent
 from tests.factories import make_user, set_org_settings
 
 
+@pytest.fixture(autouse=True)
+def events_buffer():
+    """The process's tracking buffer with its thread kept off: a test writes what its requests
+    buffered with `events_buffer.flush()`, on the test's own connection (inside its
+    transaction). Emptied after each test."""
+    from capture.tracking.service import EVENTS
+
+    was = EVENTS.background
+    EVENTS.background = False
+    EVENTS._take()
+    yield EVENTS
+    EVENTS._take()
+    EVENTS.background = was
+
+
 @pytest.fixture
 def org():
     return set_org_settings(internal_domains=["ourco.test"], track_by_default=True)

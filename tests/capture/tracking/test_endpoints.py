@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from capture.models import TrackedMessage, TrackingEvent
 from capture.tracking import tokens
+from capture.tracking.service import EVENTS
 from capture.tracking.views import PIXEL
 from tests.capture.tracking.conftest import tracking_consent, withdraw
 from tests.factories import make_contact
@@ -54,12 +55,16 @@ def path_of(url: str) -> str:
 
 
 def get(url: str, agent: str = HUMAN, **extra):
-    return Client(HTTP_USER_AGENT=agent, REMOTE_ADDR="203.0.113.9").get(path_of(url), **extra)
+    """The request, then the buffer written (its thread is off in tests: conftest.py)."""
+    r = Client(HTTP_USER_AGENT=agent, REMOTE_ADDR="203.0.113.9").get(path_of(url), **extra)
+    EVENTS.flush()
+    return r
 
 
 def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monkeypatch):
-    """No session, no user, no Django query: one statement, the INSERT (prepared, through
-    psycopg directly; capture/tracking/service.py says why)."""
+    """The request makes no query at all (no session, no user: the event goes to the buffer);
+    writing the buffer is one statement, the INSERT (prepared, through psycopg directly;
+    capture/tracking/service.py says why)."""
     import psycopg
 
     body, _ = issued
@@ -72,7 +77,10 @@ def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monk
 
     monkeypatch.setattr(psycopg.Cursor, "execute", spy)
     with CaptureQueriesContext(connection) as queries:
-        r = get(body["open_pixel_url"])
+        r = Client(HTTP_USER_AGENT=HUMAN).get(path_of(body["open_pixel_url"]))
+    assert (queries.captured_queries, sent, len(EVENTS)) == ([], [], 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert EVENTS.flush() == 1
     monkeypatch.undo()
     assert r.status_code == 200
     assert r["Content-Type"] == "image/gif" and r.content == PIXEL
@@ -217,6 +225,16 @@ def test_proxies_and_scanners_are_flagged_by_user_agent(issued, agent, reason):
     assert set(TrackingEvent.objects.values_list("machine", "machine_reason")) == {(True, reason)}
 
 
+def test_a_nul_in_the_user_agent_is_dropped_not_a_failed_batch(issued):
+    body, _ = issued
+    get(body["open_pixel_url"], agent="Thunder\x00bird/128.0")
+    get(body["open_pixel_url"])
+    assert list(TrackingEvent.objects.order_by("id").values_list("user_agent", flat=True)) == [
+        "Thunderbird/128.0",
+        HUMAN,
+    ]
+
+
 def test_a_real_mail_client_is_not_flagged():
     from capture.tracking.machine import agent_reason
 
@@ -258,8 +276,9 @@ def test_opens_within_seconds_of_issuance_are_flagged(issued, settings):
 
 def test_a_failing_record_step_still_answers(issued, monkeypatch):
     """The database refusing the INSERT (here: the table gone in this transaction) is logged;
-    the reader still gets the GIF and the redirect. tests/capture/tracking/test_real_server.py
-    does it with the database really down."""
+    the reader still gets the GIF and the redirect, and that batch is dropped, not retried for
+    ever ahead of the next ones (a database out of reach keeps them: test_buffer.py).
+    tests/capture/tracking/test_real_server.py runs with the database really down."""
     body, _ = issued
     from django.db import transaction
 
@@ -268,6 +287,7 @@ def test_a_failing_record_step_still_answers(issued, monkeypatch):
             cursor.execute(f"ALTER TABLE {TrackingEvent._meta.db_table} RENAME TO gone")
         r = get(body["open_pixel_url"])
         assert r.status_code == 200 and r.content == PIXEL
+        assert len(EVENTS) == 0
         # the failed statement aborted this transaction: leave it by rolling back
         transaction.set_rollback(True)
 

@@ -43,7 +43,7 @@ def capture(data: bytes, user) -> int:
 
 
 @pytest.fixture
-def world(sender, api_client):
+def world(sender, api_client, events_buffer):
     """Sam sends one tracked mail to Ann (attributed) and one to Ann and Bea (anonymous);
     Ann opens the first twice (once through Google's image proxy) and clicks its link; the
     second is opened once. Then both mails are captured."""
@@ -69,6 +69,7 @@ def world(sender, api_client):
         (browser, many["open_pixel_url"]),
     ):
         assert c.get(url.removeprefix("http://testserver")).status_code in (200, 302)
+    assert events_buffer.flush() == 4
     one_id = capture(sent_mail("<one@ourco.test>", ["ann@client.test"]), sender)
     many_id = capture(
         sent_mail("<many@ourco.test>", ["ann@client.test", "bea@client.test"], "Team news"), sender

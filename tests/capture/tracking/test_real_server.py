@@ -32,8 +32,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def start_gunicorn(database_url: str) -> tuple[subprocess.Popen, int]:
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+def start_gunicorn(database_url: str, **extra_env: str) -> tuple[subprocess.Popen, int]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **extra_env,
+    }
     proc = subprocess.Popen(
         [str(GUNICORN), "config.wsgi", "--bind", "127.0.0.1:0", "--workers", "1",
          "--no-control-socket", "--access-logfile", "-"],
@@ -78,20 +83,39 @@ def make_tokens(tracked_id: int) -> tuple[str, str]:
     )
 
 
-def test_gunicorn_records_an_open_and_a_click_in_postgresql(sender):
+def tracked_message(sender, message_id: str) -> TrackedMessage:
     from django.utils import timezone
 
-    tracked = TrackedMessage.objects.create(
-        message_id="real@ourco.test",
+    return TrackedMessage.objects.create(
+        message_id=message_id,
         sender=sender,
         mode="anonymous",
         links=["https://example.org/x"],
         expires_at=timezone.now() + timezone.timedelta(days=1),
         issued_at=timezone.now() - timezone.timedelta(hours=1),
     )
+
+
+def database_url() -> str:
     settings = connection.settings_dict
-    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    proc, port = start_gunicorn(url)
+    return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+
+
+def wait_for_events(tracked: TrackedMessage, count: int, seconds: float = 60) -> int:
+    """Poll until the worker's buffer thread has written `count` events (bounded: the test
+    fails after `seconds`, it never asserts how fast)."""
+    deadline = time.monotonic() + seconds
+    while (found := TrackingEvent.objects.filter(tracked=tracked).count()) < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return found
+
+
+def test_gunicorn_records_an_open_and_a_click_in_postgresql(sender):
+    """The worker's buffer thread writes them while the server runs."""
+    tracked = tracked_message(sender, "real@ourco.test")
+    proc, port = start_gunicorn(database_url())
     try:
         pixel, click = make_tokens(tracked.pk)
         status, body, headers = fetch(port, pixel)
@@ -100,12 +124,32 @@ def test_gunicorn_records_an_open_and_a_click_in_postgresql(sender):
         status, _, headers = fetch(port, click)
         assert (status, headers["Location"]) == (302, "https://example.org/x")
         assert fetch(port, pixel[:-3])[0] == 404
+        assert wait_for_events(tracked, 2) == 2
     finally:
         proc.terminate()
         proc.wait(30)
     assert sorted(TrackingEvent.objects.values_list("kind", "machine")) == [
         ("click", False),
         ("open", False),
+    ]
+
+
+def test_a_worker_that_exits_writes_what_it_buffered(sender):
+    """With an interval longer than the test, nothing is written while the server runs; a
+    SIGTERM (gunicorn's graceful stop) writes the buffer on the worker's way out."""
+    tracked = tracked_message(sender, "exit@ourco.test")
+    proc, port = start_gunicorn(database_url(), MAILWARDEN_TRACKING_FLUSH_SECONDS="3600")
+    try:
+        pixel, click = make_tokens(tracked.pk)
+        assert fetch(port, pixel)[0] == 200
+        assert fetch(port, click)[0] == 302
+        assert not TrackingEvent.objects.filter(tracked=tracked).exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert sorted(TrackingEvent.objects.filter(tracked=tracked).values_list("kind", flat=True)) == [
+        "click",
+        "open",
     ]
 
 
