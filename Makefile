@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run test test-s3 lint format bench bench-quick fuzz clean
+.PHONY: install run test test-s3 lint format bench bench-quick fuzz clean messages
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -33,6 +33,13 @@ S3_TESTS := tests/capture/read tests/capture/test_api_captures.py tests/capture/
 	tests/capture/pipeline/test_fixtures_matrix.py tests/governance/settings/test_never_log_removal.py
 test-s3: install
 	$(PY) -m pytest -q --file-store=s3-encrypted $(S3_TESTS) $(PYTEST_ARGS)
+
+# The translation catalogues (docs/admin.md "Languages"; needs GNU gettext): collect the marked
+# strings into locale/*/django.po, then compile the .mo files, which are committed so a fresh
+# clone runs without gettext.
+messages: install
+	$(PY) manage.py makemessages -l nb -l sv -l pl --no-obsolete --ignore=.venv --ignore=tests --ignore=bench --ignore=docs
+	$(PY) manage.py compilemessages --ignore=.venv
 
 lint: install
 	$(PY) -m ruff check .

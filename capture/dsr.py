@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from capture import dispatch, holds
 from capture.models import (
@@ -119,10 +120,10 @@ def create_request(
         if "@" not in normalised:
             raise ValueError
     except (ValueError, TypeError):
-        errors["address"] = ["Enter a valid email address."]
+        errors["address"] = [gettext("Enter a valid email address.")]
         normalised = ""
     if len(note or "") > 500:
-        errors["note"] = ["At most 500 characters."]
+        errors["note"] = [gettext("At most 500 characters.")]
     if errors:
         raise DsrRejected(errors)
     password = secrets.token_urlsafe(18) if kind == Kind.ACCESS else ""
@@ -371,7 +372,9 @@ def take_archive(
     with transaction.atomic():
         req = DataSubjectRequest.objects.select_for_update().get(pk=req.pk)
         if req.requested_by_id is None or req.requested_by_id != getattr(user, "pk", None):
-            raise PermissionError("Only the user who made the request may download its archive.")
+            raise PermissionError(
+                gettext("Only the user who made the request may download its archive.")
+            )
         if req.kind != Kind.ACCESS or req.state != State.COMPLETED or not req.archive_path:
             if req.archive_downloaded_at:
                 raise ArchiveUnavailable("The archive was downloaded already.")

@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from capture import dispatch
 from capture.models import (
@@ -582,7 +583,7 @@ def validate_policy(data: dict[str, Any]) -> dict[str, list[str]]:
     for name, allowed in CHOICES.items():
         values = data.get(name) or []
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            errors[name] = ["Must be a list of strings."]
+            errors[name] = [gettext("Must be a list of strings.")]
             continue
         bad = sorted(set(values) - allowed)
         if bad:
@@ -591,9 +592,9 @@ def validate_policy(data: dict[str, Any]) -> dict[str, list[str]]:
             ]
     cats = data.get("categories") or []
     if not isinstance(cats, list) or not all(isinstance(v, str) and v for v in cats):
-        errors["categories"] = ["Must be a list of category names."]
+        errors["categories"] = [gettext("Must be a list of category names.")]
     if data.get("action") == Action.REVIEW and not data.get("reviewer"):
-        errors["reviewer"] = ["A disposition review needs a named reviewer."]
+        errors["reviewer"] = [gettext("A disposition review needs a named reviewer.")]
     return errors
 
 

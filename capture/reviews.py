@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Min
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from capture.models import DispositionReview, EmailMessage, RetentionPolicy
 from capture.purge import dispose_now
@@ -41,19 +42,21 @@ def decide_review(
     """The named reviewer (or an admin) approves, extends or relabels, with a justification."""
     errors: dict[str, list[str]] = {}
     if not (justification or "").strip():
-        errors["justification"] = ["A justification is required."]
+        errors["justification"] = [gettext("A justification is required.")]
     if decision not in ("approve", "extend", "relabel"):
-        errors["decision"] = ["Choose approve, extend or relabel."]
+        errors["decision"] = [gettext("Choose approve, extend or relabel.")]
     if decision == "extend" and (extend_to is None or extend_to <= timezone.now()):
-        errors["extend_to"] = ["Extending needs a future date."]
+        errors["extend_to"] = [gettext("Extending needs a future date.")]
     if decision == "relabel" and new_policy is None:
-        errors["new_policy"] = ["Relabelling needs the policy to apply."]
+        errors["new_policy"] = [gettext("Relabelling needs the policy to apply.")]
     if errors:
         raise ReviewRejected(errors)
     with transaction.atomic():
         review = DispositionReview.objects.select_for_update().get(pk=review.pk)
         if review.status != DispositionReview.Status.PENDING:
-            raise ReviewRejected({"status": [f"Already decided ({review.status})."]})
+            raise ReviewRejected(
+                {"status": [gettext("Already decided (%(status)s).") % {"status": review.status}]}
+            )
         user = actor if getattr(actor, "is_authenticated", False) else None
         review.decided_by, review.decided_at = user, timezone.now()
         review.justification = justification.strip()

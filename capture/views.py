@@ -12,45 +12,50 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
+from django.utils.translation import get_language_from_request, gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from capture.addresses import get_or_create_capture_address, rotate_capture_address
 from capture.models import CaptureAddress
 from crm import user_addresses
 from crm.models import UserAddress
+from crm.services import LanguageRejected, set_user_language
 from governance import never_log
 from governance.audit import client_address
 from governance.models import ASSOCIATION_KINDS, NeverLogRule, SyncedMailVisibility
 from governance.settings import SettingsRejected, effective_settings, update_user_settings
 
 DEFAULT = ""
-YES_NO = [(DEFAULT, "Organisation default"), ("true", "Yes"), ("false", "No")]
+YES_NO = [(DEFAULT, _("Organisation default")), ("true", _("Yes")), ("false", _("No"))]
 
 
 class SettingsForm(forms.Form):
-    log_all = forms.ChoiceField(choices=YES_NO, required=False, label="Log all my mail")
-    track = forms.ChoiceField(choices=YES_NO, required=False, label="Track opens and clicks")
+    log_all = forms.ChoiceField(choices=YES_NO, required=False, label=_("Log all my mail"))
+    track = forms.ChoiceField(choices=YES_NO, required=False, label=_("Track opens and clicks"))
     private_by_default = forms.ChoiceField(
-        choices=YES_NO, required=False, label="New threads I capture start private"
+        choices=YES_NO, required=False, label=_("New threads I capture start private")
     )
     follow_associations = forms.BooleanField(
-        required=False, label="Associate with the organisation's default record kinds"
+        required=False, label=_("Associate with the organisation's default record kinds")
     )
     associations = forms.MultipleChoiceField(
         choices=[(k, k.capitalize()) for k in ASSOCIATION_KINDS],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Or these record kinds",
+        label=_("Or these record kinds"),
     )
     synced_mail_visibility = forms.ChoiceField(
-        choices=[(DEFAULT, "Organisation default"), *SyncedMailVisibility.choices],
+        choices=[(DEFAULT, _("Organisation default")), *SyncedMailVisibility.choices],
         required=False,
-        label="Who may see my synced mail",
+        label=_("Who may see my synced mail"),
     )
 
     def changes(self) -> dict[str, Any]:
@@ -93,19 +98,27 @@ def _settings_form(user, data=None) -> SettingsForm:
     ):
         if getattr(current, name).locked:
             form.fields[name].disabled = True
-            form.fields[name].help_text = "Set by your organisation for everyone."
+            form.fields[name].help_text = gettext("Set by your organisation for everyone.")
     form.fields["follow_associations"].disabled = current.associations.locked
     return form
 
 
 class AddressForm(forms.Form):
-    address = forms.CharField(max_length=254, label="Address")
+    address = forms.CharField(max_length=254, label=_("Address"))
     kind = forms.ChoiceField(choices=UserAddress.Kind.choices, initial=UserAddress.Kind.ALIAS)
+
+
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(
+        choices=[("", _("Follow my browser")), *settings.LANGUAGES],
+        required=False,
+        label=_("Language"),
+    )
 
 
 class NeverLogForm(forms.Form):
     kind = forms.ChoiceField(choices=NeverLogRule.Kind.choices)
-    value = forms.CharField(max_length=254, label="Address or domain")
+    value = forms.CharField(max_length=254, label=_("Address or domain"))
 
 
 @login_required(login_url="/admin/login/")
@@ -114,7 +127,7 @@ def me(request: HttpRequest) -> HttpResponse:
     """The user's settings page; every POST names its `action` and redirects back."""
     user = request.user
     audit = {"actor": user, "channel": "web", "client": client_address(request)}
-    settings_form = address_form = never_log_form = None
+    settings_form = address_form = never_log_form = language_form = None
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "rotate":
@@ -123,7 +136,7 @@ def me(request: HttpRequest) -> HttpResponse:
             )
             rotate_capture_address(addr, user, channel="web", address=client_address(request))
             messages.success(
-                request, "Your capture address was rotated; the old one no longer works."
+                request, gettext("Your capture address was rotated; the old one no longer works.")
             )
             return redirect("me")
         if action == "settings":
@@ -135,7 +148,18 @@ def me(request: HttpRequest) -> HttpResponse:
                     for field, errors in e.errors.items():
                         settings_form.add_error(None, f"{field}: {' '.join(errors)}")
                 else:
-                    messages.success(request, "Your settings were saved.")
+                    messages.success(request, gettext("Your settings were saved."))
+                    return redirect("me")
+        elif action == "language":
+            language_form = LanguageForm(request.POST)
+            if language_form.is_valid():
+                try:
+                    set_user_language(user, language_form.cleaned_data["language"], **audit)
+                except LanguageRejected as e:
+                    language_form.add_error("language", str(e))
+                else:
+                    translation.activate(user.language or get_language_from_request(request))
+                    messages.success(request, gettext("Your language was saved."))
                     return redirect("me")
         elif action == "add_address":
             address_form = AddressForm(request.POST)
@@ -150,7 +174,9 @@ def me(request: HttpRequest) -> HttpResponse:
                 except user_addresses.OwnAddressError as e:
                     address_form.add_error("address", str(e))
                 else:
-                    messages.success(request, "We mailed a code to the address: enter it below.")
+                    messages.success(
+                        request, gettext("We mailed a code to the address: enter it below.")
+                    )
                     return redirect("me")
         elif action == "verify_address":
             row = get_object_or_404(UserAddress, pk=request.POST.get("id"), user=user)
@@ -159,12 +185,14 @@ def me(request: HttpRequest) -> HttpResponse:
             except user_addresses.OwnAddressError as e:
                 messages.error(request, str(e))
             else:
-                messages.success(request, "The address is verified and now counts as yours.")
+                messages.success(
+                    request, gettext("The address is verified and now counts as yours.")
+                )
             return redirect("me")
         elif action == "remove_address":
             row = get_object_or_404(UserAddress, pk=request.POST.get("id"), user=user)
             user_addresses.remove_own_address(row, **audit)
-            messages.success(request, "The address was removed.")
+            messages.success(request, gettext("The address was removed."))
             return redirect("me")
         elif action == "add_never_log":
             never_log_form = NeverLogForm(request.POST)
@@ -183,7 +211,7 @@ def me(request: HttpRequest) -> HttpResponse:
         elif action == "remove_never_log":
             rule = get_object_or_404(NeverLogRule, pk=request.POST.get("id"), user=user)
             never_log.delete_never_log_rule(rule, **audit)
-            messages.success(request, "The never-log entry was removed.")
+            messages.success(request, gettext("The never-log entry was removed."))
             return redirect("me")
         elif action == "preview_removal":
             rule = get_object_or_404(NeverLogRule, pk=request.POST.get("id"), user=user)
@@ -191,7 +219,7 @@ def me(request: HttpRequest) -> HttpResponse:
         elif action == "remove_stored":
             rule = get_object_or_404(NeverLogRule, pk=request.POST.get("id"), user=user)
             never_log.queue_never_log_removal(rule, **audit)
-            messages.success(request, "Your stored mail from it is being removed.")
+            messages.success(request, gettext("Your stored mail from it is being removed."))
             return redirect("me")
         else:
             return redirect("me")
@@ -207,6 +235,7 @@ def me(request: HttpRequest) -> HttpResponse:
         "settings_form": settings_form or _settings_form(user),
         "address_form": address_form or AddressForm(),
         "never_log_form": never_log_form or NeverLogForm(),
+        "language_form": language_form or LanguageForm(initial={"language": user.language}),
         "never_log_rules": NeverLogRule.objects.filter(user=user).order_by("kind", "value"),
     }
     return render(request, "capture/me.html", context)

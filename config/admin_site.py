@@ -12,6 +12,7 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 
@@ -38,7 +39,7 @@ def _otp_login_form():
 class MailwardenAdminSite(AdminSite):
     site_header = "Mailwarden"
     site_title = "Mailwarden"
-    index_title = "Dashboard"
+    index_title = _("Dashboard")
     index_template = "admin/mailwarden_index.html"
 
     # --- two-factor login (django-otp, TOTP), docs/admin.md "Staff accounts" --------------

@@ -27,7 +27,17 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_TZ = True
 USE_I18N = True
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The portal's languages (docs/admin.md "Languages"): English and the catalogues in locale/.
+# A user's profile language (crm.User.language) wins; else the switcher's cookie, else the
+# browser's Accept-Language (LocaleMiddleware); else English.
+LANGUAGES = [
+    ("en", "English"),
+    ("nb", "Norsk (bokmål)"),
+    ("sv", "Svenska"),
+    ("pl", "Polski"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 INSTALLED_APPS = [
     # The "Mailwarden" AdminSite replaces admin.site (config/apps.py): every existing
@@ -63,10 +73,14 @@ MIDDLEWARE = [
     # static files (admin, Swagger UI, Redoc) served by the web process itself: no CDN, no proxy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # the language from the switcher's cookie or the browser (Accept-Language) ...
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # ... unless the signed-in user chose one in their profile (config/i18n.py)
+    "config.i18n.ProfileLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from capture import views as capture_views
 from capture.tracking import views as tracking_views
+from config.i18n import set_language
 from config.views import healthz, self_hosted_only
 
 urlpatterns = [
@@ -14,6 +15,8 @@ urlpatterns = [
     path("t/o/<str:token>", tracking_views.open_pixel, name="tracking-open"),
     path("t/c/<str:token>", tracking_views.click_redirect, name="tracking-click"),
     path("admin/", admin.site.urls),
+    # the header's language switcher: Django's set_language, also saved to the user's profile
+    path("i18n/setlang/", set_language, name="set_language"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and Redoc from drf-spectacular-sidecar's static files (settings.py); Redoc
     # under a policy that keeps every request on this origin (config/views.py).

@@ -15,6 +15,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
 from core.admin import ScaleAdminMixin
@@ -146,11 +148,11 @@ class UserAdmin(ScaleAdminMixin, AuditedAdminMixin, DjangoUserAdmin):
     inlines = [UserAddressInline]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Mailwarden", {"fields": ("role", "team")}),
+        ("Mailwarden", {"fields": ("role", "team", "language")}),
     )
     add_fieldsets = (
         *DjangoUserAdmin.add_fieldsets,
-        ("Mailwarden", {"fields": ("email", "role", "team")}),
+        ("Mailwarden", {"fields": ("email", "role", "team", "language")}),
     )
 
 
@@ -163,7 +165,7 @@ class TeamAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("members"))
 
-    @admin.display(description="members", ordering="_members")
+    @admin.display(description=_("members"), ordering="_members")
     def member_count(self, obj: Team) -> int:
         return obj._members
 
@@ -223,7 +225,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return []
         return ["prefix", "user", "service", "scope_list", "last_used", "revoked_at", "created"]
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_list(self, obj: ApiToken) -> str:
         return ", ".join(obj.scopes)
 
@@ -266,12 +268,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
         )
         super().delete_model(request, obj)
 
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke_tokens(self, request, queryset) -> None:
         count = services.revoke_api_tokens(
             queryset, actor=request.user, channel="admin", address=_client_address(request)
         )
-        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+        self.message_user(
+            request, gettext("Revoked %(count)s token(s).") % {"count": count}, messages.SUCCESS
+        )
 
 
 # --- organizations -----------------------------------------------------------------------
@@ -315,7 +319,7 @@ class OrganizationAdmin(
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("domains")
 
-    @admin.display(description="domains")
+    @admin.display(description=_("domains"))
     def domain_list(self, obj: Organization) -> str:
         return ", ".join(sorted(d.domain for d in obj.domains.all()))
 
@@ -384,7 +388,7 @@ class ContactAdmin(
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("emails")
 
-    @admin.display(description="e-mail addresses")
+    @admin.display(description=_("e-mail addresses"))
     def email_list(self, obj: Contact):
         rows = sorted(obj.emails.all(), key=lambda e: (not e.is_primary, e.address))
         return format_html_join(", ", "{}", ((e.address,) for e in rows))

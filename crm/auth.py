@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from crm.models import ApiToken
@@ -28,6 +29,11 @@ class TokenAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if token.last_used is None or (now - token.last_used).total_seconds() > 60:
             ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        # the token user's profile language, as config.i18n does for a session (else the
+        # request's Accept-Language, activated by LocaleMiddleware, stays)
+        if token.user.language in dict(settings.LANGUAGES):
+            translation.activate(token.user.language)
+            request.LANGUAGE_CODE = token.user.language
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStamped
 
@@ -28,14 +30,21 @@ class User(AbstractUser):
     """A member of the sales team. Created from the first migration (Django's advice)."""
 
     class Role(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        COMPLIANCE = "compliance", "Compliance officer"
-        MANAGER = "manager", "Team manager"
-        MEMBER = "member", "Member"
+        ADMIN = "admin", _("Admin")
+        COMPLIANCE = "compliance", _("Compliance officer")
+        MANAGER = "manager", _("Team manager")
+        MEMBER = "member", _("Member")
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("The portal's language for this user; empty = follow the browser."),
     )
 
     class Meta(AbstractUser.Meta):
@@ -78,8 +87,8 @@ class UserAddress(TimeStamped):
     objects = UserAddressQuerySet.as_manager()
 
     class Kind(models.TextChoices):
-        CONNECTED = "connected", "Connected address"
-        ALIAS = "alias", "Alias"
+        CONNECTED = "connected", _("Connected address")
+        ALIAS = "alias", _("Alias")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
     address = models.CharField(max_length=254, unique=True)
@@ -101,11 +110,11 @@ class ApiToken(TimeStamped):
     """A bearer token with scopes. Only a hash is stored; the secret is shown once."""
 
     class Scope(models.TextChoices):
-        CAPTURE_WRITE = "capture:write", "Capture mail"
-        CAPTURE_READ = "capture:read", "Read captured mail"
-        CRM_READ = "crm:read", "Read CRM records"
-        CRM_WRITE = "crm:write", "Write CRM records"
-        GOVERNANCE_ADMIN = "governance:admin", "Administer governance"
+        CAPTURE_WRITE = "capture:write", _("Capture mail")
+        CAPTURE_READ = "capture:read", _("Read captured mail")
+        CRM_READ = "crm:read", _("Read CRM records")
+        CRM_WRITE = "crm:write", _("Write CRM records")
+        GOVERNANCE_ADMIN = "governance:admin", _("Administer governance")
 
     name = models.CharField(max_length=120)
     user = models.ForeignKey(
@@ -157,10 +166,10 @@ class ApiToken(TimeStamped):
 
 class Organization(TimeStamped):
     class Source(models.TextChoices):
-        MANUAL = "manual", "Manual"
-        IMPORT = "import", "Import"
-        CAPTURE = "capture", "Capture"
-        API = "api", "API"
+        MANUAL = "manual", _("Manual")
+        IMPORT = "import", _("Import")
+        CAPTURE = "capture", _("Capture")
+        API = "api", _("API")
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(
@@ -245,16 +254,16 @@ class Item(TimeStamped):
     """A linkable record: deal, lead, project or ticket (one table; docs/architecture.md says why)."""
 
     class Kind(models.TextChoices):
-        DEAL = "deal", "Deal"
-        LEAD = "lead", "Lead"
-        PROJECT = "project", "Project"
-        TICKET = "ticket", "Ticket"
+        DEAL = "deal", _("Deal")
+        LEAD = "lead", _("Lead")
+        PROJECT = "project", _("Project")
+        TICKET = "ticket", _("Ticket")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        WON = "won", "Won"
-        LOST = "lost", "Lost"
-        CLOSED = "closed", "Closed"
+        OPEN = "open", _("Open")
+        WON = "won", _("Won")
+        LOST = "lost", _("Lost")
+        CLOSED = "closed", _("Closed")
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     title = models.CharField(max_length=300)

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.db.bulk import bulk_insert, new_row
 from crm.addresses import (
@@ -240,14 +241,20 @@ def normalize_email_specs(items: Iterable[Mapping[str, Any] | EmailSpec | str]) 
         try:
             address = normalize_address(raw)
         except InvalidAddress as e:
-            raise InvalidEmails(f"Entry {index + 1}: not a valid e-mail address ({e}).") from e
+            raise InvalidEmails(
+                gettext("Entry %(index)s: not a valid e-mail address (%(e)s).")
+                % {"index": index + 1, "e": e}
+            ) from e
         if address in seen:
-            raise InvalidEmails(f"Entry {index + 1}: the address {address} is listed twice.")
+            raise InvalidEmails(
+                gettext("Entry %(index)s: the address %(address)s is listed twice.")
+                % {"index": index + 1, "address": address}
+            )
         seen.add(address)
         specs.append(EmailSpec(address, primary))
     primaries = [s for s in specs if s.is_primary]
     if len(primaries) > 1:
-        raise InvalidEmails("Only one address can be the primary one.")
+        raise InvalidEmails(gettext("Only one address can be the primary one."))
     if specs and not primaries:
         specs[0] = EmailSpec(specs[0].address, True)
     return specs
@@ -307,14 +314,22 @@ def normalize_domain(value: str) -> str:
     try:
         host = normalize_address(f"postmaster@{text}").partition("@")[2]
     except InvalidAddress as e:
-        raise InvalidDomain(f"“{value}” is not a valid domain ({e}).") from e
+        raise InvalidDomain(
+            gettext("“%(value)s” is not a valid domain (%(e)s).") % {"value": value, "e": e}
+        ) from e
     domain = registrable_domain(host)
     from crm.addresses import _public_suffix_list  # the loaded list, to avoid a second copy
 
     if _public_suffix_list().is_public(domain):
-        raise InvalidDomain(f"{domain} is a public suffix, not an organization's domain.")
+        raise InvalidDomain(
+            gettext("%(domain)s is a public suffix, not an organization's domain.")
+            % {"domain": domain}
+        )
     if is_free_mail_domain(domain):
-        raise InvalidDomain(f"{domain} is a free-mail domain; it cannot identify an organization.")
+        raise InvalidDomain(
+            gettext("%(domain)s is a free-mail domain; it cannot identify an organization.")
+            % {"domain": domain}
+        )
     return domain
 
 
@@ -385,7 +400,7 @@ def issue_api_token(
             f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ApiToken.Scope.values)}."
         )
     if not wanted:
-        raise InvalidScopes("A token needs at least one scope.")
+        raise InvalidScopes(gettext("A token needs at least one scope."))
     token = ApiToken(
         user=user,
         name=name or service or f"{user.get_username()} token",
@@ -454,3 +469,40 @@ def record_crm_change(
         address=address,
         detail=info,
     )
+
+
+# --- the user's portal language ------------------------------------------------------------
+
+
+class LanguageRejected(ValueError):
+    """Not one of settings.LANGUAGES (nor empty)."""
+
+
+def set_user_language(
+    user: User, language: str | None, *, actor: Any = None, channel: str = "", client: str = ""
+) -> bool:
+    """Store the portal language of `user` ("" or None = follow the browser); audited.
+    Returns whether it changed."""
+    from django.conf import settings
+    from django.utils.translation import gettext
+
+    from governance.audit import record_event
+
+    language = language or ""
+    if language and language not in dict(settings.LANGUAGES):
+        raise LanguageRejected(gettext("Not a language of this portal."))
+    if user.language == language:
+        return False
+    before = user.language
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
+        record_event(
+            "user.language_changed",
+            actor=actor or user,
+            obj=user,
+            channel=channel,
+            address=client,
+            detail={"from": before, "to": language},
+        )
+    return True

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from crm.addresses import InvalidAddress, normalize_address
 from crm.models import User, UserAddress
@@ -51,18 +52,23 @@ def add_own_address(
     try:
         normalized = normalize_address(address)
     except InvalidAddress as e:
-        raise OwnAddressError("invalid_address", f"Enter a valid e-mail address ({e}).") from e
+        raise OwnAddressError(
+            "invalid_address", gettext("Enter a valid e-mail address (%(e)s).") % {"e": e}
+        ) from e
     if kind not in UserAddress.Kind.values:
-        raise OwnAddressError("invalid_kind", f"Kind must be one of {UserAddress.Kind.values}.")
+        raise OwnAddressError(
+            "invalid_kind",
+            gettext("Kind must be one of %(values)s.") % {"values": UserAddress.Kind.values},
+        )
     if user.email and user.email.strip().lower() == normalized:
-        raise OwnAddressError("login_address", "This is already your login e-mail.")
+        raise OwnAddressError("login_address", gettext("This is already your login e-mail."))
     code = f"{secrets.randbelow(10**6):06d}"
     with transaction.atomic():
         row = UserAddress.objects.select_for_update().filter(address=normalized).first()
         if row is not None and row.user_id != user.pk:
-            raise OwnAddressError("address_taken", "This address belongs to another user.")
+            raise OwnAddressError("address_taken", gettext("This address belongs to another user."))
         if row is not None and row.verified_at is not None:
-            raise OwnAddressError("already_verified", "This address is already yours.")
+            raise OwnAddressError("already_verified", gettext("This address is already yours."))
         if row is None:
             row = UserAddress.objects.create(
                 user=user, address=normalized, kind=kind, verified_at=None
@@ -105,11 +111,15 @@ def verify_own_address(
     with transaction.atomic():
         row = UserAddress.objects.select_for_update().get(pk=row.pk)
         if row.verified_at is not None:
-            raise OwnAddressError("already_verified", "This address is already verified.")
+            raise OwnAddressError("already_verified", gettext("This address is already verified."))
         if not row.code_hash or row.code_attempts >= MAX_ATTEMPTS:
-            raise OwnAddressError("too_many_attempts", "Too many wrong codes: ask for a new code.")
+            raise OwnAddressError(
+                "too_many_attempts", gettext("Too many wrong codes: ask for a new code.")
+            )
         if row.code_expires is None or row.code_expires <= timezone.now():
-            raise OwnAddressError("code_expired", "The code has expired: ask for a new code.")
+            raise OwnAddressError(
+                "code_expired", gettext("The code has expired: ask for a new code.")
+            )
         if not hmac.compare_digest(row.code_hash, _code_hash(row.pk, str(code).strip())):
             row.code_attempts += 1
             row.save(update_fields=["code_attempts", "updated"])
@@ -138,7 +148,7 @@ def verify_own_address(
                 detail={"user": row.user_id, "kind": row.kind},
             )
     if wrong:  # the attempt is counted (committed) before the refusal
-        raise OwnAddressError("wrong_code", "The code is not right.")
+        raise OwnAddressError("wrong_code", gettext("The code is not right."))
     return row
 
 

@@ -20,6 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import ScaleAdminMixin
 from crm.admin import register_record_panel
@@ -104,7 +106,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "Private mail",
+            _("Private mail"),
             {
                 "fields": ("private_subject_tags", "private_mail"),
                 "description": "Mail tagged in its subject (e.g. [private]), sent with "
@@ -114,7 +116,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "Contacts created from mail",
+            _("Contacts created from mail"),
             {
                 "fields": (
                     "auto_create_contacts",
@@ -128,7 +130,7 @@ class OrgSettingsAdmin(AuditedPolicyAdmin):
             },
         ),
         (
-            "User defaults",
+            _("User defaults"),
             {
                 "fields": (
                     ("log_all_by_default", "enforce_log_all"),
@@ -264,11 +266,11 @@ class NeverLogRuleAdmin(AuditedPolicyAdmin):
             return super().response_add(request, obj, post_url_continue)
         return HttpResponseRedirect(self._removal_url(obj))
 
-    @admin.action(description="Preview and remove stored mail", permissions=["change"])
+    @admin.action(description=_("Preview and remove stored mail"), permissions=["change"])
     def preview_and_remove_stored(self, request, queryset):
         rules = list(queryset[:2])
         if len(rules) != 1:
-            self.message_user(request, "Select one rule at a time.", messages.WARNING)
+            self.message_user(request, gettext("Select one rule at a time."), messages.WARNING)
             return None
         return HttpResponseRedirect(self._removal_url(rules[0]))
 
@@ -280,7 +282,11 @@ class NeverLogRuleAdmin(AuditedPolicyAdmin):
         audit = {"actor": request.user, "channel": "admin", "client": client_address(request)}
         if request.method == "POST":
             never_log.queue_never_log_removal(rule, **audit)
-            self.message_user(request, f"Removal of the stored mail matching “{rule}” was queued.")
+            self.message_user(
+                request,
+                gettext("Removal of the stored mail matching “%(rule)s” was queued.")
+                % {"rule": rule},
+            )
             return HttpResponseRedirect(reverse("admin:governance_neverlogrule_changelist"))
         with transaction.atomic():
             counts = never_log.preview_never_log_removal(rule, **audit)
@@ -368,19 +374,19 @@ class CachedDistinctFilter(admin.SimpleListFilter):
 
 
 class ActionFilter(CachedDistinctFilter):
-    title = "action"
+    title = _("action")
     parameter_name = "action"
     field = "action"
 
 
 class ChannelFilter(CachedDistinctFilter):
-    title = "channel"
+    title = _("channel")
     parameter_name = "channel"
     field = "channel"
 
 
 class ObjectTypeFilter(CachedDistinctFilter):
-    title = "object type"
+    title = _("object type")
     parameter_name = "object_type"
     field = "object_type"
 
@@ -388,7 +394,7 @@ class ObjectTypeFilter(CachedDistinctFilter):
 class ActorFilter(admin.SimpleListFilter):
     """Users who can act (staff and API users are few): one choice each, no scan of the log."""
 
-    title = "actor"
+    title = _("actor")
     parameter_name = "actor_user"
 
     def lookups(self, request, model_admin):
@@ -515,13 +521,13 @@ class AuditEventAdmin(ScaleAdminMixin, ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="detail")
+    @admin.display(description=_("detail"))
     def detail_json(self, obj: AuditEvent):
         return format_html(
             "<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str)
         )
 
-    @admin.display(description="object", ordering="object_id")
+    @admin.display(description=_("object"), ordering="object_id")
     def object_link(self, obj: AuditEvent):
         if not obj.object_type:
             return obj.object_id or "—"

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.db.bulk import execute_binary
 from governance.audit import Actor, record_event
@@ -148,11 +149,18 @@ def validate_consent(
                 f"For {purpose}, the action is one of {', '.join(sorted(allowed))}."
             ]
         if purpose == Purpose.TRACKING and basis != Basis.CONSENT:
-            errors["basis"] = ["Tracking rests on consent only: the basis must be “consent”."]
+            errors["basis"] = [
+                gettext("Tracking rests on consent only: the basis must be “consent”.")
+            ]
     if len(source or "") > SOURCE_MAX:
-        errors["source"] = [f"At most {SOURCE_MAX} characters."]
+        errors["source"] = [
+            gettext("At most %(SOURCE_MAX)s characters.") % {"SOURCE_MAX": SOURCE_MAX}
+        ]
     if len(evidence_text or "") > EVIDENCE_TEXT_MAX:
-        errors["evidence_text"] = [f"At most {EVIDENCE_TEXT_MAX} characters."]
+        errors["evidence_text"] = [
+            gettext("At most %(EVIDENCE_TEXT_MAX)s characters.")
+            % {"EVIDENCE_TEXT_MAX": EVIDENCE_TEXT_MAX}
+        ]
     if "\x00" in (source or "") + (evidence_text or ""):
         errors.setdefault("source" if "\x00" in (source or "") else "evidence_text", []).append(
             "Null characters are not allowed."
@@ -199,9 +207,9 @@ def record_consent(
         evidence_file=evidence_file,
     )
     if channel not in Channel.values:
-        errors["channel"] = [f"“{channel}” is not a channel."]
+        errors["channel"] = [gettext("“%(channel)s” is not a channel.") % {"channel": channel}]
     if effective_at is not None and timezone.is_naive(effective_at):
-        errors["effective_at"] = ["Give a time zone."]
+        errors["effective_at"] = [gettext("Give a time zone.")]
     if errors:
         raise ConsentRejected(errors)
     who = Actor.of(actor)

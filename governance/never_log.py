@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from core import dispatch
 from crm.addresses import InvalidAddress, normalize_address, registrable_domain
@@ -53,7 +54,9 @@ def normalize_rule_value(kind: str, value: str) -> str:
         host = normalize_address(f"postmaster@{text.lstrip('@')}").partition("@")[2]
     except InvalidAddress as e:
         what = "an e-mail address" if kind == NeverLogRule.Kind.ADDRESS else "a domain"
-        raise NeverLogRejected("value", f"Enter {what} ({e}).") from e
+        raise NeverLogRejected(
+            "value", gettext("Enter %(what)s (%(e)s).") % {"what": what, "e": e}
+        ) from e
     return registrable_domain(host)
 
 
@@ -77,11 +80,14 @@ def add_never_log_rule(
 ) -> NeverLogRule:
     """Add an org-wide (user None) or personal never-log rule, audited."""
     if kind not in NeverLogRule.Kind.values:
-        raise NeverLogRejected("kind", f"Kind must be one of {NeverLogRule.Kind.values}.")
+        raise NeverLogRejected(
+            "kind",
+            gettext("Kind must be one of %(values)s.") % {"values": NeverLogRule.Kind.values},
+        )
     normalized = normalize_rule_value(kind, value)
     with transaction.atomic():
         if NeverLogRule.objects.filter(kind=kind, value=normalized, user=user).exists():
-            raise NeverLogRejected("value", "This rule already exists.")
+            raise NeverLogRejected("value", gettext("This rule already exists."))
         rule = NeverLogRule.objects.create(kind=kind, value=normalized, user=user, note=note)
         record_event(
             "governance.neverlogrule.created",

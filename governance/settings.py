@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from crm.models import User
 from governance.audit import record_event
@@ -129,7 +130,7 @@ def effective_settings_of_users(
 def clean_associations(value: Any) -> list[str]:
     """A list of record kinds (ASSOCIATION_KINDS), deduplicated in their canonical order."""
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ValueError("Give a list of record kinds.")
+        raise ValueError(gettext("Give a list of record kinds."))
     unknown = sorted(set(value) - set(ASSOCIATION_KINDS))
     if unknown:
         raise ValueError(
@@ -143,7 +144,7 @@ def _clean(name: str, value: Any) -> Any:
         return None
     if name in BOOLEAN_SETTINGS:
         if not isinstance(value, bool):
-            raise ValueError("Give true, false or null (follow the organisation default).")
+            raise ValueError(gettext("Give true, false or null (follow the organisation default)."))
         return value
     if name == "associations":
         return clean_associations(value)
@@ -166,10 +167,10 @@ def update_user_settings(
     cleaned: dict[str, Any] = {}
     for name, value in changes.items():
         if name not in USER_SETTINGS:
-            errors[name] = ["Unknown setting."]
+            errors[name] = [gettext("Unknown setting.")]
             continue
         if getattr(org, USER_SETTINGS[name][2]):
-            errors[name] = ["Locked: the organisation applies its default to all users."]
+            errors[name] = [gettext("Locked: the organisation applies its default to all users.")]
             continue
         try:
             cleaned[name] = _clean(name, value)

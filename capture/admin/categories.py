@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture import categories as service
 from capture.models import Category, EmailMessage
@@ -58,17 +60,23 @@ class CategoryAdmin(admin.ModelAdmin):
                 obj.pk, obj.created, obj.updated = created.pk, created.created, created.updated
         except service.CategoryRejected as e:
             # The form's own uniqueness check runs first; this is a concurrent create.
-            self.message_user(request, f"Not saved: {e.detail}", messages.ERROR)
+            self.message_user(
+                request, gettext("Not saved: %(detail)s") % {"detail": e.detail}, messages.ERROR
+            )
 
-    @admin.action(description="Activate the selected categories")
+    @admin.action(description=_("Activate the selected categories"))
     def activate(self, request, queryset) -> None:
         n = service.set_categories_active(queryset, True, **_audit(request))
-        self.message_user(request, f"{n} categories activated.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(n)s categories activated.") % {"n": n}, messages.SUCCESS
+        )
 
-    @admin.action(description="Deactivate the selected categories (they stay on old mail)")
+    @admin.action(description=_("Deactivate the selected categories (they stay on old mail)"))
     def deactivate(self, request, queryset) -> None:
         n = service.set_categories_active(queryset, False, **_audit(request))
-        self.message_user(request, f"{n} categories deactivated.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(n)s categories deactivated.") % {"n": n}, messages.SUCCESS
+        )
 
 
 class EmailCategoriesForm(forms.ModelForm):
@@ -108,4 +116,8 @@ class EmailCategoriesAdminMixin:
                 obj, form.cleaned_data["category_names"], **_audit(request)
             )
         except service.CategoryRejected as e:
-            self.message_user(request, f"Categories not saved: {e.detail}", messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(
+                request,
+                gettext("Categories not saved: %(detail)s") % {"detail": e.detail},
+                messages.ERROR,
+            )  # type: ignore[attr-defined]

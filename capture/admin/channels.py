@@ -7,6 +7,8 @@ the token is never edited by hand.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture import addresses as service
 from capture.models import CaptureAddress, SmtpRateEvent
@@ -43,23 +45,31 @@ class CaptureAddressAdmin(admin.ModelAdmin):
         obj.token = created.token
         obj.created = created.created
 
-    @admin.action(description="Rotate (revoke and issue a new address)", permissions=["change"])
+    @admin.action(description=_("Rotate (revoke and issue a new address)"), permissions=["change"])
     def rotate_addresses(self, request, queryset) -> None:
         audit = {"channel": "admin", "address": client_address(request)}
         rotated = 0
         for addr in queryset.filter(active=True):
             service.rotate_capture_address(addr, request.user, **audit)
             rotated += 1
-        self.message_user(request, f"Rotated {rotated} address(es).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Rotated %(rotated)s address(es).") % {"rotated": rotated},
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Revoke (mail to it is refused)", permissions=["change"])
+    @admin.action(description=_("Revoke (mail to it is refused)"), permissions=["change"])
     def revoke_addresses(self, request, queryset) -> None:
         audit = {"channel": "admin", "address": client_address(request)}
         revoked = 0
         for addr in queryset.filter(active=True):
             service.revoke_capture_address(addr, request.user, **audit)
             revoked += 1
-        self.message_user(request, f"Revoked {revoked} address(es).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Revoked %(revoked)s address(es).") % {"revoked": revoked},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(SmtpRateEvent)

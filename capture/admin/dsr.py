@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from capture import dsr
 from capture.models import DataSubjectRequest
@@ -91,14 +92,14 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                 f"by another channel than the archive): {password}",
             )
 
-    @admin.display(description="Counts")
+    @admin.display(description=_("Counts"))
     def counts_table(self, obj: DataSubjectRequest):
         if not obj.counts:
             return "—"
         rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", sorted(obj.counts.items()))
         return format_html("<table>{}</table>", rows)
 
-    @admin.display(description="Retained (legal holds)")
+    @admin.display(description=_("Retained (legal holds)"))
     def retained_table(self, obj: DataSubjectRequest):
         if not obj.retained:
             return "Nothing retained."
@@ -112,7 +113,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
             rows,
         )
 
-    @admin.display(description="Archive")
+    @admin.display(description=_("Archive"))
     def archive(self, obj: DataSubjectRequest):
         if obj.kind != DataSubjectRequest.Kind.ACCESS:
             return "—"

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture import links as service
 from capture.admin.refs import email_ref, thread_ref
@@ -41,7 +43,7 @@ class LinkRuleAdmin(admin.ModelAdmin):
                 obj, changed=list(form.changed_data) if change else [], **audit_kwargs(request)
             )
         except ValidationError as e:
-            self.message_user(request, f"Not saved: {e}", messages.ERROR)
+            self.message_user(request, gettext("Not saved: %(e)s") % {"e": e}, messages.ERROR)
 
     def delete_model(self, request, obj: LinkRule) -> None:
         service.delete_link_rule(obj, **audit_kwargs(request))
@@ -58,15 +60,15 @@ class LinkRuleAdmin(admin.ModelAdmin):
             n += 1
         self.message_user(request, f"{n} rule(s) {'enabled' if enabled else 'disabled'}.")
 
-    @admin.action(description="Enable")
+    @admin.action(description=_("Enable"))
     def enable(self, request, queryset) -> None:
         self._set_enabled(request, queryset, True)
 
-    @admin.action(description="Disable")
+    @admin.action(description=_("Disable"))
     def disable(self, request, queryset) -> None:
         self._set_enabled(request, queryset, False)
 
-    @admin.action(description="Preview backfill (which threads would be linked, and why)")
+    @admin.action(description=_("Preview backfill (which threads would be linked, and why)"))
     def preview_backfill(self, request, queryset) -> None:
         for rule in queryset:
             preview = service.preview_backfill(rule=rule)
@@ -81,13 +83,13 @@ class LinkRuleAdmin(admin.ModelAdmin):
                 f"{shown}{more}",
             )
 
-    @admin.action(description="Run backfill (audited)")
+    @admin.action(description=_("Run backfill (audited)"))
     def run_backfill(self, request, queryset) -> None:
         total = sum(
             service.run_backfill(rule=rule, user=request.user, **audit_kwargs(request))
             for rule in queryset
         )
-        self.message_user(request, f"{total} link(s) made.")
+        self.message_user(request, gettext("%(total)s link(s) made.") % {"total": total})
 
 
 class ManualLinkForm(forms.ModelForm):
@@ -123,11 +125,11 @@ class ThreadLinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
     actions = ("unlink",)
     show_full_result_count = False
 
-    @admin.display(description="why")
+    @admin.display(description=_("why"))
     def why(self, obj: ThreadLink) -> str:
         return service.describe_link(obj)
 
-    @admin.display(description="thread")
+    @admin.display(description=_("thread"))
     def thread_display(self, obj) -> str:
         return thread_ref(obj.thread_id)
 
@@ -169,7 +171,7 @@ class ThreadLinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
                 obj.thread, target, user=request.user, **audit_kwargs(request)
             )
         except (ValidationError, PermissionDenied) as e:
-            self.message_user(request, f"Not linked: {e}", messages.ERROR)
+            self.message_user(request, gettext("Not linked: %(e)s") % {"e": e}, messages.ERROR)
             return
         obj.pk = link.pk
 
@@ -197,13 +199,17 @@ class ThreadLinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
                 )
                 n += 1
             except PermissionDenied as e:
-                self.message_user(request, f"Thread {link.thread_id}: {e}", messages.ERROR)
+                self.message_user(
+                    request,
+                    gettext("Thread %(thread_id)s: %(e)s") % {"thread_id": link.thread_id, "e": e},
+                    messages.ERROR,
+                )
         return n
 
-    @admin.action(description="Unlink (sticky: no rule links it again; audited)")
+    @admin.action(description=_("Unlink (sticky: no rule links it again; audited)"))
     def unlink(self, request, queryset) -> None:
         n = self._unlink(request, list(queryset.select_related("thread")))
-        self.message_user(request, f"{n} link(s) removed.")
+        self.message_user(request, gettext("%(n)s link(s) removed.") % {"n": n})
 
 
 @admin.register(ThreadUnlink)
@@ -219,7 +225,7 @@ class ThreadUnlinkAdmin(ScaleAdminMixin, admin.ModelAdmin):
     exclude = ("thread",)
     readonly_fields = ("thread_display",)
 
-    @admin.display(description="thread")
+    @admin.display(description=_("thread"))
     def thread_display(self, obj) -> str:
         return thread_ref(obj.thread_id)
 
@@ -253,7 +259,7 @@ class UnmatchedReferenceAdmin(admin.ModelAdmin):
     exclude = ("email",)
     readonly_fields = ("email_display",)
 
-    @admin.display(description="email")
+    @admin.display(description=_("email"))
     def email_display(self, obj) -> str:
         return email_ref(obj.email_id)
 
@@ -277,7 +283,7 @@ class UnmatchedReferenceAdmin(admin.ModelAdmin):
 # --- the review queue's actions (the page itself is in capture/admin/messages.py) ---------
 
 
-@admin.display(description="ranked candidates")
+@admin.display(description=_("ranked candidates"))
 def ranked(obj: ReviewItem) -> str:
     rows = (obj.detail or {}).get("ranked") or []
     return format_html_join(
@@ -295,15 +301,15 @@ def ranked(obj: ReviewItem) -> str:
     )
 
 
-@admin.action(description="Resolve with the top-ranked candidate (links the thread; audited)")
+@admin.action(description=_("Resolve with the top-ranked candidate (links the thread; audited)"))
 def resolve_top(modeladmin, request, queryset) -> None:
     n = service.resolve_review_items(
         list(queryset), None, user=request.user, **audit_kwargs(request)
     )
-    modeladmin.message_user(request, f"{n} review item(s) resolved.")
+    modeladmin.message_user(request, gettext("%(n)s review item(s) resolved.") % {"n": n})
 
 
-@admin.action(description="Dismiss (nothing is linked; audited)")
+@admin.action(description=_("Dismiss (nothing is linked; audited)"))
 def dismiss(modeladmin, request, queryset) -> None:
     n = service.dismiss_review_items(list(queryset), user=request.user, **audit_kwargs(request))
-    modeladmin.message_user(request, f"{n} review item(s) dismissed.")
+    modeladmin.message_user(request, gettext("%(n)s review item(s) dismissed.") % {"n": n})

@@ -11,6 +11,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture.imap import mailboxes as service
 from capture.imap.probe import check_connection
@@ -77,7 +79,7 @@ class MailboxFolderInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="Last skipped (uid: reason, size)")
+    @admin.display(description=_("Last skipped (uid: reason, size)"))
     def recent_skips(self, obj: MailboxFolder) -> str:
         entries = list(reversed(obj.skipped_log or []))[:5]
         if not entries:
@@ -89,7 +91,7 @@ class MailboxFolderInline(admin.TabularInline):
 
 
 class SyncStateFilter(admin.SimpleListFilter):
-    title = "state"
+    title = _("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
@@ -132,16 +134,16 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["owner", "name", "enabled", "visibility"]}),
-        ("Server", {"fields": ["host", "port", "security", "username", "auth", "password"]}),
+        (_("Server"), {"fields": ["host", "port", "security", "username", "auth", "password"]}),
         (
             "What to sync",
             {"fields": ["folders", "excluded_folders", "sync_window_days", "interval_minutes"]},
         ),
-        ("Status", {"fields": readonly_fields}),
+        (_("Status"), {"fields": readonly_fields}),
     ]
     actions = ["test_connection", "sync_now", "resume", "pause", "reconcile", "reconcile_and_fetch"]
 
-    @admin.display(description="State")
+    @admin.display(description=_("State"))
     def state(self, obj: MailboxConnection) -> str:
         if not obj.enabled:
             return "disabled"
@@ -151,7 +153,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
             return format_html('<span title="{}">error</span>', obj.last_error)
         return "ok" if obj.last_sync_at else "not synced yet"
 
-    @admin.display(description="Reconciliation gap", ordering="reconcile_gap")
+    @admin.display(description=_("Reconciliation gap"), ordering="reconcile_gap")
     def reconciliation_gap(self, obj: MailboxConnection) -> str:
         if obj.reconcile_gap is None:
             return "—"
@@ -178,7 +180,7 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
             self.delete_model(request, obj)
 
     @admin.action(
-        description="Test connection (log in and list folders; no sync)", permissions=["change"]
+        description=_("Test connection (log in and list folders; no sync)"), permissions=["change"]
     )
     def test_connection(self, request, queryset) -> None:
         passed = 0
@@ -188,38 +190,57 @@ class MailboxConnectionAdmin(admin.ModelAdmin):
             passed += check.ok
             level = messages.SUCCESS if check.ok else messages.ERROR
             self.message_user(request, f"{mailbox}: {check.summary()}", level)
-        self.message_user(request, f"{passed} of {len(mailboxes)} connection(s) OK.")
+        self.message_user(
+            request,
+            gettext("%(passed)s of %(count)s connection(s) OK.")
+            % {"passed": passed, "count": len(mailboxes)},
+        )
 
-    @admin.action(description="Sync now", permissions=["change"])
+    @admin.action(description=_("Sync now"), permissions=["change"])
     def sync_now(self, request, queryset) -> None:
         queued = sum(service.request_sync(m, actor=request.user) for m in queryset)
         skipped = queryset.count() - queued
-        self.message_user(request, f"Queued {queued} mailbox sync(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Queued %(queued)s mailbox sync(s).") % {"queued": queued},
+            messages.SUCCESS,
+        )
         if skipped:
             self.message_user(
-                request, f"{skipped} paused or disabled mailbox(es) not queued.", messages.WARNING
+                request,
+                gettext("%(skipped)s paused or disabled mailbox(es) not queued.")
+                % {"skipped": skipped},
+                messages.WARNING,
             )
 
-    @admin.action(description="Resume (clear pause and auth failures)", permissions=["change"])
+    @admin.action(description=_("Resume (clear pause and auth failures)"), permissions=["change"])
     def resume(self, request, queryset) -> None:
         resumed = sum(service.resume_mailbox(m, actor=request.user) for m in queryset)
-        self.message_user(request, f"Resumed {resumed} mailbox(es).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Resumed %(resumed)s mailbox(es).") % {"resumed": resumed},
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Pause", permissions=["change"])
+    @admin.action(description=_("Pause"), permissions=["change"])
     def pause(self, request, queryset) -> None:
         targets = list(queryset.filter(Q(paused_reason="")))
         for mailbox in targets:
             service.pause_mailbox(mailbox, reason="Paused by an admin.", actor=request.user)
-        self.message_user(request, f"Paused {len(targets)} mailbox(es).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Paused %(count)s mailbox(es).") % {"count": len(targets)},
+            messages.SUCCESS,
+        )
 
     @admin.action(
-        description="Reconcile (count UIDs neither stored nor accounted for)",
+        description=_("Reconcile (count UIDs neither stored nor accounted for)"),
         permissions=["change"],
     )
     def reconcile(self, request, queryset) -> None:
         self._reconcile(request, queryset, fetch_missing=False)
 
-    @admin.action(description="Reconcile and fetch missing", permissions=["change"])
+    @admin.action(description=_("Reconcile and fetch missing"), permissions=["change"])
     def reconcile_and_fetch(self, request, queryset) -> None:
         self._reconcile(request, queryset, fetch_missing=True)
 

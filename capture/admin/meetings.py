@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from capture.admin.messages import BigTableAdmin, ReadOnlyInline
 from capture.meetings import meeting_occurrences
@@ -36,12 +37,12 @@ class MeetingMessageInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("email")
 
-    @admin.display(description="message")
+    @admin.display(description=_("message"))
     def email_link(self, obj: MeetingMessage) -> str:
         url = reverse("admin:capture_emailmessage_change", args=[obj.email_id])
         return format_html('<a href="{}">#{}</a>', url, obj.email_id)
 
-    @admin.display(description="date")
+    @admin.display(description=_("date"))
     def email_date(self, obj: MeetingMessage):
         return obj.email.date
 
@@ -90,11 +91,11 @@ class MeetingAdmin(BigTableAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_messages=Count("messages"))
 
-    @admin.display(description="messages", ordering="n_messages")
+    @admin.display(description=_("messages"), ordering="n_messages")
     def message_count(self, obj: Meeting) -> int:
         return obj.n_messages
 
-    @admin.display(description="recurring", boolean=True)
+    @admin.display(description=_("recurring"), boolean=True)
     def recurring(self, obj: Meeting) -> bool:
         return bool(obj.rrule or obj.rdate)
 

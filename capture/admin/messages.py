@@ -12,6 +12,8 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture import storage
 from capture.admin.categories import EmailCategoriesAdminMixin
@@ -121,14 +123,14 @@ class RawMessageAdmin(BigTableAdmin):
     exclude = ("email",)  # shown as "#id" (email_link): str(message) is its subject
     actions = ("retry", "release_quarantine", "discard")
 
-    @admin.display(description="message")
+    @admin.display(description=_("message"))
     def email_link(self, obj: RawMessage) -> str:
         if not obj.email_id:
             return "-"
         url = reverse("admin:capture_emailmessage_change", args=[obj.email_id])
         return format_html('<a href="{}">#{}</a>', url, obj.email_id)
 
-    @admin.display(description="raw source")
+    @admin.display(description=_("raw source"))
     def source_link(self, obj: RawMessage) -> str:
         url = reverse("admin:capture_rawmessage_source", args=[obj.pk])
         return format_html('<a href="{}">view raw source (audited)</a>', url)
@@ -174,24 +176,28 @@ class RawMessageAdmin(BigTableAdmin):
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
 
-    @admin.action(description="Retry processing", permissions=["retry"])
+    @admin.action(description=_("Retry processing"), permissions=["retry"])
     def retry(self, request, queryset) -> None:
         n = retry_raw_messages(list(queryset.values_list("pk", flat=True)), actor=request.user)
         self.message_user(
-            request, f"{n} raw messages queued again (only rejected or failed ones are retried)."
+            request,
+            gettext("%(n)s raw messages queued again (only rejected or failed ones are retried).")
+            % {"n": n},
         )
 
-    @admin.action(description="Release from quarantine and retry", permissions=["retry"])
+    @admin.action(description=_("Release from quarantine and retry"), permissions=["retry"])
     def release_quarantine(self, request, queryset) -> None:
         n = retry_raw_messages(
             list(queryset.values_list("pk", flat=True)), actor=request.user, release_quarantine=True
         )
-        self.message_user(request, f"{n} raw messages released and queued.")
+        self.message_user(request, gettext("%(n)s raw messages released and queued.") % {"n": n})
 
-    @admin.action(description="Discard (delete the raw bytes; audited)", permissions=["retry"])
+    @admin.action(description=_("Discard (delete the raw bytes; audited)"), permissions=["retry"])
     def discard(self, request, queryset) -> None:
         n = discard_raw_messages(list(queryset.values_list("pk", flat=True)), actor=request.user)
-        self.message_user(request, f"{n} raw messages discarded.", messages.WARNING)
+        self.message_user(
+            request, gettext("%(n)s raw messages discarded.") % {"n": n}, messages.WARNING
+        )
 
     def has_retry_permission(self, request) -> bool:
         user = request.user
@@ -356,7 +362,7 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
     def get_urls(self):
         return [*viewer_urls(self), *super().get_urls()]
 
-    @admin.display(description="subject")
+    @admin.display(description=_("subject"))
     def subject_display(self, obj: EmailMessage) -> str:
         access = _access(obj)
         if not access.subject:
@@ -364,24 +370,24 @@ class EmailMessageAdmin(EmailCategoriesAdminMixin, BigTableAdmin):
         flag = " [truncated]" if obj.body_truncated else ""  # (obj.subject is masked above)
         return (obj.subject or "(no subject)")[:120] + flag
 
-    @admin.display(description="what you may see")
+    @admin.display(description=_("what you may see"))
     def access_display(self, obj: EmailMessage) -> str:
         access = _access(obj)
         seen = [n for n in ("subject", "body", "attachments") if getattr(access, n)]
         text = ", ".join(seen) if seen else "metadata only"
         return text + (f" ({access.reason})" if access.reason else "")
 
-    @admin.display(description="viewer")
+    @admin.display(description=_("viewer"))
     def viewer_link(self, obj: EmailMessage) -> str:
         url = reverse("admin:capture_emailmessage_view", args=[obj.pk])
         return format_html('<a href="{}">open in the safe viewer</a>', url)
 
-    @admin.display(description="thread")
+    @admin.display(description=_("thread"))
     def thread_link(self, obj: EmailMessage) -> str:
         url = reverse("admin:capture_thread_change", args=[obj.thread_id])
         return format_html('<a href="{}">#{}</a>', url, obj.thread_id)
 
-    @admin.action(description="Export the selected messages as CSV (no bodies; audited)")
+    @admin.action(description=_("Export the selected messages as CSV (no bodies; audited)"))
     def export_csv(self, request, queryset) -> HttpResponse:
         """Metadata and subjects of the selected messages as the user may see them."""
         rows = list(queryset.order_by("date", "id")[:CAP])
@@ -415,7 +421,7 @@ class ThreadLinkInline(ReadOnlyInline):
     fields = ("source", "contact", "organization", "item", "why", "created")
     readonly_fields = fields
 
-    @admin.display(description="why")
+    @admin.display(description=_("why"))
     def why(self, obj: ThreadLink) -> str:
         return describe_link(obj)
 
@@ -493,12 +499,12 @@ class ThreadAdmin(BigTableAdmin):
                 obj.subject = obj.subject_norm = obj._access.hidden()
         return obj
 
-    @admin.display(description="subject")
+    @admin.display(description=_("subject"))
     def subject_display(self, obj: Thread) -> str:
         access = _access(obj)
         return (obj.subject or "(no subject)") if access.subject else access.hidden()
 
-    @admin.display(description="messages you may see")
+    @admin.display(description=_("messages you may see"))
     def messages_display(self, obj: Thread) -> str:
         rows = getattr(obj, "_messages", [])
         emails = {
@@ -558,10 +564,10 @@ class ReviewItemAdmin(BigTableAdmin):
             | Q(email__isnull=True, thread__isnull=True)
         )
 
-    @admin.display(description="email")
+    @admin.display(description=_("email"))
     def email_ref(self, obj: ReviewItem) -> str:
         return email_ref(obj.email_id)
 
-    @admin.display(description="thread")
+    @admin.display(description=_("thread"))
     def thread_ref(self, obj: ReviewItem) -> str:
         return thread_ref(obj.thread_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture.models import Thread
 from capture.privacy import set_thread_private
@@ -20,20 +22,27 @@ def _apply(modeladmin, request, queryset, private: bool) -> None:
         except PermissionDenied:
             refused += 1
     verb = "marked private" if private else "shared again"
-    modeladmin.message_user(request, f"{done} thread(s) {verb}.", messages.SUCCESS)
+    modeladmin.message_user(
+        request,
+        gettext("%(done)s thread(s) %(verb)s.") % {"done": done, "verb": verb},
+        messages.SUCCESS,
+    )
     if refused:
         who = "owner or an admin" if private else "owner"
         modeladmin.message_user(
-            request, f"{refused} thread(s) skipped: only their {who} may do that.", messages.WARNING
+            request,
+            gettext("%(refused)s thread(s) skipped: only their %(who)s may do that.")
+            % {"refused": refused, "who": who},
+            messages.WARNING,
         )
 
 
-@admin.action(description="Mark private (visible to the owner alone)")
+@admin.action(description=_("Mark private (visible to the owner alone)"))
 def make_private(modeladmin, request, queryset) -> None:
     _apply(modeladmin, request, queryset, True)
 
 
-@admin.action(description="Share again (owner only)")
+@admin.action(description=_("Share again (owner only)"))
 def share(modeladmin, request, queryset) -> None:
     _apply(modeladmin, request, queryset, False)
 

@@ -11,6 +11,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture import holds as hold_service
 from capture import purge as purge_service
@@ -129,7 +131,7 @@ class RetentionPolicyAdmin(ScaleAdminMixin, admin.ModelAdmin):
     filter_horizontal = ("organizations",)
     actions = ("recompute_now",)
 
-    @admin.display(boolean=True, description="Explicit scope")
+    @admin.display(boolean=True, description=_("Explicit scope"))
     def explicit(self, obj: RetentionPolicy) -> bool:
         return service.Spec.of(obj).explicit
 
@@ -150,7 +152,7 @@ class RetentionPolicyAdmin(ScaleAdminMixin, admin.ModelAdmin):
         for policy in queryset:
             service.delete_policy(policy, **_audit(request))
 
-    @admin.action(description="Recompute every message's expiry now")
+    @admin.action(description=_("Recompute every message's expiry now"))
     def recompute_now(self, request, queryset) -> None:
         with transaction.atomic():
             job = service.queue_recompute("admin: recompute")
@@ -184,7 +186,7 @@ class LegalHoldAdmin(admin.ModelAdmin):
     readonly_fields = ("covers", "active", "created_by", "released_at", "released_by")
     actions = ("release",)
 
-    @admin.display(description="Covers")
+    @admin.display(description=_("Covers"))
     def covers(self, obj: LegalHold) -> str:
         if not obj.pk or not obj.active:
             return "—"
@@ -209,17 +211,17 @@ class LegalHoldAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         hold_service.hold_placed(form.instance, **_audit(request))
 
-    @admin.action(description="Release the selected holds")
+    @admin.action(description=_("Release the selected holds"))
     def release(self, request, queryset) -> None:
         n = 0
         for hold in queryset.filter(active=True):
             hold_service.release_hold(hold, **_audit(request))
             n += 1
-        self.message_user(request, f"{n} hold(s) released.", messages.SUCCESS)
+        self.message_user(request, gettext("%(n)s hold(s) released.") % {"n": n}, messages.SUCCESS)
 
 
 class HoldFilter(admin.SimpleListFilter):
-    title = "legal hold"
+    title = _("legal hold")
     parameter_name = "hold"
 
     def lookups(self, request, model_admin):
@@ -260,22 +262,24 @@ class ExpiringMessageAdmin(ScaleAdminMixin, admin.ModelAdmin):
         return bool(user.is_superuser or getattr(user, "is_admin_role", False))
 
     @admin.action(
-        description="Delete now (into the bin; refused for held mail)", permissions=["dispose"]
+        description=_("Delete now (into the bin; refused for held mail)"), permissions=["dispose"]
     )
     def delete_now(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         try:
             n = purge_service.dispose_now(ids, reason="admin", actor=request.user)
         except hold_service.MessageOnHold as e:
-            self.message_user(request, f"Nothing deleted: {e}", messages.ERROR)
+            self.message_user(request, gettext("Nothing deleted: %(e)s") % {"e": e}, messages.ERROR)
             return
-        self.message_user(request, f"{n} message(s) moved to the bin.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(n)s message(s) moved to the bin.") % {"n": n}, messages.SUCCESS
+        )
 
-    @admin.display(description="Why")
+    @admin.display(description=_("Why"))
     def why(self, obj) -> str:
         return service.explain(obj)["why"]
 
-    @admin.display(description="Held by")
+    @admin.display(description=_("Held by"))
     def holds(self, obj) -> str:
         return ", ".join(hold_service.held([obj.pk]).get(obj.pk, [])) or "—"
 
@@ -345,7 +349,7 @@ class BinnedMessageAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ("restore",)
 
-    @admin.display(description="Subject")
+    @admin.display(description=_("Subject"))
     def subject(self, obj) -> str:
         return obj.payload["message"][0]["fields"].get("subject", "")
 
@@ -358,7 +362,7 @@ class BinnedMessageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the vacuum removes entries (with their files)
 
-    @admin.action(description="Restore the selected messages")
+    @admin.action(description=_("Restore the selected messages"))
     def restore(self, request, queryset) -> None:
         done = 0
         for entry in queryset:
@@ -366,8 +370,14 @@ class BinnedMessageAdmin(admin.ModelAdmin):
                 purge_service.restore(entry, **_audit(request))
                 done += 1
             except purge_service.RestoreRejected as e:
-                self.message_user(request, f"Message {entry.email_id}: {e}", messages.ERROR)
-        self.message_user(request, f"{done} message(s) restored.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("Message %(email_id)s: %(e)s") % {"email_id": entry.email_id, "e": e},
+                    messages.ERROR,
+                )
+        self.message_user(
+            request, gettext("%(done)s message(s) restored.") % {"done": done}, messages.SUCCESS
+        )
 
 
 class DecisionForm(forms.ModelForm):
@@ -430,7 +440,7 @@ class DispositionReviewAdmin(admin.ModelAdmin):
                 **_audit(request),
             )
         except (reviews.ReviewRejected, hold_service.MessageOnHold) as e:
-            self.message_user(request, f"Not decided: {e}", messages.ERROR)
+            self.message_user(request, gettext("Not decided: %(e)s") % {"e": e}, messages.ERROR)
 
 
 @admin.register(ExpiryJob)
@@ -449,7 +459,7 @@ class ExpiryJobAdmin(admin.ModelAdmin):
         "error",
     )
 
-    @admin.display(description="Progress")
+    @admin.display(description=_("Progress"))
     def progress(self, obj: ExpiryJob) -> str:
         if not obj.total:
             return "—"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.template.loader import render_to_string
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from capture.admin.refs import email_ref, thread_ref
 from capture.models import TimelinePin
@@ -59,11 +61,11 @@ class TimelinePinAdmin(admin.ModelAdmin):
         "record_type", "record_id", "thread_display", "email_display", "created_by", "created",
     )  # fmt: skip
 
-    @admin.display(description="thread")
+    @admin.display(description=_("thread"))
     def thread_display(self, obj: TimelinePin) -> str:
         return thread_ref(obj.thread_id)
 
-    @admin.display(description="email")
+    @admin.display(description=_("email"))
     def email_display(self, obj: TimelinePin) -> str:
         return email_ref(obj.email_id)
 
@@ -86,7 +88,7 @@ class TimelinePinAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the unpin action audits each removal
 
-    @admin.action(description="Unpin the selected entries", permissions=["view"])
+    @admin.action(description=_("Unpin the selected entries"), permissions=["view"])
     def unpin(self, request, queryset) -> None:
         n = remove_pins(
             list(queryset),
@@ -94,4 +96,4 @@ class TimelinePinAdmin(admin.ModelAdmin):
             channel="admin",
             address=client_address(request),
         )
-        self.message_user(request, f"{n} pins removed.", messages.SUCCESS)
+        self.message_user(request, gettext("%(n)s pins removed.") % {"n": n}, messages.SUCCESS)

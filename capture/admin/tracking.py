@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from capture.admin.messages import BigTableAdmin, EmailMessageAdmin, ReadOnlyInline
 from capture.models import TrackedContact, TrackedMessage, TrackingEvent
@@ -66,19 +67,19 @@ class TrackedMessageAdmin(BigTableAdmin):
             .select_related("sender")
         )
 
-    @admin.display(description="subject")
+    @admin.display(description=_("subject"))
     def subject_display(self, obj: TrackedMessage) -> str:
         return (obj.subject or obj.message_id)[:120]
 
-    @admin.display(description="opens", ordering="n_opens")
+    @admin.display(description=_("opens"), ordering="n_opens")
     def opens(self, obj: TrackedMessage) -> int:
         return obj.n_opens  # type: ignore[attr-defined]
 
-    @admin.display(description="clicks", ordering="n_clicks")
+    @admin.display(description=_("clicks"), ordering="n_clicks")
     def clicks(self, obj: TrackedMessage) -> int:
         return obj.n_clicks  # type: ignore[attr-defined]
 
-    @admin.display(description="captured mail")
+    @admin.display(description=_("captured mail"))
     def captured(self, obj: TrackedMessage) -> str:
         email = obj.message if _captured(obj) else None
         if email is None:
@@ -86,7 +87,7 @@ class TrackedMessageAdmin(BigTableAdmin):
         url = reverse("admin:capture_emailmessage_change", args=[email.pk])
         return format_html('<a href="{}">#{}</a>', url, email.pk)
 
-    @admin.display(description="opens and clicks")
+    @admin.display(description=_("opens and clicks"))
     def events(self, obj: TrackedMessage) -> str:
         return format_html('<a href="{}">list them</a>', _events_url(obj.pk))
 
@@ -119,14 +120,14 @@ class TrackingEventAdmin(BigTableAdmin):
     def get_queryset(self, request):
         return visible_events(request.user)
 
-    @admin.display(description="message")
+    @admin.display(description=_("message"))
     def message_link(self, obj: TrackingEvent) -> str:
         url = reverse("admin:capture_trackedmessage_change", args=[obj.tracked_id])
         return format_html(
             '<a href="{}">{}</a>', url, obj.tracked.subject or obj.tracked.message_id
         )
 
-    @admin.display(description="URL")
+    @admin.display(description=_("URL"))
     def url(self, obj: TrackingEvent) -> str:
         links = obj.tracked.links or []
         return links[obj.link] if obj.link is not None and obj.link < len(links) else ""
@@ -143,12 +144,12 @@ class TrackingInline(ReadOnlyInline):
     readonly_fields = fields
     can_delete = False
 
-    @admin.display(description="opens and clicks")
+    @admin.display(description=_("opens and clicks"))
     def summary(self, obj: TrackedMessage) -> str:
         s = summaries([obj.message_id]).get(obj.message_id)
         return describe(s) if s else ""
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def events(self, obj: TrackedMessage) -> str:
         return format_html('<a href="{}">list them</a>', _events_url(obj.pk))
 

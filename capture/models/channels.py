@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStamped
 
@@ -20,8 +21,8 @@ class CaptureAddress(TimeStamped):
     """`log+<token>@<capture domain>`: mail sent to it is captured for `user`."""
 
     class Kind(models.TextChoices):
-        PERSONAL = "personal", "Personal"
-        SHARED = "shared", "Org-wide (shared inbox)"
+        PERSONAL = "personal", _("Personal")
+        SHARED = "shared", _("Org-wide (shared inbox)")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="capture_addresses"
@@ -62,18 +63,18 @@ class MailboxConnection(TimeStamped):
     """An IMAP mailbox synced on a schedule for its owner."""
 
     class Auth(models.TextChoices):
-        PASSWORD = "password", "Password"
-        XOAUTH2 = "xoauth2", "OAuth2 access token (XOAUTH2)"
+        PASSWORD = "password", _("Password")
+        XOAUTH2 = "xoauth2", _("OAuth2 access token (XOAUTH2)")
 
     class Security(models.TextChoices):
-        TLS = "tls", "TLS (IMAPS)"
-        STARTTLS = "starttls", "STARTTLS"
-        NONE = "none", "None (loopback/testing only)"
+        TLS = "tls", _("TLS (IMAPS)")
+        STARTTLS = "starttls", _("STARTTLS")
+        NONE = "none", _("None (loopback/testing only)")
 
     class Visibility(models.TextChoices):
-        METADATA = "metadata", "Metadata only"
-        SUBJECT = "subject", "Metadata and subject"
-        EVERYTHING = "everything", "Everything"
+        METADATA = "metadata", _("Metadata only")
+        SUBJECT = "subject", _("Metadata and subject")
+        EVERYTHING = "everything", _("Everything")
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mailboxes"
@@ -154,9 +155,9 @@ class SkippedUid(models.Model):
     kept (skipped_log keeps only the last 100), so reconciliation can account for each UID."""
 
     class Reason(models.TextChoices):
-        TOO_LARGE = "too_large", "Too large"
-        DRAFT = "draft", "Draft"
-        ALREADY_CAPTURED = "already_captured", "Already captured from this mailbox"
+        TOO_LARGE = "too_large", _("Too large")
+        DRAFT = "draft", _("Draft")
+        ALREADY_CAPTURED = "already_captured", _("Already captured from this mailbox")
 
     folder = models.ForeignKey(MailboxFolder, on_delete=models.CASCADE, related_name="skipped_uids")
     uidvalidity = models.BigIntegerField()

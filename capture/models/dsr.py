@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStamped
 
 
 class DataSubjectRequest(TimeStamped):
     class Kind(models.TextChoices):
-        ACCESS = "access", "Access (Art. 15)"
-        ERASURE = "erasure", "Erasure (Art. 17)"
-        OBJECTION = "objection", "Objection / consent withdrawn (Art. 21)"
+        ACCESS = "access", _("Access (Art. 15)")
+        ERASURE = "erasure", _("Erasure (Art. 17)")
+        OBJECTION = "objection", _("Objection / consent withdrawn (Art. 21)")
 
     class State(models.TextChoices):
-        RECEIVED = "received", "Received"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
+        RECEIVED = "received", _("Received")
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     address = models.CharField(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from capture.models.messages import one_target_per_thread
 from core.models import TimeStamped
@@ -14,15 +15,15 @@ class LinkRule(TimeStamped):
     """One ordered rule: for a record kind, how a thread finds the item(s) it links to."""
 
     class Strategy(models.TextChoices):
-        SINGLE_OPEN = "single_open", "The one open item of the thread's contacts"
-        RECENT_OPEN = "recent_open", "The n most recently active open items"
-        REFERENCE = "reference", "An external reference found in the mail"
-        NONE = "none", "Do not link"
+        SINGLE_OPEN = "single_open", _("The one open item of the thread's contacts")
+        RECENT_OPEN = "recent_open", _("The n most recently active open items")
+        REFERENCE = "reference", _("An external reference found in the mail")
+        NONE = "none", _("Do not link")
 
     class Direction(models.TextChoices):
-        INBOUND = "inbound", "Inbound"
-        OUTBOUND = "outbound", "Outbound"
-        BOTH = "both", "Both"
+        INBOUND = "inbound", _("Inbound")
+        OUTBOUND = "outbound", _("Outbound")
+        BOTH = "both", _("Both")
 
     position = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
     enabled = models.BooleanField(default=True)

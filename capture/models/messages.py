@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from capture.bodycrypt import SealedJSONField, SealedTextField
 from capture.models.raw import Channel
@@ -44,19 +45,19 @@ class Thread(TimeStamped):
 
 class EmailMessage(TimeStamped):
     class Direction(models.TextChoices):
-        INBOUND = "inbound", "Inbound"
-        OUTBOUND = "outbound", "Outbound"
-        INTERNAL = "internal", "Internal"
-        UNKNOWN = "unknown", "Unknown"
+        INBOUND = "inbound", _("Inbound")
+        OUTBOUND = "outbound", _("Outbound")
+        INTERNAL = "internal", _("Internal")
+        UNKNOWN = "unknown", _("Unknown")
 
     class Kind(models.TextChoices):
-        EMAIL = "email", "Email"
-        MEETING = "meeting", "Meeting"
+        EMAIL = "email", _("Email")
+        MEETING = "meeting", _("Meeting")
 
     class Stored(models.TextChoices):
-        FULL = "full", "Everything"
-        SUBJECT = "subject", "Subject and metadata"
-        METADATA = "metadata", "Metadata only"
+        FULL = "full", _("Everything")
+        SUBJECT = "subject", _("Subject and metadata")
+        METADATA = "metadata", _("Metadata only")
 
     # Unique through Meta.constraints, not unique=True: on PostgreSQL unique=True (and
     # db_index=True) on a CharField also builds a varchar_pattern_ops "_like" index, which
@@ -205,22 +206,22 @@ class Capture(models.Model):
 
 class Participant(models.Model):
     class Role(models.TextChoices):
-        FROM = "from", "From"
-        SENDER = "sender", "Sender"
-        REPLY_TO = "reply_to", "Reply-To"
-        TO = "to", "To"
-        CC = "cc", "Cc"
-        BCC = "bcc", "Bcc"
-        ATTENDEE = "attendee", "Attendee"
+        FROM = "from", _("From")
+        SENDER = "sender", _("Sender")
+        REPLY_TO = "reply_to", _("Reply-To")
+        TO = "to", _("To")
+        CC = "cc", _("Cc")
+        BCC = "bcc", _("Bcc")
+        ATTENDEE = "attendee", _("Attendee")
 
     class Match(models.TextChoices):
-        MATCHED = "matched", "Matched one contact"
-        CREATED = "created", "Contact created"
-        UNMATCHED = "unmatched", "No contact"
-        AMBIGUOUS = "ambiguous", "Several contacts (review)"
-        INTERNAL = "internal", "Internal"
-        INVALID = "invalid", "Invalid address"
-        SUPPRESSED = "suppressed", "Not linked by policy (gate_reason)"
+        MATCHED = "matched", _("Matched one contact")
+        CREATED = "created", _("Contact created")
+        UNMATCHED = "unmatched", _("No contact")
+        AMBIGUOUS = "ambiguous", _("Several contacts (review)")
+        INTERNAL = "internal", _("Internal")
+        INVALID = "invalid", _("Invalid address")
+        SUPPRESSED = "suppressed", _("Not linked by policy (gate_reason)")
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="participants")
     role = models.CharField(max_length=10, choices=Role.choices)
@@ -276,12 +277,12 @@ class Blob(models.Model):
 
 class Attachment(models.Model):
     class Dropped(models.TextChoices):
-        KEPT = "", "Kept"
-        INLINE = "inline", "Inline part (not kept)"
-        TOO_LARGE = "too_large", "Over the size limit"
-        BLOCKED_TYPE = "blocked_type", "Blocked file type"
-        NOT_SELECTED = "not_selected", "Not selected by the user"
-        POLICY = "policy", "Not stored by policy"
+        KEPT = "", _("Kept")
+        INLINE = "inline", _("Inline part (not kept)")
+        TOO_LARGE = "too_large", _("Over the size limit")
+        BLOCKED_TYPE = "blocked_type", _("Blocked file type")
+        NOT_SELECTED = "not_selected", _("Not selected by the user")
+        POLICY = "policy", _("Not stored by policy")
 
     email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="attachments")
     blob = models.ForeignKey(
@@ -307,9 +308,9 @@ class Meeting(TimeStamped):
     by a CANCEL; the messages that carried it are its `messages` (capture/meetings.py)."""
 
     class Status(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed"
-        TENTATIVE = "tentative", "Tentative"
-        CANCELLED = "cancelled", "Cancelled"
+        CONFIRMED = "confirmed", _("Confirmed")
+        TENTATIVE = "tentative", _("Tentative")
+        CANCELLED = "cancelled", _("Cancelled")
 
     # Unique through Meta.constraints: no "_like" index on PostgreSQL (see EmailMessage).
     uid = models.CharField(max_length=255)
@@ -423,14 +424,14 @@ class ThreadLink(TimeStamped):
     """A thread associated with a CRM record. Every link records its source and who made it."""
 
     class Source(models.TextChoices):
-        PARTICIPANT = "participant", "Participant match"
-        RULE = "rule", "Link rule"
-        MANUAL = "manual", "Manual"
-        INHERITED = "inherited", "Inherited from thread"
-        REFERENCE = "reference", "Reference found in mail"
-        ADDIN = "addin", "Chosen in the add-in"
-        REVIEW = "review", "Resolved in the review queue"
-        BACKFILL = "backfill", "Backfill of a rule"
+        PARTICIPANT = "participant", _("Participant match")
+        RULE = "rule", _("Link rule")
+        MANUAL = "manual", _("Manual")
+        INHERITED = "inherited", _("Inherited from thread")
+        REFERENCE = "reference", _("Reference found in mail")
+        ADDIN = "addin", _("Chosen in the add-in")
+        REVIEW = "review", _("Resolved in the review queue")
+        BACKFILL = "backfill", _("Backfill of a rule")
 
     # No index of its own: the three unique constraints below start with thread_id.
     thread = models.ForeignKey(
@@ -489,15 +490,15 @@ class ReviewItem(TimeStamped):
     """Something the pipeline would not guess: an ambiguous contact match, an ambiguous link."""
 
     class Kind(models.TextChoices):
-        AMBIGUOUS_CONTACT = "ambiguous_contact", "Several contacts share an address"
-        AMBIGUOUS_ITEM = "ambiguous_item", "Several open items could be linked"
-        REMATCH_BACKFILL = "rematch_backfill", "Earlier threads can be linked (backfill)"
-        QUARANTINE = "quarantine", "Quarantined by authentication results"
+        AMBIGUOUS_CONTACT = "ambiguous_contact", _("Several contacts share an address")
+        AMBIGUOUS_ITEM = "ambiguous_item", _("Several open items could be linked")
+        REMATCH_BACKFILL = "rematch_backfill", _("Earlier threads can be linked (backfill)")
+        QUARANTINE = "quarantine", _("Quarantined by authentication results")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        RESOLVED = "resolved", "Resolved"
-        DISMISSED = "dismissed", "Dismissed"
+        OPEN = "open", _("Open")
+        RESOLVED = "resolved", _("Resolved")
+        DISMISSED = "dismissed", _("Dismissed")
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStamped
 
@@ -28,11 +29,11 @@ class RawMessageQuerySet(models.QuerySet):
 
 class RawMessage(TimeStamped):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSED = "processed", "Processed"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
-        DISCARDED = "discarded", "Discarded"
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
+        DISCARDED = "discarded", _("Discarded")
 
     Channel = Channel
 

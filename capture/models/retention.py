@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from capture.models.messages import Blob, EmailMessage, Thread
 from core.models import TimeStamped
@@ -18,17 +19,17 @@ class RetentionPolicy(TimeStamped):
     explicit. Conflicts resolve as docs/retention.md "Conflicts" says."""
 
     class Trigger(models.TextChoices):
-        RECEIVED = "received", "Received (the message's date)"
-        THREAD_ACTIVITY = "thread_activity", "Last activity in the thread"
-        ITEM_CLOSED = "item_closed", "The linked item closing"
-        CONSENT_WITHDRAWN = "consent_withdrawn", "The contact's consent withdrawn"
+        RECEIVED = "received", _("Received (the message's date)")
+        THREAD_ACTIVITY = "thread_activity", _("Last activity in the thread")
+        ITEM_CLOSED = "item_closed", _("The linked item closing")
+        CONSENT_WITHDRAWN = "consent_withdrawn", _("The contact's consent withdrawn")
 
     class Action(models.TextChoices):
-        RETAIN = "retain", "Retain (keep at least this long; no disposal)"
-        DELETE = "delete", "Delete"
-        REDACT = "redact", "Redact (drop bodies and attachments, keep metadata)"
-        ANONYMISE = "anonymise", "Anonymise (participants become pseudonyms)"
-        REVIEW = "review", "Disposition review by a named reviewer"
+        RETAIN = "retain", _("Retain (keep at least this long; no disposal)")
+        DELETE = "delete", _("Delete")
+        REDACT = "redact", _("Redact (drop bodies and attachments, keep metadata)")
+        ANONYMISE = "anonymise", _("Anonymise (participants become pseudonyms)")
+        REVIEW = "review", _("Disposition review by a named reviewer")
 
     LINK_KINDS = ("contact", "organization", *Item.Kind.values)
 
@@ -108,10 +109,10 @@ class ExpiryJob(models.Model):
     """A bulk recomputation of expires_at, with its progress (shown in the admin)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     reason = models.CharField(max_length=120)
     scope = models.JSONField(default=dict, blank=True)
@@ -187,8 +188,8 @@ class FileDeletion(models.Model):
     references its path any more, so a crash anywhere leaves no orphan and no missing file."""
 
     class Kind(models.TextChoices):
-        RAW = "raw", "Raw message"
-        BLOB = "blob", "Attachment blob"
+        RAW = "raw", _("Raw message")
+        BLOB = "blob", _("Attachment blob")
 
     kind = models.CharField(max_length=4, choices=Kind.choices)
     path = models.CharField(max_length=300)
@@ -204,10 +205,10 @@ class DispositionReview(TimeStamped):
     justification; every decision is audited and kept (proof of disposition)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved (disposed)"
-        EXTENDED = "extended", "Extended"
-        RELABELLED = "relabelled", "Relabelled"
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved (disposed)")
+        EXTENDED = "extended", _("Extended")
+        RELABELLED = "relabelled", _("Relabelled")
 
     email = models.ForeignKey(
         EmailMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from capture.models.messages import EmailMessage, Thread
 from core.models import TimeStamped
@@ -35,9 +36,9 @@ class TimelinePin(TimeStamped):
     """A thread (optionally one of its messages) pinned to the top of a record's timeline."""
 
     class RecordType(models.TextChoices):
-        CONTACT = "contact", "Contact"
-        ORGANIZATION = "organization", "Organization"
-        ITEM = "item", "Item"
+        CONTACT = "contact", _("Contact")
+        ORGANIZATION = "organization", _("Organization")
+        ITEM = "item", _("Item")
 
     record_type = models.CharField(max_length=12, choices=RecordType.choices)
     record_id = models.BigIntegerField()

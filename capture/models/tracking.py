@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from capture.models.messages import EmailMessage
 
@@ -20,8 +21,8 @@ class TrackedMessage(models.Model):
     """A message issued tracking URLs (POST /api/v1/tracking/)."""
 
     class Mode(models.TextChoices):
-        RECIPIENT = "recipient", "One recipient (events attributed to their contact)"
-        ANONYMOUS = "anonymous", "Several recipients (events not attributed)"
+        RECIPIENT = "recipient", _("One recipient (events attributed to their contact)")
+        ANONYMOUS = "anonymous", _("Several recipients (events not attributed)")
 
     # The Message-ID column itself (db_column): `message_id` holds the Message-ID string, and
     # `message` is the captured EmailMessage with it, once there is one.
@@ -82,8 +83,8 @@ class TrackingEvent(models.Model):
     only whether it looks like a machine (proxy, scanner, too soon) and why."""
 
     class Kind(models.TextChoices):
-        OPEN = "open", "Open"
-        CLICK = "click", "Click"
+        OPEN = "open", _("Open")
+        CLICK = "click", _("Click")
 
     # No database constraint: the one INSERT that writes an event selects its tracked message
     # (capture/tracking/service.py), and a constraint would add a lookup and a row lock on the

@@ -33,6 +33,10 @@ class PortalConfig(AppConfig):
         register_local(tasks.refresh_dashboard)
         audit_panels.register()
 
+        from config.i18n import translate_model_names
+
+        translate_model_names()  # the admin's app and model names in the user's language
+
         from axes.signals import user_locked_out
 
         user_locked_out.connect(_audit_lockout, dispatch_uid="portal.audit_lockout")

@@ -22,14 +22,22 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 log = logging.getLogger(__name__)
 
 MANUAL_LINK_SOURCES = ("manual", "addin", "review")
 RAW_STATES = ("pending", "rejected", "failed")
 PURGE_WINDOWS = (7, 30, 90)
-REVIEW_AGE_BUCKETS = (("under 1 day", 0, 1), ("1-7 days", 1, 7), ("over 7 days", 7, None))
+# labels stored in the snapshot in English, translated when the panels are built
+REVIEW_AGE_BUCKETS = (
+    (gettext_noop("under 1 day"), 0, 1),
+    (gettext_noop("1-7 days"), 1, 7),
+    (gettext_noop("over 7 days"), 7, None),
+)
+# the raw states' labels (state.capitalize()), for makemessages
+RAW_STATE_LABELS = (gettext_noop("Pending"), gettext_noop("Rejected"), gettext_noop("Failed"))
 
 
 # --- optional models (being built in parallel): looked up by name, "—" when absent -------------
@@ -273,6 +281,7 @@ def _chart(kind: str, title: str, **options: Any):
         height=options.pop("height", 300),
         legend_at_bottom=True,
         print_values=False,
+        no_data_text=gettext("No data"),
         **options,
     )
 
@@ -311,7 +320,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
     if _can_view(user, raw_label):
         chart = _chart(
             "StackedBar",
-            "Mail captured per day, by channel",
+            gettext("Mail captured per day, by channel"),
             x_label_rotation=-45,
             show_minor_x_labels=False,
         )
@@ -347,7 +356,7 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "captured",
-                "title": f"Mail captured in the last {len(days)} days",
+                "title": gettext("Mail captured in the last %(days)d days") % {"days": len(days)},
                 "svg": _svg(chart),
                 "figures": totals,
             }
@@ -360,15 +369,21 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             "manual": _changelist("capture.ThreadLink", source__in=",".join(MANUAL_LINK_SOURCES)),
             "unlinked": _changelist("capture.Thread", links__isnull="True"),
         }
-        labels = {"auto": "Auto-linked", "manual": "Linked by hand", "unlinked": "Unlinked"}
-        chart = _chart("Pie", "Threads by how they were linked", inner_radius=0.45, height=260)
+        labels = {
+            "auto": gettext("Auto-linked"),
+            "manual": gettext("Linked by hand"),
+            "unlinked": gettext("Unlinked"),
+        }
+        chart = _chart(
+            "Pie", gettext("Threads by how they were linked"), inner_radius=0.45, height=260
+        )
         for key in ("auto", "manual", "unlinked"):
             chart.add(labels[key], [_link(linking.get(key, 0), hrefs[key], labels[key])])
         total = sum(linking.values()) or 1
         panels.append(
             {
                 "id": "linking",
-                "title": "Linking",
+                "title": gettext("Linking"),
                 "svg": _svg(chart),
                 "figures": [
                     {
@@ -385,14 +400,14 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
     if _can_view(user, "capture.ReviewItem"):
         review = figures.get("review", {})
         base = {"status__exact": "open"}
-        chart = _chart("Bar", "Open review items by age", height=240, show_legend=False)
+        chart = _chart("Bar", gettext("Open review items by age"), height=240, show_legend=False)
         ages = review.get("age", [])
-        chart.x_labels = [label for label, _ in ages]
+        chart.x_labels = [gettext(label) for label, _ in ages]
         _integer_axis(chart, [n for _, n in ages])
         chart.add(
             "open",
             [
-                _link(n, _changelist("capture.ReviewItem", **base), f"{label}: {n}")
+                _link(n, _changelist("capture.ReviewItem", **base), f"{gettext(label)}: {n}")
                 for label, n in ages
             ],
         )
@@ -400,16 +415,16 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "review",
-                "title": "Review backlog",
+                "title": gettext("Review backlog"),
                 "svg": _svg(chart),
                 "figures": [
                     {
-                        "label": "Open",
+                        "label": gettext("Open"),
                         "value": review.get("open", 0),
                         "href": _changelist("capture.ReviewItem", **base),
                     },
                     {
-                        "label": "Oldest open since",
+                        "label": gettext("Oldest open since"),
                         "value": datetime.fromisoformat(oldest).strftime("%Y-%m-%d %H:%M")
                         if oldest
                         else "—",
@@ -424,10 +439,10 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "raw",
-                "title": "Raw messages needing attention",
+                "title": gettext("Raw messages needing attention"),
                 "figures": [
                     {
-                        "label": state.capitalize(),
+                        "label": gettext(state.capitalize()),
                         "value": raw.get(state, 0),
                         "href": _changelist(raw_label, status__exact=state),
                     }
@@ -442,32 +457,33 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "mailboxes",
-                "title": "Mailbox sync health",
+                "title": gettext("Mailbox sync health"),
                 "figures": [
                     {
-                        "label": "Enabled",
+                        "label": gettext("Enabled"),
                         "value": mb.get("enabled", 0),
                         "href": _changelist(label, enabled__exact="1"),
                     },
                     {
-                        "label": "Last run failed",
+                        "label": gettext("Last run failed"),
                         "value": mb.get("erroring", 0),
                         "href": _changelist(label, state="error"),
                     },
                     {
-                        "label": "Paused",
+                        "label": gettext("Paused"),
                         "value": mb.get("paused", 0),
                         "href": _changelist(label, state="paused"),
                     },
                     {
-                        "label": "Not synced lately",
+                        "label": gettext("Not synced lately"),
                         "value": mb.get("stale", 0),
                         "href": _changelist(label, enabled__exact="1", o="6"),
                     },
                     {
-                        "label": "Reconciliation gaps",
+                        "label": gettext("Reconciliation gaps"),
                         "value": mb.get("with_gaps", 0),
-                        "note": f"{mb.get('gap_uids', 0)} messages unaccounted for",
+                        "note": gettext("%(n)s messages unaccounted for")
+                        % {"n": mb.get("gap_uids", 0)},
                         "href": _changelist(label, reconcile_gap__gt="0"),
                     },
                 ],
@@ -478,8 +494,11 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         from governance.models import ConsentRecord
 
         consent = figures.get("consent", {})
-        chart = _chart("HorizontalBar", "Contacts by legal basis", height=280, show_legend=False)
-        names = dict(ConsentRecord.Basis.choices)
+        chart = _chart(
+            "HorizontalBar", gettext("Contacts by legal basis"), height=280, show_legend=False
+        )
+        # str(): the labels are lazy translations, and pygal JSON-encodes its labels
+        names = {basis: str(label) for basis, label in ConsentRecord.Basis.choices}
         ordered = sorted(consent.items(), key=lambda kv: -kv[1])
         chart.x_labels = [names.get(b, b) for b, _ in ordered]
         _integer_axis(chart, [n for _, n in ordered])
@@ -496,7 +515,12 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
             rows.append({"label": names.get(basis, basis), "value": n, "href": href})
         chart.add("contacts", points)
         panels.append(
-            {"id": "consent", "title": "Consent coverage", "svg": _svg(chart), "figures": rows}
+            {
+                "id": "consent",
+                "title": gettext("Consent coverage"),
+                "svg": _svg(chart),
+                "figures": rows,
+            }
         )
 
     if _can_view(user, "capture.EmailMessage"):
@@ -505,10 +529,10 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "purge",
-                "title": "Mail due for purge",
+                "title": gettext("Mail due for purge"),
                 "figures": [
                     {
-                        "label": f"within {n} days",
+                        "label": gettext("within %(n)d days") % {"n": n},
                         "value": purge.get(str(n), 0),
                         "href": _changelist(
                             "capture.EmailMessage",
@@ -526,10 +550,10 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
         panels.append(
             {
                 "id": "holds",
-                "title": "Legal holds",
+                "title": gettext("Legal holds"),
                 "figures": [
                     {
-                        "label": "Active",
+                        "label": gettext("Active"),
                         "value": "—" if holds is None else holds,
                         "href": _changelist(holds_model._meta.label) if holds_model else None,
                     }
@@ -541,18 +565,18 @@ def build_panels(figures: dict[str, Any], user) -> list[dict[str, Any]]:
     panels.append(
         {
             "id": "tracking",
-            "title": "Tracking",
+            "title": gettext("Tracking"),
             "figures": [
                 {
-                    "label": "Opens (people)",
+                    "label": gettext("Opens (people)"),
                     "value": "—" if tracking is None else tracking.get("opens", "—"),
                 },
                 {
-                    "label": "Opens (machines)",
+                    "label": gettext("Opens (machines)"),
                     "value": "—" if tracking is None else tracking.get("machine_opens", "—"),
                 },
                 {
-                    "label": "Clicks",
+                    "label": gettext("Clicks"),
                     "value": "—" if tracking is None else tracking.get("clicks", "—"),
                 },
             ],
@@ -579,7 +603,9 @@ def cached_panels(snapshot, user) -> list[dict[str, Any]]:
     from django.core.cache import cache
 
     seen = "".join("1" if _can_view(user, label) else "0" for label in PANEL_MODELS)
-    key = f"mw:dashboard:{snapshot.pk}:{snapshot.computed_at.timestamp()}:{seen}"
+    # per language too: the panels carry translated titles and labels
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    key = f"mw:dashboard:{snapshot.pk}:{snapshot.computed_at.timestamp()}:{seen}:{language}"
     panels = cache.get(key)
     if panels is None:
         panels = build_panels(snapshot.figures, user)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
@@ -21,6 +22,7 @@ from core.api import StrictSerializer
 from crm import user_addresses
 from crm.auth import ScopePermission, request_scopes
 from crm.models import ApiToken, UserAddress
+from crm.services import set_user_language
 from governance import never_log
 from governance.audit import actor_from_request, client_address
 from governance.models import ASSOCIATION_KINDS, NeverLogRule, SyncedMailVisibility
@@ -67,6 +69,9 @@ class MySettingsSerializer(serializers.Serializer):
     associations = SettingValueSerializer(read_only=True)
     synced_mail_visibility = SettingValueSerializer(read_only=True)
     private_by_default = SettingValueSerializer(read_only=True)
+    language = serializers.CharField(
+        read_only=True, help_text="The portal's language for you; empty = follow the browser."
+    )
 
 
 class MySettingsUpdateSerializer(StrictSerializer):
@@ -83,6 +88,16 @@ class MySettingsUpdateSerializer(StrictSerializer):
         allow_null=True,
         help_text="New threads you capture start private (visible to you alone).",
     )
+    language = serializers.ChoiceField(
+        choices=[("", "follow the browser"), *settings.LANGUAGES],
+        required=False,
+        allow_null=True,
+        help_text="The portal's language for you; empty or null = follow the browser.",
+    )
+
+
+def _my_settings(user) -> dict[str, Any]:
+    return {**effective_settings(user).as_dict(), "language": user.language}
 
 
 class MySettingsView(SelfServiceView, generics.GenericAPIView):
@@ -92,7 +107,7 @@ class MySettingsView(SelfServiceView, generics.GenericAPIView):
 
     @extend_schema(summary="Read my settings", responses=MySettingsSerializer)
     def get(self, request: Request) -> Response:
-        return Response(effective_settings(request.user).as_dict())
+        return Response(_my_settings(request.user))
 
     @extend_schema(
         summary="Change my settings (null = follow the organisation default)",
@@ -102,13 +117,16 @@ class MySettingsView(SelfServiceView, generics.GenericAPIView):
     def patch(self, request: Request) -> Response:
         data = MySettingsUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        language = changes.pop("language", None) if "language" in changes else False
         try:
-            result = update_user_settings(
-                request.user, dict(data.validated_data), **self.audit_kwargs()
-            )
+            with transaction.atomic():
+                update_user_settings(request.user, changes, **self.audit_kwargs())
+                if language is not False:
+                    set_user_language(request.user, language, **self.audit_kwargs())
         except SettingsRejected as e:
             raise ValidationError(e.errors) from e
-        return Response(result.as_dict())
+        return Response(_my_settings(request.user))
 
 
 # --- connected addresses and aliases ------------------------------------------------------------

@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import ScaleAdminMixin
 from governance.audit import client_address
@@ -124,11 +126,11 @@ class WebhookSubscriptionAdmin(AdminOnly, admin.ModelAdmin):
     ]
     actions = ["enable", "disable", "rotate"]
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def event_list(self, obj: WebhookSubscription) -> str:
         return ", ".join(obj.event_types)
 
-    @admin.display(description="deliveries")
+    @admin.display(description=_("deliveries"))
     def deliveries_link(self, obj: WebhookSubscription) -> str:
         url = reverse("admin:governance_webhookdelivery_changelist")
         return format_html('<a href="{}?subscription__id__exact={}">log</a>', url, obj.pk)
@@ -194,20 +196,22 @@ class WebhookSubscriptionAdmin(AdminOnly, admin.ModelAdmin):
         for obj in queryset:
             service.delete_subscription(obj, **_audit(request))
 
-    @admin.action(description="Enable (resets the failure count; waiting events go out)")
+    @admin.action(description=_("Enable (resets the failure count; waiting events go out)"))
     def enable(self, request, queryset) -> None:
         n = service.set_enabled(queryset, True, **_audit(request))
-        self.message_user(request, f"Enabled {n} subscription(s).")
+        self.message_user(request, gettext("Enabled %(n)s subscription(s).") % {"n": n})
 
-    @admin.action(description="Disable")
+    @admin.action(description=_("Disable"))
     def disable(self, request, queryset) -> None:
         n = service.set_enabled(queryset, False, **_audit(request))
-        self.message_user(request, f"Disabled {n} subscription(s).")
+        self.message_user(request, gettext("Disabled %(n)s subscription(s).") % {"n": n})
 
-    @admin.action(description="Rotate the signing secret (one subscription)")
+    @admin.action(description=_("Rotate the signing secret (one subscription)"))
     def rotate(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Choose exactly one subscription.", messages.WARNING)
+            self.message_user(
+                request, gettext("Choose exactly one subscription."), messages.WARNING
+            )
             return None
         obj = queryset.get()
         secret = service.rotate_secret(obj, **_audit(request))
@@ -293,10 +297,10 @@ class WebhookDeliveryAdmin(ScaleAdminMixin, AdminOnly, admin.ModelAdmin):
         failure_notices(request)
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Replay (send again, same webhook-id)")
+    @admin.action(description=_("Replay (send again, same webhook-id)"))
     def replay(self, request, queryset) -> None:
         count = 0
         for delivery in queryset.order_by("id"):
             service.replay_delivery(delivery, **_audit(request))
             count += 1
-        self.message_user(request, f"Queued {count} replay(s).")
+        self.message_user(request, gettext("Queued %(count)s replay(s).") % {"count": count})
