@@ -51,9 +51,18 @@ def broker(redis_url, settings):
     settings.CELERY_BROKER_URL = redis_url
     app.conf.broker_url = redis_url
     app.conf.task_always_eager = False
+    forget_broker_pools()
     yield redis_url
     app.conf.broker_url = saved
     app.conf.task_always_eager = True
+    forget_broker_pools()
+
+
+def forget_broker_pools() -> None:
+    """Celery keeps the producer pool of the first broker URL it sent to: a test that sent
+    earlier (another URL) would have these tasks go there. Start from fresh pools."""
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def start_worker(redis_url: str, log: Path) -> subprocess.Popen:
