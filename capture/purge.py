@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.core import serializers
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, models, router, transaction
+from django.db import IntegrityError, connection, connections, models, router, transaction
 from django.db.models import Count, Q
 from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 from django.db.models.signals import pre_delete
@@ -148,6 +149,9 @@ def purge_expired(
     now = timezone.now()
     cursor: tuple[Any, int] | None = None
     done = batches = 0
+    # Files are removed beside the batches (a thread of its own, its own connection) unless
+    # the caller holds a transaction the thread could not see into.
+    drainer = None if transaction.get_connection().in_atomic_block else _Drainer().start()
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         try:
@@ -172,15 +176,58 @@ def purge_expired(
             on_batch(batches, len(rows))
         if pause:
             time.sleep(pause)  # yield to capture (and the crash tests' window)
-        run.files_deleted += drain_outbox()
+        if drainer is not None:
+            drainer.poke()
+        else:
+            run.files_deleted += drain_outbox()
         if progress is not None:
             progress(len(rows))
+    if drainer is not None:
+        run.files_deleted += drainer.finish()
+    run.files_deleted += drain_outbox()  # what is left (all of it if the thread failed)
     run.counts = {k: dict(v) for k, v in counts.items()}
     run.errors = errors
     run.finished = timezone.now()
     run.duration_ms = int((time.monotonic() - started) * 1000)
     run.save()
     return run
+
+
+class _Drainer:
+    """Drains the file outbox in a thread of its own while the batches go on: a batch's
+    files are removed while the next batch works in the database. Removal stays after the
+    commit of the rows and is idempotent (drain_outbox), so the guarantees do not change."""
+
+    def __init__(self) -> None:
+        self.wake, self.stop = threading.Event(), threading.Event()
+        self.removed = 0
+        self.thread = threading.Thread(target=self._run, name="mailwarden-purge-drain")
+
+    def start(self) -> _Drainer:
+        self.thread.start()
+        return self
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.wake.set()
+        self.thread.join()
+        return self.removed
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                self.removed += drain_outbox()
+                if self.stop.is_set() and not self.wake.is_set():
+                    return
+        except Exception:  # the run's last drain, in the caller's thread, does the rest
+            log.exception("outbox drain beside the purge failed")
+        finally:
+            connections.close_all()
 
 
 def _lock_due(now, cursor, size: int) -> list[tuple[int, Any, str, int | None]]:
@@ -537,7 +584,21 @@ def _delete_unused_blobs(blob_ids: Iterable[int]) -> None:
 
 
 def _outbox(kind: str, paths: Iterable[str]) -> None:
-    FileDeletion.objects.bulk_create([FileDeletion(kind=kind, path=p) for p in sorted(paths) if p])
+    paths = sorted({p for p in paths if p})
+    if paths:
+        execute_binary(
+            f"INSERT INTO {FileDeletion._meta.db_table} (kind, path, created)"  # noqa: S608
+            " SELECT %b, p, %b FROM unnest(%b::text[]) AS p",
+            [kind, timezone.now(), paths],
+        )
+
+
+def _remove_files(remove: Callable[[str], None], paths: list[str]) -> None:
+    """Remove files by a few threads at once, each thread a share of the list (removing a
+    file mostly waits on the file system; one task per file would cost more than that)."""
+    threads = max(1, settings.MAILWARDEN_STORE_WRITE_THREADS)
+    shares = [paths[i::threads] for i in range(threads) if paths[i::threads]]
+    storage.write_in_parallel(lambda share: [remove(p) for p in share], shares)
 
 
 def _paths_in_use(model: type[models.Model], paths: set[str]) -> list[str]:
@@ -566,8 +627,8 @@ def drain_outbox(limit: int = 2000) -> int:
             raw -= set(_paths_in_use(RawMessage, raw))
             blob -= set(_paths_in_use(Blob, blob))
             # Removing a file mostly waits on the file system: a few threads overlap it.
-            storage.write_in_parallel(storage.delete_raw, sorted(raw))
-            storage.write_in_parallel(storage.delete_blob, sorted(blob))
+            _remove_files(storage.delete_raw, sorted(raw))
+            _remove_files(storage.delete_blob, sorted(blob))
             removed += len(raw) + len(blob)
             execute_binary(
                 f"DELETE FROM {FileDeletion._meta.db_table} WHERE id = ANY(%b::bigint[])",  # noqa: S608
