@@ -367,14 +367,21 @@ def delete_messages(ids: list[int], *, reason: str, policy_of: dict[int, int | N
     days = bin_days()
     if days:
         _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days)
-    _delete_rows(ids)
+    # With no bin the raw rows go too (below, same transaction): no point unlinking them
+    # first (foreign keys are checked at commit).
+    _delete_rows(ids, going={} if days else {RawMessage: sorted(raw_ids)})
     _settle_threads(set(threads), emptied)
     if not days:
         _delete_raws(raw_ids)
         _delete_unused_blobs(blob_ids)
 
 
-def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> None:
+def _delete_rows(
+    ids: list[int],
+    model: type[models.Model] = EmailMessage,
+    *,
+    going: dict[type[models.Model], list[int]] | None = None,
+) -> None:
     """Delete rows of `model` by id: every relation to it walked from the model's metadata
     (so tables other apps add are handled as their on_delete says), then one DELETE by id.
     Each step is one statement with the ids bound as an array; dependent rows that have
@@ -382,7 +389,8 @@ def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> No
     Django). No instance of `model` is loaded (the Collector loads every column of every
     message row because of the pre_delete guard, which the purge does not need: it checked
     holds on the locked rows). Sends no per-row delete signals of `model`; the purge's audit
-    events name the messages."""
+    events name the messages. `going`: rows of related models the caller deletes later in
+    the same transaction, which a SET_NULL then leaves alone (foreign keys are deferred)."""
     if not ids:
         return
     ids = sorted(ids)
@@ -414,10 +422,18 @@ def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> No
                         related,
                     )
             elif handler is models.SET_NULL:
-                execute_binary(
-                    f"UPDATE {table} SET {column} = NULL WHERE {where}",  # noqa: S608
-                    [ids],
-                )
+                later = (going or {}).get(related)
+                if later:
+                    execute_binary(
+                        f"UPDATE {table} SET {column} = NULL WHERE {where}"  # noqa: S608
+                        f" AND NOT {related._meta.pk.column} = ANY(%b::bigint[])",
+                        [ids, later],
+                    )
+                else:
+                    execute_binary(
+                        f"UPDATE {table} SET {column} = NULL WHERE {where}",  # noqa: S608
+                        [ids],
+                    )
             elif handler in (models.PROTECT, models.RESTRICT) and not _ids(
                 f"SELECT 1 FROM {table} WHERE {where} LIMIT 1",  # noqa: S608
                 ids,
