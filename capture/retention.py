@@ -185,7 +185,9 @@ NO_POLICY = Outcome(None, None, "", "")
 
 def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
     rows = execute_binary(
-        "SELECT id, thread_id, date, direction, stored, categories, disposition, expires_at,"  # noqa: S608
+        "SELECT id, thread_id, date, direction, stored,"  # noqa: S608
+        " CASE WHEN categories = '[]'::jsonb THEN NULL ELSE categories END,"
+        " disposition, expires_at,"
         f" expiry_policy_id, expiry_action, expiry_rule FROM {EmailMessage._meta.db_table}"
         " WHERE thread_id = ANY(%b::bigint[])",
         [sorted(thread_ids)],
@@ -334,6 +336,8 @@ def trigger_date(spec: Spec, f: Facts) -> datetime | None:
 
 
 def _applied(disposition: str) -> set[str]:
+    if not disposition:
+        return set()
     done = set(filter(None, disposition.split(",")))
     return {
         a for a, d in ((Action.REDACT, "redacted"), (Action.ANONYMISE, "anonymised")) if d in done
