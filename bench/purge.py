@@ -9,6 +9,10 @@ Printed, in one run on the same machine:
 - recompute_expiry (resolution of every message's policy, written where changed) vs a plain
   `UPDATE ... SET expires_at = date + interval` of the same column (goal >= 0.3).
 
+Beside each wall-clock ratio the same ratio of CPU seconds (`*_cpu`: the purge process by
+getrusage minus an idle purge process's start-up, its PostgreSQL backends sampled; the peers'
+own process and backend), which moves far less with the load of a shared machine.
+
 The bin is 0 days here (deleted at once, files through the outbox), as the bare DELETE keeps
 nothing either. Full run: 1,000,000 due messages; --quick: 20,000.
 
@@ -33,10 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_ROOT,
+    CpuMeter,
     bench_args,
     bench_database_url,
+    db_backend_pids,
     django_setup,
     print_table,
+    process_cpu_seconds,
     recreate_database,
     result_line,
 )
@@ -192,6 +199,63 @@ def run_purge_process(batch: int) -> subprocess.Popen:
     )
 
 
+class ChildCpu:
+    """CPU seconds of a child process (getrusage, exact) and of the PostgreSQL backends it
+    opens (sampled every 50 ms while it runs, as they end with it; the last < 50 ms of each
+    backend are missed)."""
+
+    def __init__(self, proc: subprocess.Popen, database: str) -> None:
+        import resource
+
+        self.proc, self.database, self.resource = proc, database, resource
+        self.mine = set(db_backend_pids(own_only=True))
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.children0 = self._children()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _children(self) -> float:
+        r = self.resource.getrusage(self.resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def _sample(self) -> None:
+        import psycopg
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        with psycopg.connect(
+            host=db["HOST"],
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            dbname=db["NAME"],
+            password=db["PASSWORD"] or None,
+            autocommit=True,
+        ) as conn:
+            self.mine.add(conn.info.backend_pid)
+            while self.proc.poll() is None:
+                pids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database]
+                    )
+                ]
+                for pid in pids:
+                    if pid in self.mine:
+                        continue
+                    cpu = process_cpu_seconds(pid)
+                    if cpu:
+                        self.first.setdefault(pid, cpu)
+                        self.last[pid] = cpu
+                time.sleep(0.05)
+
+    def seconds(self) -> float:
+        """After the process ended (wait() / communicate() called)."""
+        self.thread.join()
+        backends = sum(self.last[p] - self.first[p] for p in self.last)
+        return self._children() - self.children0 + backends
+
+
 def due_ids() -> list[int]:
     from capture.models import EmailMessage
 
@@ -245,13 +309,22 @@ def main() -> None:
     from capture.retention import recompute
 
     rows = []
+    # 0. the CPU of a purge process with nothing to do (interpreter, Django, connection): not
+    #    part of the purge's rate (its duration is measured inside), so not of its CPU either
+    proc = run_purge_process(args.batch)
+    empty_cpu = ChildCpu(proc, BENCH_DB)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    startup_cpu_s = empty_cpu.seconds()
     # 1. the purge alone, and its peer on the same rows
     t0 = time.perf_counter()
     build(n, "a")
     print(f"built {n} due messages in {time.perf_counter() - t0:.1f} s", flush=True)
     proc = run_purge_process(args.batch)
+    purge_cpu = ChildCpu(proc, BENCH_DB)
     _, err = proc.communicate()
     assert proc.returncode == 0, err
+    purge_cpu_s = max(0.01, purge_cpu.seconds() - startup_cpu_s)
     run = PurgeRun.objects.order_by("-pk").first()
     purged = sum(v for by in run.counts.values() for v in by.values())
     assert purged == n and not EmailMessage.objects.exists(), (purged, n)
@@ -260,19 +333,26 @@ def main() -> None:
     # 2. recompute vs a plain UPDATE of the column (on the "b" rows), then the bare DELETE
     EmailMessage.objects.update(expires_at=None, expiry_action="", expiry_rule="")
     policy = RetentionPolicy.objects.create(name="bench", duration_days=30)
+    meter = CpuMeter(lambda: db_backend_pids(own_only=True)).start()
     t0 = time.perf_counter()
     result = recompute()
     recompute_s = time.perf_counter() - t0
+    recompute_cpu_s = meter.stop()
     count = EmailMessage.objects.count()
     assert result["changed"] == count, result
     from django.db import connection
 
+    meter = CpuMeter(lambda: db_backend_pids(own_only=True)).start()
     t0 = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("UPDATE capture_emailmessage SET expires_at = date + interval '31 days'")
     update_s = time.perf_counter() - t0
+    update_cpu_s = meter.stop()
     policy.delete()
-    bare_s = bare_delete(due_ids(), args.batch)
+    ids = due_ids()
+    meter = CpuMeter(lambda: db_backend_pids(own_only=True)).start()
+    bare_s = bare_delete(ids, args.batch)
+    bare_cpu_s = meter.stop()
     bare_rate = n / bare_s
     rows.append(("purge (own process)", n, run.duration_ms / 1000, purge_rate))
     rows.append(("bare DELETE by id", n, bare_s, bare_rate))
@@ -304,6 +384,13 @@ def main() -> None:
         bare_delete_msg_s=bare_rate,
         purge_vs_bare=purge_rate / bare_rate,
         recompute_vs_update=update_s / recompute_s,
+        purge_vs_bare_cpu=bare_cpu_s / purge_cpu_s,
+        recompute_vs_update_cpu=update_cpu_s / recompute_cpu_s,
+        purge_cpu_s=purge_cpu_s,
+        purge_startup_cpu_s=startup_cpu_s,
+        bare_cpu_s=bare_cpu_s,
+        recompute_cpu_s=recompute_cpu_s,
+        update_cpu_s=update_cpu_s,
         ingest_p95_quiet_ms=p95(quiet),
         ingest_p95_busy_ms=p95(busy),
     )
