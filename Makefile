@@ -30,7 +30,8 @@ test: install
 # tests/filestore.py); any test runs there with `pytest --file-store=s3-encrypted`.
 S3_TESTS := tests/capture/read tests/capture/test_api_captures.py tests/capture/test_webhooks.py \
 	tests/capture/smtp/test_transactions.py tests/capture/pipeline/test_dedupe.py \
-	tests/capture/pipeline/test_fixtures_matrix.py tests/governance/settings/test_never_log_removal.py
+	tests/capture/pipeline/test_fixtures_matrix.py tests/governance/settings/test_never_log_removal.py \
+	tests/capture/retention tests/capture/dsr
 test-s3: install
 	$(PY) -m pytest -q --file-store=s3-encrypted $(S3_TESTS) $(PYTEST_ARGS)
 

@@ -108,3 +108,37 @@ def moto_server():
     server = MotoServer()
     yield server
     server.stop()
+
+
+def store_env() -> dict[str, str]:
+    """The file-store settings of this test as environment variables, for a child process
+    (a purge worker, a command) that must use the same store."""
+    from django.conf import settings
+
+    names = [
+        "MAILWARDEN_FILE_STORE", "MAILWARDEN_S3_BUCKET", "MAILWARDEN_S3_PREFIX",
+        "MAILWARDEN_S3_ENDPOINT_URL", "MAILWARDEN_S3_REGION", "MAILWARDEN_S3_ACCESS_KEY",
+        "MAILWARDEN_S3_SECRET_KEY",
+    ]  # fmt: skip
+    env = {n: str(getattr(settings, n, "") or "") for n in names}
+    env["MAILWARDEN_MASTER_KEYS"] = ",".join(settings.MAILWARDEN_MASTER_KEYS or [])
+    env["MAILWARDEN_RAW_STORAGE_DIR"] = str(settings.MAILWARDEN_RAW_STORAGE_DIR)
+    env["MAILWARDEN_BLOB_STORAGE_DIR"] = str(settings.MAILWARDEN_BLOB_STORAGE_DIR)
+    return env
+
+
+def stored_objects() -> dict[str, bytes]:
+    """Every file of the raw and blob stores as it lies in the store (encrypted bytes when
+    encryption is on), keyed 'raw:<rel>' / 'blob:<rel>': local folders or the S3 bucket."""
+    from capture import storage
+
+    found = {}
+    for kind, label in (("raw", "raw"), ("blob", "blob")):
+        store = storage.backend(kind)
+        for rel in store.names():
+            if hasattr(store, "root"):
+                data = (store.root / rel).read_bytes()
+            else:
+                data = store._object(rel).get()["Body"].read()
+            found[f"{label}:{rel}"] = data
+    return found

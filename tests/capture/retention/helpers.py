@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime
-from pathlib import Path
-
-from django.conf import settings
 
 from capture.intake import RawSpec, store_raw_message
 from capture.models import Blob, EmailMessage, RawMessage, RetentionPolicy
@@ -59,19 +56,10 @@ def policy(name: str = "policy", **fields) -> RetentionPolicy:
 
 
 def stored_files() -> set[str]:
-    """Every file under the raw and blob stores, as 'raw:<rel>' / 'blob:<rel>'."""
-    found = set()
-    for kind, root in (
-        ("raw", Path(settings.MAILWARDEN_RAW_STORAGE_DIR)),
-        ("blob", Path(settings.MAILWARDEN_BLOB_STORAGE_DIR)),
-    ):
-        if root.exists():
-            found |= {
-                f"{kind}:{p.relative_to(root)}"
-                for p in root.rglob("*")
-                if p.is_file() and not p.name.startswith(".tmp")
-            }
-    return found
+    """Every file of the raw and blob stores (local or S3), as 'raw:<rel>' / 'blob:<rel>'."""
+    from tests.filestore import stored_objects
+
+    return set(stored_objects())
 
 
 def referenced_files() -> set[str]:

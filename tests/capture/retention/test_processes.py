@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
 
@@ -22,6 +21,7 @@ from capture.purge import purge_expired
 from capture.retention import recompute
 from governance.models import AuditEvent
 from tests.capture.retention.helpers import capture, mail, policy, referenced_files, stored_files
+from tests.filestore import store_env
 from tests.services import require_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,8 +39,7 @@ def _env(**extra: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": url,
         "DJANGO_CONN_MAX_AGE": "0",
-        "MAILWARDEN_RAW_STORAGE_DIR": str(settings.MAILWARDEN_RAW_STORAGE_DIR),
-        "MAILWARDEN_BLOB_STORAGE_DIR": str(settings.MAILWARDEN_BLOB_STORAGE_DIR),
+        **store_env(),  # local folders or the S3 bucket of this test (--file-store)
         "CELERY_BROKER_URL": "",
         "PYTHONUNBUFFERED": "1",
         **extra,
