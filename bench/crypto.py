@@ -14,8 +14,8 @@ rotation costs against re-encrypting the files.
    in the same rounds: ingest with files and bodies encrypted against files only (printed,
    and `body_ratio=` on the RESULT line; goal >= 0.9: a lz4 + AES-GCM pass over ~25 KB of
    text a message, no extra statement).
-4. Erasure of an address (1,000 messages in a 1M store vs a 10k store): not measured here
-   yet — the data-subject request work is not built (prints a TODO line, no number).
+4. Erasure of an address (1,000 messages in a 1M store vs a 10k store): measured by
+   bench/erasure.py, which builds the two stores it needs (this script prints a pointer).
 
 Uses its own database `mailwarden_bench_crypto` (dropped and re-created) and a temp media
 directory. The full run writes 100k files of ~20 KB (~2 GB) for step 2.
