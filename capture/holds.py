@@ -91,16 +91,7 @@ def messages_on_hold(holds: list[LegalHold] | None = None) -> Q:
 
 def held(message_ids: Iterable[int]) -> dict[int, list[str]]:
     """The held messages among `message_ids`: id -> names of the holds covering it."""
-    ids = list({int(i) for i in message_ids})
-    result: dict[int, list[str]] = {}
-    if not ids:
-        return result
-    for hold in active_holds():
-        for pk in EmailMessage.objects.filter(hold_filter(hold), pk__in=ids).values_list(
-            "pk", flat=True
-        ):
-            result.setdefault(pk, []).append(hold.name)
-    return result
+    return {pk: [h["hold"] for h in holds] for pk, holds in held_with_reasons(message_ids).items()}
 
 
 def held_with_reasons(message_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:

@@ -14,8 +14,6 @@ the vacuum removes them for good. docs/retention.md describes it all.
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -62,6 +60,8 @@ from capture.models import (
 )
 from core.db.bulk import execute_binary
 from governance.audit import build_event, prune_audit_log, record_event, record_events
+from governance.pseudonyms import pseudonym_address as pseudonym
+from governance.pseudonyms import pseudonym_of_name
 
 log = logging.getLogger(__name__)
 
@@ -796,29 +796,12 @@ def redact_messages(ids: list[int]) -> None:
     _recompute_threads(ids)
 
 
-def pseudonym_key() -> bytes:
-    key = settings.MAILWARDEN_PSEUDONYM_KEY or f"pseudonym:{settings.SECRET_KEY}"
-    return hashlib.sha256(key.encode()).digest()
-
-
-def pseudonym(address: str, key: bytes | None = None) -> str:
-    """A stable pseudonym of an address: the same address gives the same pseudonym."""
-    digest = hmac.new(key or pseudonym_key(), address.strip().lower().encode(), "sha256")
-    return f"anon-{digest.hexdigest()[:20]}@anonymised.invalid"
-
-
-def pseudonym_name(name: str, key: bytes | None = None) -> str:
-    digest = hmac.new(key or pseudonym_key(), f"name:{name.strip().lower()}".encode(), "sha256")
-    return f"Anonymised {digest.hexdigest()[:8]}"
-
-
 class _Rewriter:
     """Replaces known addresses and names (case-insensitive) in any text."""
 
     def __init__(self, addresses: set[str], names: set[str]) -> None:
-        key = pseudonym_key()
-        self.map = {a.lower(): pseudonym(a, key) for a in addresses if a}
-        self.map.update({n.lower(): pseudonym_name(n, key) for n in names if len(n) >= 3})
+        self.map = {a.lower(): pseudonym(a) for a in addresses if a}
+        self.map.update({n.lower(): pseudonym_of_name(n) for n in names if len(n) >= 3})
         words = sorted(self.map, key=len, reverse=True)
         self.pattern = (
             re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
@@ -851,10 +834,9 @@ def anonymise_messages(ids: list[int]) -> None:
     addresses = {p.address for p in parts} | {m.from_address for m in msgs}
     names = {p.name for p in parts} | {m.from_name for m in msgs}
     rw = _Rewriter({a for a in addresses if a}, {n for n in names if n})
-    key = pseudonym_key()
     for p in parts:
-        p.address = pseudonym(p.address, key) if p.address else ""
-        p.name = pseudonym_name(p.name, key) if p.name else ""
+        p.address = pseudonym(p.address) if p.address else ""
+        p.name = pseudonym_of_name(p.name) if p.name else ""
     Participant.objects.bulk_update(parts, ["address", "name"], batch_size=500)
     for m in msgs:
         m.from_address = rw.text(m.from_address)

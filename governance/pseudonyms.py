@@ -34,4 +34,11 @@ def pseudonym_address(address: str) -> str:
 
 
 def pseudonym_name(address: str) -> str:
+    """The display name standing in for the person behind `address`."""
     return f"Anonymised {keyed_hash(address)[:6]}"
+
+
+def pseudonym_of_name(name: str) -> str:
+    """A stable stand-in for a display name met without its address (retention's
+    anonymisation rewrites every name it finds)."""
+    return f"Anonymised {keyed_hash('name:' + name)[:8]}"

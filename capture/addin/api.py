@@ -26,13 +26,10 @@ from capture.api.captures import (
     LINK_MODELS,
     CaptureAcceptedSerializer,
     LinksSerializer,
-    _absolute,
-    _unavailable,
-    capture_path,
+    accept_capture,
 )
 from capture.categories import unusable_categories
-from capture.errors import StoreUnavailable
-from capture.intake import RawSpec, idempotency_key_for, store_raw_message_once
+from capture.intake import RawSpec, idempotency_key_for
 from capture.models import AddinDeviceGrant, RawMessage
 from core.api import IdField, StrictSerializer, error_response
 from crm.addresses import InvalidAddress, normalize_address
@@ -264,20 +261,7 @@ class AppointmentView(AddinView):
             idempotency_key=idempotency_key_for(user.pk, data, options=options),
             options=options,
         )
-        try:
-            raw, duplicate = store_raw_message_once(
-                spec, actor=actor_from_request(request), address=client_address(request)
-            )
-        except StoreUnavailable:
-            return _unavailable()
-        body = {
-            "id": raw.pk,
-            "status": raw.status,
-            "url": _absolute(request, capture_path(raw.pk)),
-            "duplicate": duplicate,
-            "message_id": appointments.message_id_for(appt),
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return accept_capture(request, spec, message_id=appointments.message_id_for(appt))
 
 
 class CaptureAddressView(AddinView):

@@ -39,32 +39,21 @@ def _choices(values) -> list[tuple[str, str]]:
     return [(v, v) for v in sorted(values)]
 
 
+def _checkboxes(scope: str) -> forms.MultipleChoiceField:
+    """A scope of a policy: any of its choices, none = any."""
+    return forms.MultipleChoiceField(
+        choices=_choices(service.CHOICES[scope]),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
 class RetentionPolicyForm(forms.ModelForm):
-    link_kinds = forms.MultipleChoiceField(
-        choices=_choices(service.CHOICES["link_kinds"]),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-    channels = forms.MultipleChoiceField(
-        choices=_choices(service.CHOICES["channels"]),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-    directions = forms.MultipleChoiceField(
-        choices=_choices(service.CHOICES["directions"]),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-    stored_levels = forms.MultipleChoiceField(
-        choices=_choices(service.CHOICES["stored_levels"]),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-    legal_bases = forms.MultipleChoiceField(
-        choices=_choices(service.CHOICES["legal_bases"]),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
+    link_kinds = _checkboxes("link_kinds")
+    channels = _checkboxes("channels")
+    directions = _checkboxes("directions")
+    stored_levels = _checkboxes("stored_levels")
+    legal_bases = _checkboxes("legal_bases")
     categories = forms.CharField(
         required=False, help_text="Category names, comma-separated (empty = any).", max_length=2000
     )

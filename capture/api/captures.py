@@ -281,19 +281,27 @@ class CaptureViewSet(
             idempotency_key=key,
             options=options,
         )
-        try:
-            raw, duplicate = store_raw_message_once(
-                spec, actor=actor_from_request(request), address=client_address(request)
-            )
-        except StoreUnavailable:
-            return _unavailable()
-        body = {
-            "id": raw.pk,
-            "status": raw.status,
-            "url": _absolute(request, capture_path(raw.pk)),
-            "duplicate": duplicate,
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return accept_capture(request, spec)
+
+
+def accept_capture(request: Any, spec: RawSpec, **extra: Any) -> Response:
+    """Store raw mail once (idempotent) and answer 202 with its id, status and URL; 503 with
+    Retry-After when the store is down. The captures endpoint and the add-in's appointment
+    door both answer this way."""
+    try:
+        raw, duplicate = store_raw_message_once(
+            spec, actor=actor_from_request(request), address=client_address(request)
+        )
+    except StoreUnavailable:
+        return _unavailable()
+    body = {
+        "id": raw.pk,
+        "status": raw.status,
+        "url": _absolute(request, capture_path(raw.pk)),
+        "duplicate": duplicate,
+        **extra,
+    }
+    return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def _unavailable() -> Response:
