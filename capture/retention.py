@@ -20,7 +20,6 @@ at the first run after the last covering hold is released.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -28,9 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.db.models import Q
-from django.db.models.expressions import RawSQL
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -47,7 +45,6 @@ from capture.models import (
     ThreadLink,
 )
 from capture.models.raw import Channel
-from core.db.bulk import execute_binary
 from core.dispatch import on_commit_send
 from crm.models import Item
 from governance.audit import record_event
@@ -185,17 +182,21 @@ NO_POLICY = Outcome(None, None, "", "")
 
 
 def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
-    rows = execute_binary(
-        "SELECT id, thread_id, date, direction, stored,"  # noqa: S608
-        " CASE WHEN categories = '[]'::jsonb THEN NULL ELSE categories END,"
-        " disposition, expires_at,"
-        f" expiry_policy_id, expiry_action, expiry_rule FROM {EmailMessage._meta.db_table}"
-        " WHERE thread_id = ANY(%b::bigint[])",
-        [sorted(thread_ids)],
-        fetch=True,
+    rows = EmailMessage.objects.filter(thread_id__in=thread_ids).values_list(
+        "id",
+        "thread_id",
+        "date",
+        "direction",
+        "stored",
+        "categories",
+        "disposition",
+        "expires_at",
+        "expiry_policy_id",
+        "expiry_action",
+        "expiry_rule",
     )
     facts = [
-        Facts(r[0], r[1], r[2], r[3], r[4], _categories(r[5]), r[6], tuple(r[7:])) for r in rows
+        Facts(r[0], r[1], r[2], r[3], r[4], frozenset(r[5] or ()), r[6], tuple(r[7:])) for r in rows
     ]
     if not facts:
         return facts
@@ -205,21 +206,19 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
         by_thread[f.thread_id].append(f)
     need = _needed(specs)
     if "channels" in need:
-        for email_id, channel in Capture.objects.filter(
-            any_of(Capture, "email_id", by_id)
-        ).values_list("email_id", "channel"):
+        for email_id, channel in Capture.objects.filter(email_id__in=by_id).values_list(
+            "email_id", "channel"
+        ):
             by_id[email_id].channels.add(channel)
     if "thread" in need:
-        for tid, last in Thread.objects.filter(any_of(Thread, "id", by_thread)).values_list(
-            "pk", "last_at"
-        ):
+        for tid, last in Thread.objects.filter(pk__in=by_thread).values_list("pk", "last_at"):
             for f in by_thread[tid]:
                 f.thread_last = last
     if "links" in need:
         open_items: set[int] = set()
         closed: dict[int, datetime] = {}
         for tid, contact, org, item, kind, status, closed_at, item_org in ThreadLink.objects.filter(
-            any_of(ThreadLink, "thread_id", by_thread)
+            thread_id__in=by_thread
         ).values_list(
             "thread_id",
             "contact_id",
@@ -253,7 +252,7 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
     if "participants" in need:
         contacts: dict[int, set[int]] = defaultdict(set)
         for email_id, contact_id, org_id in Participant.objects.filter(
-            any_of(Participant, "email_id", by_id)
+            email_id__in=by_id
         ).values_list("email_id", "contact_id", "organization_id"):
             if org_id:
                 by_id[email_id].org_ids.add(org_id)
@@ -271,22 +270,6 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
                         at = prov.effective_at
                         f.withdrawn_at = at if f.withdrawn_at is None else min(f.withdrawn_at, at)
     return facts
-
-
-def _categories(value: Any) -> frozenset[str]:
-    if isinstance(value, str | bytes):  # jsonb as text (Django's loader) or parsed
-        value = json.loads(value)
-    return frozenset(value or ())
-
-
-def any_of(model: type[models.Model], column: str, ids: Iterable[int]) -> RawSQL:
-    """A filter `column = ANY(ids)`: the ids bound as one array parameter (an `IN (...)`
-    list of thousands of parameters costs more to build and parse than the query runs)."""
-    return RawSQL(  # noqa: S611 (names from the model, the ids bound)
-        f'"{model._meta.db_table}"."{column}" = ANY(%s::bigint[])',
-        (sorted(ids),),
-        output_field=models.BooleanField(),
-    )
 
 
 def _needed(specs: list[Spec]) -> set[str]:
@@ -337,8 +320,6 @@ def trigger_date(spec: Spec, f: Facts) -> datetime | None:
 
 
 def _applied(disposition: str) -> set[str]:
-    if not disposition:
-        return set()
     done = set(filter(None, disposition.split(",")))
     return {
         a for a, d in ((Action.REDACT, "redacted"), (Action.ANONYMISE, "anonymised")) if d in done
@@ -486,19 +467,23 @@ def _write(changed: list[tuple[int, Outcome]]) -> None:
         return
     if connection.vendor == "postgresql":
         table = EmailMessage._meta.db_table
-        execute_binary(
+        sql = (
             f"UPDATE {table} AS e SET expires_at = v.exp, expiry_policy_id = v.pol, "  # noqa: S608
             "expiry_action = v.act, expiry_rule = v.rule FROM unnest("
-            "%b::bigint[], %b::timestamptz[], %b::bigint[], %b::text[], %b::text[]) "
-            "AS v(id, exp, pol, act, rule) WHERE e.id = v.id",
-            [
-                [pk for pk, _ in changed],
-                [o.expires_at for _, o in changed],
-                [o.policy_id for _, o in changed],
-                [o.action for _, o in changed],
-                [o.rule for _, o in changed],
-            ],
+            "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
+            "AS v(id, exp, pol, act, rule) WHERE e.id = v.id"
         )
+        with connection.cursor() as cur:
+            cur.execute(
+                sql,
+                [
+                    [pk for pk, _ in changed],
+                    [o.expires_at for _, o in changed],
+                    [o.policy_id for _, o in changed],
+                    [o.action for _, o in changed],
+                    [o.rule for _, o in changed],
+                ],
+            )
         return
     objs = []
     for pk, o in changed:
