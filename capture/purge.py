@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -28,9 +29,9 @@ from typing import Any
 from django.conf import settings
 from django.core import serializers
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, connections, models, router, transaction
 from django.db.models import Count, Q
-from django.db.models.deletion import get_candidate_relations_to_delete
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -57,6 +58,7 @@ from capture.models import (
     Thread,
     ThreadLink,
 )
+from core.db.bulk import execute_arrays
 from governance.audit import build_event, prune_audit_log, record_event, record_events
 from governance.pseudonyms import pseudonym_address as pseudonym
 from governance.pseudonyms import pseudonym_of_name
@@ -147,6 +149,9 @@ def purge_expired(
     now = timezone.now()
     cursor: tuple[Any, int] | None = None
     done = batches = 0
+    # Files are removed beside the batches (a thread of its own, its own connection) unless
+    # the caller holds a transaction the thread could not see into.
+    drainer = None if transaction.get_connection().in_atomic_block else _Drainer().start()
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         try:
@@ -171,15 +176,58 @@ def purge_expired(
             on_batch(batches, len(rows))
         if pause:
             time.sleep(pause)  # yield to capture (and the crash tests' window)
-        run.files_deleted += drain_outbox()
+        if drainer is not None:
+            drainer.poke()
+        else:
+            run.files_deleted += drain_outbox()
         if progress is not None:
             progress(len(rows))
+    if drainer is not None:
+        run.files_deleted += drainer.finish()
+    run.files_deleted += drain_outbox()  # what is left (all of it if the thread failed)
     run.counts = {k: dict(v) for k, v in counts.items()}
     run.errors = errors
     run.finished = timezone.now()
     run.duration_ms = int((time.monotonic() - started) * 1000)
     run.save()
     return run
+
+
+class _Drainer:
+    """Drains the file outbox in a thread of its own while the batches go on: a batch's
+    files are removed while the next batch works in the database. Removal stays after the
+    commit of the rows and is idempotent (drain_outbox), so the guarantees do not change."""
+
+    def __init__(self) -> None:
+        self.wake, self.stop = threading.Event(), threading.Event()
+        self.removed = 0
+        self.thread = threading.Thread(target=self._run, name="mailwarden-purge-drain")
+
+    def start(self) -> _Drainer:
+        self.thread.start()
+        return self
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.wake.set()
+        self.thread.join()
+        return self.removed
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                self.removed += drain_outbox()
+                if self.stop.is_set() and not self.wake.is_set():
+                    return
+        except Exception:  # the run's last drain, in the caller's thread, does the rest
+            log.exception("outbox drain beside the purge failed")
+        finally:
+            connections.close_all()
 
 
 def _lock_due(now, cursor, size: int) -> list[tuple[int, Any, str, int | None]]:
@@ -258,19 +306,18 @@ def _serialize(qs) -> list[dict[str, Any]]:
     return json.loads(serializers.serialize("json", qs, cls=DjangoJSONEncoder))
 
 
-def _keep_late_parent_refs(ids: list[int]) -> None:
+def _ids(sql: str, *params: Any) -> list[Any]:
+    """The first column of a statement's rows (parameters bound as arrays: ``%b``)."""
+    return [r[0] for r in execute_arrays(sql, list(params), fetch=True)]
+
+
+def _keep_late_parent_refs(going: dict[str, int], replies) -> None:
     """Replies that referenced a going message get their MessageRef rows back (a reference to
     a stored message has none): a re-capture of it then rejoins them (docs/architecture.md)."""
-    going = dict(EmailMessage.objects.filter(pk__in=ids).values_list("message_id", "thread_id"))
-    if not going:
-        return
-    threads = set(going.values())
     rows = []
-    for pk, in_reply_to, refs in (
-        EmailMessage.objects.filter(thread_id__in=threads)
-        .exclude(pk__in=ids)
-        .values_list("pk", "in_reply_to", "references")
-    ):
+    for pk, in_reply_to, refs in replies:
+        if isinstance(refs, str):  # SQLite returns the JSON column as its text
+            refs = json.loads(refs)
         for ref in {in_reply_to, *(refs or [])}:
             if ref and ref in going:
                 rows.append(MessageRef(email_id=pk, ref=ref))
@@ -279,67 +326,158 @@ def _keep_late_parent_refs(ids: list[int]) -> None:
 
 def delete_messages(ids: list[int], *, reason: str, policy_of: dict[int, int | None]) -> None:
     """Delete messages inside the caller's transaction: into the bin (files kept, rows
-    serialised) or, with a bin of 0 days, for good (files through the outbox)."""
+    serialised) or, with a bin of 0 days, for good (files through the outbox).
+
+    Set-based: a handful of statements per batch, every id list bound as one array."""
     if not ids:
         return
-    _keep_late_parent_refs(ids)
-    raw_ids = set(RawMessage.objects.filter(email_id__in=ids).values_list("pk", flat=True))
-    raw_ids |= set(
-        EmailMessage.objects.filter(pk__in=ids, first_raw__isnull=False).values_list(
-            "first_raw_id", flat=True
+    ids = sorted(ids)
+    em, raw, cap, att = (m._meta.db_table for m in (EmailMessage, RawMessage, Capture, Attachment))
+    going_rows = execute_arrays(
+        f"SELECT id, thread_id, message_id FROM {em} WHERE id = ANY(%b::bigint[])",  # noqa: S608
+        [ids],
+        fetch=True,
+    )
+    thread_of = {pk: tid for pk, tid, _ in going_rows}
+    threads = sorted(set(thread_of.values()))
+    replies = execute_arrays(
+        f'SELECT id, in_reply_to, "references", thread_id FROM {em}'  # noqa: S608
+        " WHERE thread_id = ANY(%b::bigint[]) AND NOT id = ANY(%b::bigint[])",
+        [threads, ids],
+        fetch=True,
+    )
+    _keep_late_parent_refs({mid: tid for _, tid, mid in going_rows}, [r[:3] for r in replies])
+    raw_ids = set(
+        _ids(
+            f"SELECT id FROM {raw} WHERE email_id = ANY(%b::bigint[])"  # noqa: S608
+            f" UNION SELECT first_raw_id FROM {em} WHERE id = ANY(%b::bigint[])"
+            " AND first_raw_id IS NOT NULL"
+            f" UNION SELECT raw_id FROM {cap} WHERE email_id = ANY(%b::bigint[])",
+            ids,
+            ids,
+            ids,
         )
     )
-    raw_ids |= set(Capture.objects.filter(email_id__in=ids).values_list("raw_id", flat=True))
     blob_ids = set(
-        Attachment.objects.filter(email_id__in=ids, blob__isnull=False).values_list(
-            "blob_id", flat=True
+        _ids(
+            f"SELECT DISTINCT blob_id FROM {att}"  # noqa: S608
+            " WHERE email_id = ANY(%b::bigint[]) AND blob_id IS NOT NULL",
+            ids,
         )
     )
-    thread_of = dict(EmailMessage.objects.filter(pk__in=ids).values_list("pk", "thread_id"))
-    remaining = set(
-        EmailMessage.objects.filter(thread_id__in=set(thread_of.values()))
-        .exclude(pk__in=ids)
-        .values_list("thread_id", flat=True)
-        .distinct()
-    )
-    emptied = set(thread_of.values()) - remaining
+    emptied = set(threads) - {r[3] for r in replies}
     days = bin_days()
     if days:
         _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days)
-    _delete_rows(ids)
-    _settle_threads(set(thread_of.values()), emptied)
+    # With no bin the raw rows go too (below, same transaction): no point unlinking them
+    # first (foreign keys are checked at commit).
+    _delete_rows(ids, going={} if days else {RawMessage: sorted(raw_ids)})
+    _settle_threads(set(threads), emptied)
     if not days:
         _delete_raws(raw_ids)
         _delete_unused_blobs(blob_ids)
 
 
-def _delete_rows(ids: list[int], model: type[models.Model] = EmailMessage) -> None:
+def _delete_rows(
+    ids: list[int],
+    model: type[models.Model] = EmailMessage,
+    *,
+    going: dict[type[models.Model], list[int]] | None = None,
+) -> None:
     """Delete rows of `model` by id: every relation to it walked from the model's metadata
     (so tables other apps add are handled as their on_delete says), then one DELETE by id.
-    No instance of `model` is loaded (the Collector loads every column of every message row
-    because of the pre_delete guard, which the purge does not need: it checked holds on the
-    locked rows). Sends no per-row delete signals; the purge's audit events name the messages."""
+    Each step is one statement with the ids bound as an array; dependent rows that have
+    dependents (or delete signals) of their own are walked the same way (or deleted by
+    Django). No instance of `model` is loaded (the Collector loads every column of every
+    message row because of the pre_delete guard, which the purge does not need: it checked
+    holds on the locked rows). Sends no per-row delete signals of `model`; the purge's audit
+    events name the messages. `going`: rows of related models the caller deletes later in
+    the same transaction, which a SET_NULL then leaves alone (foreign keys are deferred)."""
     if not ids:
         return
+    ids = sorted(ids)
     token = _holds_checked.set(True)
     try:
+        pk = model._meta.pk
+        collector = Collector(using=router.db_for_write(model), origin=None)
         for rel in get_candidate_relations_to_delete(model._meta):
             if rel.many_to_many:
                 continue
-            qs = rel.related_model._base_manager.filter(**{f"{rel.field.name}__in": ids})
             handler = rel.on_delete
-            if handler is models.CASCADE:
-                qs.delete()
-            elif handler is models.SET_NULL:
-                qs.update(**{rel.field.name: None})
-            elif handler is models.DO_NOTHING:
+            if handler is models.DO_NOTHING:
                 continue
-            else:  # PROTECT, RESTRICT, SET_DEFAULT, SET(...): Django's own rules
+            related, column = rel.related_model, rel.field.column
+            table = related._meta.db_table
+            where = f"{column} = ANY(%b::{_array_type(pk)})"
+            if rel.field.target_field != pk:  # a relation to another column: Django's rules
                 model._base_manager.filter(pk__in=ids).delete()
                 return
-        model._base_manager.filter(pk__in=ids)._raw_delete(model.objects.db)
+            if handler is models.CASCADE:
+                if collector.can_fast_delete(related, from_field=rel.field):
+                    execute_arrays(f"DELETE FROM {table} WHERE {where}", [ids])  # noqa: S608
+                elif collector._has_signal_listeners(related):
+                    related._base_manager.filter(**{f"{rel.field.name}__in": ids}).delete()
+                else:
+                    rpk = related._meta.pk.column
+                    _delete_rows(
+                        _ids(f"SELECT {rpk} FROM {table} WHERE {where}", ids),  # noqa: S608
+                        related,
+                    )
+            elif handler is models.SET_NULL:
+                later = (going or {}).get(related)
+                if later:
+                    execute_arrays(
+                        f"UPDATE {table} SET {column} = NULL WHERE {where}"  # noqa: S608
+                        f" AND NOT {related._meta.pk.column} = ANY(%b::bigint[])",
+                        [ids, later],
+                    )
+                else:
+                    execute_arrays(
+                        f"UPDATE {table} SET {column} = NULL WHERE {where}",  # noqa: S608
+                        [ids],
+                    )
+            elif handler in (models.PROTECT, models.RESTRICT) and not _ids(
+                f"SELECT 1 FROM {table} WHERE {where} LIMIT 1",  # noqa: S608
+                ids,
+            ):
+                continue  # nothing refers to the rows: nothing to protect
+            else:  # PROTECT / RESTRICT with referring rows, SET_DEFAULT, SET(...): Django
+                model._base_manager.filter(pk__in=ids).delete()
+                return
+        execute_arrays(
+            f"DELETE FROM {model._meta.db_table}"  # noqa: S608
+            f" WHERE {pk.column} = ANY(%b::{_array_type(pk)})",
+            [ids],
+        )
     finally:
         _holds_checked.reset(token)
+
+
+def _array_type(field: models.Field) -> str:
+    return (
+        "bigint[]"
+        if isinstance(field, models.AutoField | models.IntegerField)
+        else (f"{field.db_type(connection)}[]")
+    )
+
+
+def _delete_where(model: type[models.Model], column: str, values: Iterable[int]) -> None:
+    """Delete the rows of `model` whose `column` is one of `values` (Django's delete when
+    the model has delete signals, else the set-based walk of `_delete_rows`)."""
+    values = sorted(values)
+    if not values:
+        return
+    if Collector(using=router.db_for_write(model), origin=None)._has_signal_listeners(model):
+        model._base_manager.filter(**{f"{column}__in": values}).delete()
+        return
+    _delete_rows(
+        _ids(
+            f"SELECT {model._meta.pk.column} FROM {model._meta.db_table}"  # noqa: S608
+            f" WHERE {column} = ANY(%b::bigint[])",
+            values,
+        ),
+        model,
+    )
 
 
 def _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days) -> None:
@@ -396,43 +534,99 @@ def _to_bin(ids, thread_of, emptied, raw_ids, policy_of, reason, days) -> None:
 
 
 def _settle_threads(thread_ids: set[int], emptied: set[int]) -> None:
-    counts = dict(
-        EmailMessage.objects.filter(thread_id__in=thread_ids - emptied)
-        .values("thread_id")
-        .annotate(n=Count("pk"))
-        .values_list("thread_id", "n")
-    )
-    for tid, n in counts.items():
-        Thread.objects.filter(pk=tid).update(message_count=n)
+    """Threads that keep messages get their count again (one statement); emptied ones go."""
+    keep = sorted(thread_ids - emptied)
+    if keep:
+        execute_arrays(
+            f"UPDATE {Thread._meta.db_table} AS t SET message_count = c.n"  # noqa: S608
+            f" FROM (SELECT thread_id, count(*) AS n FROM {EmailMessage._meta.db_table}"
+            " WHERE thread_id = ANY(%b::bigint[]) GROUP BY thread_id) AS c"
+            " WHERE t.id = c.thread_id AND t.message_count IS DISTINCT FROM c.n",
+            [keep],
+        )
     if emptied:
-        ReviewItem.objects.filter(thread_id__in=emptied).delete()
-        Thread.objects.filter(pk__in=emptied).delete()
+        _delete_where(ReviewItem, "thread_id", emptied)
+        _delete_rows(sorted(emptied), Thread)
 
 
 def _delete_raws(raw_ids: Iterable[int]) -> None:
     """Delete raw rows; their files go through the outbox (drained after commit)."""
-    raw_ids = list(raw_ids)
+    raw_ids = sorted(raw_ids)
     if not raw_ids:
         return
-    paths = set(RawMessage.objects.filter(pk__in=raw_ids).values_list("storage_path", flat=True))
+    paths = _ids(
+        f"SELECT storage_path FROM {RawMessage._meta.db_table}"  # noqa: S608
+        " WHERE id = ANY(%b::bigint[])",
+        raw_ids,
+    )
     _delete_rows(raw_ids, RawMessage)
     _outbox(FileDeletion.Kind.RAW, paths)
 
 
 def _delete_unused_blobs(blob_ids: Iterable[int]) -> None:
-    blob_ids = list(blob_ids)
+    """Delete the blobs nothing refers to any more; their files go through the outbox.
+
+    One DELETE ... WHERE NOT EXISTS per referring table: a capture that re-uses a blob
+    concurrently either is seen (the blob stays) or makes the foreign key fail
+    (IntegrityError: the batch is retried next run), as with Django's delete."""
+    blob_ids = sorted(blob_ids)
     if not blob_ids:
         return
-    unused = Blob.objects.filter(pk__in=blob_ids, attachments__isnull=True).exclude(
-        pk__in=BinnedBlob.objects.values("blob_id")
-    )
-    paths = set(unused.values_list("storage_path", flat=True))
-    unused.delete()
+    rels = [
+        r
+        for r in get_candidate_relations_to_delete(Blob._meta)
+        if not r.many_to_many and r.on_delete is not models.DO_NOTHING
+    ]
+    if any(r.on_delete is not models.PROTECT for r in rels):  # another kind of relation
+        unused = Blob.objects.filter(pk__in=blob_ids)
+        for r in rels:
+            if r.on_delete is models.PROTECT:
+                unused = unused.exclude(pk__in=r.related_model._base_manager.values(r.field.name))
+        paths = set(unused.values_list("storage_path", flat=True))
+        unused.delete()
+    else:
+        table = Blob._meta.db_table
+        guards = "".join(
+            f" AND NOT EXISTS (SELECT 1 FROM {r.related_model._meta.db_table} AS r"  # noqa: S608
+            f" WHERE r.{r.field.column} = b.id)"
+            for r in rels
+        )
+        paths = set(
+            _ids(
+                f"DELETE FROM {table} AS b WHERE b.id = ANY(%b::bigint[]){guards}"  # noqa: S608
+                " RETURNING storage_path",
+                blob_ids,
+            )
+        )
     _outbox(FileDeletion.Kind.BLOB, paths)
 
 
 def _outbox(kind: str, paths: Iterable[str]) -> None:
-    FileDeletion.objects.bulk_create([FileDeletion(kind=kind, path=p) for p in sorted(paths) if p])
+    paths = sorted({p for p in paths if p})
+    if paths:
+        execute_arrays(
+            f"INSERT INTO {FileDeletion._meta.db_table} (kind, path, created)"  # noqa: S608
+            " SELECT %b, p.value, %b FROM unnest(%b::text[]) AS p(value)",
+            [kind, timezone.now(), paths],
+        )
+
+
+def _remove_files(remove: Callable[[str], None], paths: list[str]) -> None:
+    """Remove files by a few threads at once, each thread a share of the list (removing a
+    file mostly waits on the file system; one task per file would cost more than that)."""
+    threads = max(1, settings.MAILWARDEN_STORE_WRITE_THREADS)
+    shares = [paths[i::threads] for i in range(threads) if paths[i::threads]]
+    storage.write_in_parallel(lambda share: [remove(p) for p in share], shares)
+
+
+def _paths_in_use(model: type[models.Model], paths: set[str]) -> list[str]:
+    if not paths:
+        return []
+    return _ids(
+        f"SELECT storage_path FROM {model._meta.db_table}"  # noqa: S608
+        " WHERE storage_path = ANY(%b::text[])",
+        sorted(paths),
+    )
 
 
 def drain_outbox(limit: int = 2000) -> int:
@@ -448,19 +642,16 @@ def drain_outbox(limit: int = 2000) -> int:
                 return removed
             raw = {r.path for r in rows if r.kind == FileDeletion.Kind.RAW}
             blob = {r.path for r in rows if r.kind == FileDeletion.Kind.BLOB}
-            raw -= set(
-                RawMessage.objects.filter(storage_path__in=raw).values_list(
-                    "storage_path", flat=True
-                )
-            )
-            blob -= set(
-                Blob.objects.filter(storage_path__in=blob).values_list("storage_path", flat=True)
-            )
+            raw -= set(_paths_in_use(RawMessage, raw))
+            blob -= set(_paths_in_use(Blob, blob))
             # Removing a file mostly waits on the file system: a few threads overlap it.
-            storage.write_in_parallel(storage.delete_raw, sorted(raw))
-            storage.write_in_parallel(storage.delete_blob, sorted(blob))
+            _remove_files(storage.delete_raw, sorted(raw))
+            _remove_files(storage.delete_blob, sorted(blob))
             removed += len(raw) + len(blob)
-            FileDeletion.objects.filter(pk__in=[r.pk for r in rows]).delete()
+            execute_arrays(
+                f"DELETE FROM {FileDeletion._meta.db_table} WHERE id = ANY(%b::bigint[])",  # noqa: S608
+                [[r.pk for r in rows]],
+            )
         if len(rows) < limit:
             return removed
 

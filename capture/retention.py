@@ -20,6 +20,7 @@ at the first run after the last covering hold is released.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -45,6 +47,7 @@ from capture.models import (
     ThreadLink,
 )
 from capture.models.raw import Channel
+from core.db.bulk import execute_arrays, execute_binary
 from core.dispatch import on_commit_send
 from crm.models import Item
 from governance.audit import record_event
@@ -182,21 +185,21 @@ NO_POLICY = Outcome(None, None, "", "")
 
 
 def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
-    rows = EmailMessage.objects.filter(thread_id__in=thread_ids).values_list(
-        "id",
-        "thread_id",
-        "date",
-        "direction",
-        "stored",
-        "categories",
-        "disposition",
-        "expires_at",
-        "expiry_policy_id",
-        "expiry_action",
-        "expiry_rule",
+    # an empty category list comes back as NULL: nothing to parse for most messages
+    empty = "'[]'::jsonb" if connection.vendor == "postgresql" else "'[]'"
+    rows = execute_arrays(
+        "SELECT id, thread_id, date, direction, stored,"  # noqa: S608
+        f" CASE WHEN categories = {empty} THEN NULL ELSE categories END,"
+        " disposition, expires_at,"
+        f" expiry_policy_id, expiry_action, expiry_rule FROM {EmailMessage._meta.db_table}"
+        " WHERE thread_id = ANY(%b::bigint[])",
+        [sorted(thread_ids)],
+        fetch=True,
     )
+    if connection.vendor != "postgresql":  # SQLite's raw rows: naive UTC datetimes
+        rows = [(*r[:2], _aware(r[2]), *r[3:7], _aware(r[7]), *r[8:]) for r in rows]
     facts = [
-        Facts(r[0], r[1], r[2], r[3], r[4], frozenset(r[5] or ()), r[6], tuple(r[7:])) for r in rows
+        Facts(r[0], r[1], r[2], r[3], r[4], _categories(r[5]), r[6], tuple(r[7:])) for r in rows
     ]
     if not facts:
         return facts
@@ -206,19 +209,21 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
         by_thread[f.thread_id].append(f)
     need = _needed(specs)
     if "channels" in need:
-        for email_id, channel in Capture.objects.filter(email_id__in=by_id).values_list(
-            "email_id", "channel"
-        ):
+        for email_id, channel in Capture.objects.filter(
+            any_of(Capture, "email_id", by_id)
+        ).values_list("email_id", "channel"):
             by_id[email_id].channels.add(channel)
     if "thread" in need:
-        for tid, last in Thread.objects.filter(pk__in=by_thread).values_list("pk", "last_at"):
+        for tid, last in Thread.objects.filter(any_of(Thread, "id", by_thread)).values_list(
+            "pk", "last_at"
+        ):
             for f in by_thread[tid]:
                 f.thread_last = last
     if "links" in need:
         open_items: set[int] = set()
         closed: dict[int, datetime] = {}
         for tid, contact, org, item, kind, status, closed_at, item_org in ThreadLink.objects.filter(
-            thread_id__in=by_thread
+            any_of(ThreadLink, "thread_id", by_thread)
         ).values_list(
             "thread_id",
             "contact_id",
@@ -252,7 +257,7 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
     if "participants" in need:
         contacts: dict[int, set[int]] = defaultdict(set)
         for email_id, contact_id, org_id in Participant.objects.filter(
-            email_id__in=by_id
+            any_of(Participant, "email_id", by_id)
         ).values_list("email_id", "contact_id", "organization_id"):
             if org_id:
                 by_id[email_id].org_ids.add(org_id)
@@ -270,6 +275,35 @@ def load_facts(thread_ids: list[int], specs: list[Spec]) -> list[Facts]:
                         at = prov.effective_at
                         f.withdrawn_at = at if f.withdrawn_at is None else min(f.withdrawn_at, at)
     return facts
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _categories(value: Any) -> frozenset[str]:
+    if isinstance(value, str | bytes):  # jsonb as text (Django's loader) or parsed
+        value = json.loads(value)
+    return frozenset(value or ())
+
+
+def any_of(model: type[models.Model], column: str, ids: Iterable[int]) -> RawSQL:
+    """A filter `column = ANY(ids)`: the ids bound as one array parameter (an `IN (...)`
+    list of thousands of parameters costs more to build and parse than the query runs)."""
+    name = f'"{model._meta.db_table}"."{column}"'
+    if connection.vendor != "postgresql":  # SQLite: the list as one JSON text
+        return RawSQL(  # noqa: S611 (names from the model, the ids bound)
+            f"{name} IN (SELECT value FROM json_each(%s))",  # noqa: S608
+            (json.dumps(sorted(ids)),),
+            output_field=models.BooleanField(),
+        )
+    return RawSQL(  # noqa: S611 (names from the model, the ids bound)
+        f"{name} = ANY(%s::bigint[])", (sorted(ids),), output_field=models.BooleanField()
+    )
 
 
 def _needed(specs: list[Spec]) -> set[str]:
@@ -320,6 +354,8 @@ def trigger_date(spec: Spec, f: Facts) -> datetime | None:
 
 
 def _applied(disposition: str) -> set[str]:
+    if not disposition:
+        return set()
     done = set(filter(None, disposition.split(",")))
     return {
         a for a, d in ((Action.REDACT, "redacted"), (Action.ANONYMISE, "anonymised")) if d in done
@@ -467,23 +503,19 @@ def _write(changed: list[tuple[int, Outcome]]) -> None:
         return
     if connection.vendor == "postgresql":
         table = EmailMessage._meta.db_table
-        sql = (
+        execute_binary(
             f"UPDATE {table} AS e SET expires_at = v.exp, expiry_policy_id = v.pol, "  # noqa: S608
             "expiry_action = v.act, expiry_rule = v.rule FROM unnest("
-            "%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
-            "AS v(id, exp, pol, act, rule) WHERE e.id = v.id"
+            "%b::bigint[], %b::timestamptz[], %b::bigint[], %b::text[], %b::text[]) "
+            "AS v(id, exp, pol, act, rule) WHERE e.id = v.id",
+            [
+                [pk for pk, _ in changed],
+                [o.expires_at for _, o in changed],
+                [o.policy_id for _, o in changed],
+                [o.action for _, o in changed],
+                [o.rule for _, o in changed],
+            ],
         )
-        with connection.cursor() as cur:
-            cur.execute(
-                sql,
-                [
-                    [pk for pk, _ in changed],
-                    [o.expires_at for _, o in changed],
-                    [o.policy_id for _, o in changed],
-                    [o.action for _, o in changed],
-                    [o.rule for _, o in changed],
-                ],
-            )
         return
     objs = []
     for pk, o in changed:

@@ -20,6 +20,8 @@ embedded mode) Django's own statements are used.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -629,3 +631,32 @@ def _row_spec(model: type[Model]):
         else:
             static[field.attname] = field.get_default()
     return static, dynamic, relations, frozenset(names)
+
+
+# --- statements with id lists bound as arrays, on any backend ------------------------------
+
+_ANY_ARRAY = re.compile(r"=\s*ANY\(%b::[^\[]+\[\]\)")
+_UNNEST_ARRAY = re.compile(r"unnest\(%b::[^\[]+\[\]\)\s+AS\s+(\w+)\(value\)")
+
+
+def execute_arrays(sql: str, params: Sequence[Any], *, fetch: bool = False, using: str = "default"):
+    """Run a statement whose lists are bound as one array each, on PostgreSQL or SQLite.
+
+    Written for PostgreSQL: ``col = ANY(%b::bigint[])`` and ``unnest(%b::text[]) AS x(value)``
+    with a Python list as the parameter, other parameters as ``%b``. On PostgreSQL it runs as
+    written through `execute_binary` (one array parameter instead of an ``IN (...)`` list of
+    thousands, which psycopg splits in Python and the server parses per value). Elsewhere
+    (SQLite: `make run`, the local suite) each array becomes ``IN (SELECT value FROM
+    json_each(%s))`` / ``json_each(%s) AS x`` with the list sent as one JSON text, so the same
+    statement works without a parameter per id (SQLite's limit is 32,766)."""
+    conn = connections[using]
+    if conn.vendor == "postgresql":
+        return execute_binary(sql, params, fetch=fetch, using=using)
+    sql = _ANY_ARRAY.sub("IN (SELECT value FROM json_each(%s))", sql)
+    sql = _UNNEST_ARRAY.sub(r"json_each(%s) AS \1", sql).replace("%b", "%s")
+    if "::" in sql:
+        raise ValueError(f"a PostgreSQL cast left in a portable statement: {sql[:200]}")
+    params = [json.dumps(list(p)) if isinstance(p, list | tuple) else p for p in params]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else []
