@@ -24,7 +24,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core import serializers
@@ -64,6 +64,7 @@ from governance.pseudonyms import pseudonym_address as pseudonym
 from governance.pseudonyms import pseudonym_of_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Action = RetentionPolicy.Action
 DISPOSAL_ACTIONS = (Action.DELETE, Action.REDACT, Action.ANONYMISE, Action.REVIEW)
@@ -139,6 +140,8 @@ def purge_expired(
         return run
     batch_size = batch_size or settings.MAILWARDEN_RETENTION_BATCH
     pause = settings.MAILWARDEN_RETENTION_PAUSE_MS / 1000
+    yield_share = settings.MAILWARDEN_PURGE_BUSY_YIELD
+    activity = CaptureActivity() if yield_share > 0 else None
     counts: dict[str, Counter] = defaultdict(Counter)
     errors: list[dict[str, Any]] = []
     run.files_deleted += drain_outbox()
@@ -154,6 +157,7 @@ def purge_expired(
     drainer = None if transaction.get_connection().in_atomic_block else _Drainer().start()
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
+        batch_started = time.monotonic()
         try:
             with transaction.atomic():
                 rows = _lock_due(now, cursor, size)
@@ -176,12 +180,16 @@ def purge_expired(
             on_batch(batches, len(rows))
         if pause:
             time.sleep(pause)  # yield to capture (and the crash tests' window)
+        if yield_share and activity is not None and activity.arrived():
+            # mail arrived during the batch: rest as long as the batch took (times the share)
+            time.sleep((time.monotonic() - batch_started) * yield_share)
         if drainer is not None:
             drainer.poke()
         else:
             run.files_deleted += drain_outbox()
         if progress is not None:
             progress(len(rows))
+    run.batches_ms = int((time.monotonic() - started) * 1000)
     if drainer is not None:
         run.files_deleted += drainer.finish()
     run.files_deleted += drain_outbox()  # what is left (all of it if the thread failed)
@@ -193,6 +201,38 @@ def purge_expired(
     return run
 
 
+def run_niced(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` in a thread of its own at MAILWARDEN_PURGE_NICE lower CPU priority, so the
+    purge leaves the processor to capture (Linux keeps a nice value per thread, so the
+    Celery worker or command around it keeps its own; the threads it starts inherit it).
+    Inline where the caller holds a transaction a new thread could not see into, or where
+    the platform has no per-thread priority."""
+    nice = settings.MAILWARDEN_PURGE_NICE
+    if nice <= 0 or transaction.get_connection().in_atomic_block or not hasattr(os, "setpriority"):
+        return fn(*args, **kwargs)
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            me = threading.get_native_id()
+            try:
+                os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + nice)
+            except OSError:  # not Linux's per-thread priority: run at the usual one
+                pass
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # re-raised in the caller's thread
+            out["error"] = e
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name="mailwarden-purge")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 class _Drainer:
     """Drains the file outbox in a thread of its own while the batches go on: a batch's
     files are removed while the next batch works in the database. Removal stays after the
@@ -201,6 +241,7 @@ class _Drainer:
     def __init__(self) -> None:
         self.wake, self.stop = threading.Event(), threading.Event()
         self.removed = 0
+        self.pacer: Pacer | None = None
         self.thread = threading.Thread(target=self._run, name="mailwarden-purge-drain")
 
     def start(self) -> _Drainer:
@@ -218,10 +259,11 @@ class _Drainer:
 
     def _run(self) -> None:
         try:
+            self.pacer = Pacer()
             while True:
                 self.wake.wait()
                 self.wake.clear()
-                self.removed += drain_outbox()
+                self.removed += drain_outbox(pace=self.pacer)
                 if self.stop.is_set() and not self.wake.is_set():
                     return
         except Exception:  # the run's last drain, in the caller's thread, does the rest
@@ -629,9 +671,53 @@ def _paths_in_use(model: type[models.Model], paths: set[str]) -> list[str]:
     )
 
 
-def drain_outbox(limit: int = 2000) -> int:
+class CaptureActivity:
+    """Whether mail arrived since the last look: the newest raw row's id, one probe of the
+    primary key's index (every channel stores a raw row before it answers)."""
+
+    def __init__(self) -> None:
+        self.top = self._top()
+
+    @staticmethod
+    def _top() -> int:
+        return RawMessage.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+    def arrived(self) -> bool:
+        top = self._top()
+        moved, self.top = top > self.top, top
+        return moved
+
+
+class Pacer:
+    """Holds file removal to MAILWARDEN_PURGE_BUSY_FILES_PER_SECOND while mail is arriving
+    (looked at every half second), at full speed otherwise: unlinks share the file system's
+    journal with the fsync every capture makes before it answers (docs/retention.md)."""
+
+    def __init__(self, per_second: int | None = None) -> None:
+        rate = settings.MAILWARDEN_PURGE_BUSY_FILES_PER_SECOND if per_second is None else per_second
+        self.interval = 1 / rate if rate > 0 else 0.0
+        self.activity = CaptureActivity() if self.interval else None
+        self.busy = False
+        self.looked = time.monotonic()
+        self.paced = 0
+
+    def __call__(self, files: int) -> None:
+        if self.activity is None:
+            return
+        now = time.monotonic()
+        if now - self.looked >= 0.5:
+            self.busy, self.looked = self.activity.arrived(), now
+        if self.busy:
+            self.paced += files
+            time.sleep(files * self.interval)
+
+
+PACE_SLICE = 50  # files removed between two looks at the pace
+
+
+def drain_outbox(limit: int = 2000, pace: Callable[[int], None] | None = None) -> int:
     """Remove the outbox's files no row references any more (idempotent, safe in parallel).
-    Returns the number of files removed."""
+    `pace` is called before each slice of files (it may sleep). Returns the files removed."""
     removed = 0
     while True:
         with transaction.atomic():
@@ -644,10 +730,19 @@ def drain_outbox(limit: int = 2000) -> int:
             blob = {r.path for r in rows if r.kind == FileDeletion.Kind.BLOB}
             raw -= set(_paths_in_use(RawMessage, raw))
             blob -= set(_paths_in_use(Blob, blob))
-            # Removing a file mostly waits on the file system: a few threads overlap it.
-            _remove_files(storage.delete_raw, sorted(raw))
-            _remove_files(storage.delete_blob, sorted(blob))
-            removed += len(raw) + len(blob)
+            storage.forget_keys(storage.RAW, raw)
+            storage.forget_keys(storage.BLOB, blob)
+            work = [(storage.delete_raw_file, p) for p in sorted(raw)] + [
+                (storage.delete_blob_file, p) for p in sorted(blob)
+            ]
+            step = PACE_SLICE if pace is not None else max(1, len(work))
+            for i in range(0, len(work), step):
+                part = work[i : i + step]
+                if pace is not None:
+                    pace(len(part))
+                # Removing a file mostly waits on the file system: a few threads overlap it.
+                _remove_files(lambda item: item[0](item[1]), part)
+            removed += len(work)
             execute_arrays(
                 f"DELETE FROM {FileDeletion._meta.db_table} WHERE id = ANY(%b::bigint[])",  # noqa: S608
                 [[r.pk for r in rows]],

@@ -28,7 +28,7 @@ import io
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -591,6 +591,26 @@ def _delete(kind: str, rel: str) -> None:
         # The key first: once it is gone every copy of the file, backups included, is noise.
         DataKey.objects.filter(name=f"{kind}/{rel}").delete()
     backend(kind).delete(rel)
+
+
+def forget_keys(kind: str, rels: Iterable[str]) -> None:
+    """Destroy the data keys of these files in one statement (crypto-shredding first: once
+    a key is gone every copy of its file, backups included, is noise)."""
+    from capture.models import DataKey
+
+    names = [f"{kind}/{rel}" for rel in rels if rel.endswith(ENC_SUFFIX)]
+    for i in range(0, len(names), 1000):
+        DataKey.objects.filter(name__in=names[i : i + 1000]).delete()
+
+
+def delete_raw_file(rel: str) -> None:
+    """Remove a raw file whose key `forget_keys` already destroyed."""
+    backend(RAW).delete(rel)
+
+
+def delete_blob_file(rel: str) -> None:
+    """Remove a blob file whose key `forget_keys` already destroyed."""
+    backend(BLOB).delete(rel)
 
 
 def delete_raw(rel: str) -> None:

@@ -18,6 +18,7 @@ from capture.models import MailboxConnection
 from capture.operations import sweep_pending as sweep
 from capture.pipeline import process_raw_messages
 from capture.purge import purge_expired as run_purge
+from capture.purge import run_niced
 from capture.rematch import rematch_addresses as rematch
 from capture.removal import remove_never_logged as remove_matching_mail
 from capture.retention import recompute_new_messages, run_job
@@ -79,7 +80,7 @@ def expire_dsr_archives() -> int:
 @shared_task(name=dispatch.PURGE_EXPIRED, ignore_result=True)
 def purge_expired() -> int:
     """Beat, hourly: act on due messages, vacuum the bin, drain the file outbox."""
-    return run_purge().pk
+    return run_niced(run_purge).pk
 
 
 @shared_task(name=dispatch.RECOMPUTE_EXPIRY, acks_late=True, ignore_result=True)

@@ -243,6 +243,15 @@ MAILWARDEN_RETENTION_BIN_DAYS = env.int("MAILWARDEN_RETENTION_BIN_DAYS", default
 MAILWARDEN_RETENTION_BATCH = env.int("MAILWARDEN_RETENTION_BATCH", default=500)
 # Pause between purge batches, so a long purge leaves the database to capture.
 MAILWARDEN_RETENTION_PAUSE_MS = env.int("MAILWARDEN_RETENTION_PAUSE_MS", default=0)
+# The purge yields to capture (docs/retention.md "A purge that never slows capture"): its
+# thread runs this much nicer (Linux: per thread; 0 = off), and while mail is arriving its
+# files are removed at most this many a second (0 = no limit) and after a batch during which
+# mail arrived it rests this share of the batch's time (0 = never).
+MAILWARDEN_PURGE_NICE = env.int("MAILWARDEN_PURGE_NICE", default=10)
+MAILWARDEN_PURGE_BUSY_YIELD = env.float("MAILWARDEN_PURGE_BUSY_YIELD", default=1.0)
+MAILWARDEN_PURGE_BUSY_FILES_PER_SECOND = env.int(
+    "MAILWARDEN_PURGE_BUSY_FILES_PER_SECOND", default=200
+)
 MAILWARDEN_PSEUDONYM_KEY = env.str("MAILWARDEN_PSEUDONYM_KEY", default="")
 MAILWARDEN_AUDIT_RETENTION_DAYS = env.int("MAILWARDEN_AUDIT_RETENTION_DAYS", default=0)
 MAILWARDEN_THREAD_WINDOW_DAYS = env.int("MAILWARDEN_THREAD_WINDOW_DAYS", default=30)

@@ -306,6 +306,7 @@ class PurgeRunAdmin(admin.ModelAdmin):
         "vacuumed",
         "files_deleted",
         "duration_ms",
+        "batches_ms",
         "errors",
     )
 

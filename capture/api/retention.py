@@ -262,6 +262,7 @@ class PurgeRunSerializer(StrictModelSerializer):
             "vacuumed",
             "files_deleted",
             "duration_ms",
+            "batches_ms",
             "errors",
         )
         read_only_fields = fields

@@ -141,6 +141,11 @@ class PurgeRun(models.Model):
     vacuumed = models.PositiveIntegerField(default=0)
     files_deleted = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
+    batches_ms = models.PositiveIntegerField(
+        default=0,
+        help_text="Until the last batch committed (the rows); the rest of the duration removed "
+        "files through the outbox.",
+    )
     errors = models.JSONField(default=list, blank=True)
 
     class Meta:

@@ -10,7 +10,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandParser
 from tqdm import tqdm
 
-from capture.purge import due_queryset, purge_expired
+from capture.purge import due_queryset, purge_expired, run_niced
 
 
 class Command(BaseCommand):
@@ -41,7 +41,8 @@ class Command(BaseCommand):
                 self.stdout.flush()
 
         try:
-            run = purge_expired(
+            run = run_niced(
+                purge_expired,
                 batch_size=options["batch_size"],
                 limit=options["limit"],
                 progress=bar.update,
@@ -57,6 +58,8 @@ class Command(BaseCommand):
                     "held": run.held,
                     "vacuumed": run.vacuumed,
                     "files_deleted": run.files_deleted,
+                    "batches_ms": run.batches_ms,
+                    "duration_ms": run.duration_ms,
                     "errors": len(run.errors),
                 },
                 sort_keys=True,
