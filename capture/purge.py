@@ -152,9 +152,6 @@ def purge_expired(
     now = timezone.now()
     cursor: tuple[Any, int] | None = None
     done = batches = 0
-    # Files are removed beside the batches (a thread of its own, its own connection) unless
-    # the caller holds a transaction the thread could not see into.
-    drainer = None if transaction.get_connection().in_atomic_block else _Drainer().start()
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         batch_started = time.monotonic()
@@ -183,16 +180,13 @@ def purge_expired(
         if yield_share and activity is not None and activity.arrived():
             # mail arrived during the batch: rest as long as the batch took (times the share)
             time.sleep((time.monotonic() - batch_started) * yield_share)
-        if drainer is not None:
-            drainer.poke()
-        else:
-            run.files_deleted += drain_outbox()
         if progress is not None:
             progress(len(rows))
     run.batches_ms = int((time.monotonic() - started) * 1000)
-    if drainer is not None:
-        run.files_deleted += drainer.finish()
-    run.files_deleted += drain_outbox()  # what is left (all of it if the thread failed)
+    # The files after the rows: removing them beside the batches (a thread of their own, as
+    # an earlier round did) took as long in all on two cores and slowed the batches by a
+    # third (docs/benchmarks.md); paced while mail arrives.
+    run.files_deleted += drain_outbox(pace=Pacer())
     run.counts = {k: dict(v) for k, v in counts.items()}
     run.errors = errors
     run.finished = timezone.now()
@@ -231,45 +225,6 @@ def run_niced(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if "error" in out:
         raise out["error"]
     return out["value"]
-
-
-class _Drainer:
-    """Drains the file outbox in a thread of its own while the batches go on: a batch's
-    files are removed while the next batch works in the database. Removal stays after the
-    commit of the rows and is idempotent (drain_outbox), so the guarantees do not change."""
-
-    def __init__(self) -> None:
-        self.wake, self.stop = threading.Event(), threading.Event()
-        self.removed = 0
-        self.pacer: Pacer | None = None
-        self.thread = threading.Thread(target=self._run, name="mailwarden-purge-drain")
-
-    def start(self) -> _Drainer:
-        self.thread.start()
-        return self
-
-    def poke(self) -> None:
-        self.wake.set()
-
-    def finish(self) -> int:
-        self.stop.set()
-        self.wake.set()
-        self.thread.join()
-        return self.removed
-
-    def _run(self) -> None:
-        try:
-            self.pacer = Pacer()
-            while True:
-                self.wake.wait()
-                self.wake.clear()
-                self.removed += drain_outbox(pace=self.pacer)
-                if self.stop.is_set() and not self.wake.is_set():
-                    return
-        except Exception:  # the run's last drain, in the caller's thread, does the rest
-            log.exception("outbox drain beside the purge failed")
-        finally:
-            connections.close_all()
 
 
 def _lock_due(now, cursor, size: int) -> list[tuple[int, Any, str, int | None]]:

@@ -651,6 +651,7 @@ def execute_arrays(sql: str, params: Sequence[Any], *, fetch: bool = False, usin
     statement works without a parameter per id (SQLite's limit is 32,766)."""
     conn = connections[using]
     if conn.vendor == "postgresql":
+        sql, params = _int_arrays_as_text(sql, params)
         return execute_binary(sql, params, fetch=fetch, using=using)
     sql = _ANY_ARRAY.sub("IN (SELECT value FROM json_each(%s))", sql)
     sql = _UNNEST_ARRAY.sub(r"json_each(%s) AS \1", sql).replace("%b", "%s")
@@ -660,3 +661,28 @@ def execute_arrays(sql: str, params: Sequence[Any], *, fetch: bool = False, usin
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []
+
+
+_BIGINT_ARRAY = re.compile(r"%b(::bigint\[\])?")
+
+
+def _int_arrays_as_text(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Lists of ints bound to ``%b::bigint[]`` go as one text literal (``%t``, ``{1,2,3}``):
+    psycopg dumps an array parameter element by element in Python (~1 ms for 1,000 ids),
+    where joining their digits costs a tenth of that and the server parses the literal in C."""
+    out = list(params)
+    index = -1
+
+    def one(m: re.Match) -> str:
+        nonlocal index
+        index += 1
+        value = out[index]
+        if m.group(1) and isinstance(value, list | tuple):
+            try:
+                out[index] = "{" + ",".join(map(str, map(int, value))) + "}"
+            except (TypeError, ValueError):
+                return m.group(0)
+            return "%t::bigint[]"
+        return m.group(0)
+
+    return _BIGINT_ARRAY.sub(one, sql), out
