@@ -32,6 +32,15 @@ def _isolated_media(settings, tmp_path, request):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Every test hashes its throwaway passwords with MD5: PBKDF2 at production cost takes
+    ~0.35 s a hash here, and make_user/logins made it about a third of the suite's run time.
+    The hasher is not under test; a child process (manage.py, gunicorn, the listener) keeps the
+    production hashers."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery(settings):
     """Tasks run in-process unless a test starts a real worker (tests/services.py)."""
     from config.celery import app

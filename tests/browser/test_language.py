@@ -14,8 +14,7 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
-def staff(db, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def staff(db):
     return make_user(
         username="polyglot", password=PASSWORD, is_staff=True, is_superuser=True, role="admin"
     )

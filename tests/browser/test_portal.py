@@ -21,7 +21,6 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture
 def staff(db, settings):
     settings.MAILWARDEN_ADMIN_2FA = True
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     user = make_user(
         username="boss", password=PASSWORD, is_staff=True, is_superuser=True, role="admin"
     )

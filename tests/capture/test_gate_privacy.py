@@ -22,11 +22,6 @@ Status = RawMessage.Status
 OURS = "mailwarden-demo.com"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sam():
     set_org_settings(internal_domains=[OURS])

@@ -16,11 +16,6 @@ OURS = "mailwarden-demo.com"
 SCOPES = ["capture:read", "capture:write"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def owner():
     set_org_settings(internal_domains=[OURS])

@@ -11,11 +11,6 @@ from tests.factories import make_user
 _n = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser(db):
     return make_user(username="boss", password="pw-boss", is_staff=True, is_superuser=True)

@@ -14,11 +14,6 @@ import pytest
 PEAKS: list[tuple[int, str]] = []
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @contextmanager
 def _unmeasured(label: str) -> Iterator[None]:
     yield

@@ -8,6 +8,5 @@ from tests.factories import set_org_settings
 
 
 @pytest.fixture(autouse=True)
-def _internal_domain(db, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _internal_domain(db):
     set_org_settings(internal_domains=["mailwarden-demo.com"])

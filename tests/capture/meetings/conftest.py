@@ -6,11 +6,6 @@ from rest_framework.test import APIClient
 from crm.models import ApiToken
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def api():
     """An API client for a user with a token of the given scopes."""

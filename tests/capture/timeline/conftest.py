@@ -6,18 +6,11 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from capture.models import EmailMessage, Meeting, MeetingMessage, Thread, ThreadLink
 from capture.pipeline import refresh_thread_stats
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 _seq = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def make_thread(

@@ -20,8 +20,7 @@ HTML = (
 
 
 @pytest.fixture
-def mail(db, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def mail(db):
     admin = make_user(role="compliance", is_staff=True, is_superuser=True)
     thread = Thread.objects.create(subject="Quote", owner=admin, message_count=2)
     when = datetime(2026, 3, 1, 9, tzinfo=UTC)

@@ -134,11 +134,6 @@ def _message(case: str, owner, contact, participant, team_date: datetime) -> Ema
     return email
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(db) -> World:
     team_a, team_b = Team.objects.create(name="A"), Team.objects.create(name="B")

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 OURS = "mailwarden-demo.com"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_a_private_message_is_its_capturers_alone():
     set_org_settings(internal_domains=[OURS])
     team = Team.objects.create(name="Sales")
