@@ -55,7 +55,7 @@ def _capture(mail_fixture, names=FIXTURES, user=None) -> list[EmailMessage]:
 def _stored(pk: int) -> tuple[str, str, str]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT text_body, html_body, headers::text FROM capture_emailmessage WHERE id = %s",
+            "SELECT text_body, html_body, CAST(headers AS text) FROM capture_emailmessage WHERE id = %s",
             [pk],
         )
         return cursor.fetchone()

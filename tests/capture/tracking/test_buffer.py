@@ -129,6 +129,7 @@ def test_with_flush_seconds_zero_the_request_writes_the_event(sender, settings):
     assert TrackingEvent.objects.filter(tracked=tracked, kind="open").count() == 1
 
 
+@pytest.mark.postgres  # Django never closes SQLite's in-memory test database
 @pytest.mark.django_db(transaction=True)
 def test_an_idle_thread_closes_its_database_connection(settings, monkeypatch):
     """The thread's connection (its own: Django's are per thread) is closed once no event came

@@ -90,8 +90,9 @@ def test_the_pixel_is_a_gif_recorded_with_one_insert_and_no_session(issued, monk
     if connection.vendor == "postgresql":  # prepared, through psycopg directly
         assert django_sent == []
         assert [q.split()[0] for q in sent] == ["INSERT"]
-    else:
-        assert [q.split()[0] for q in django_sent] == ["INSERT"]
+    else:  # inside the test's transaction Django wraps the write in a savepoint
+        verbs = [q.split()[0] for q in django_sent]
+        assert [v for v in verbs if v not in ("SAVEPOINT", "RELEASE")] == ["INSERT"]
     event = TrackingEvent.objects.get()
     assert (event.kind, event.link, event.machine, event.machine_reason) == (
         "open",
@@ -274,6 +275,7 @@ def test_opens_within_seconds_of_issuance_are_flagged(issued, settings):
     ]
 
 
+@pytest.mark.postgres  # SQLite reports a missing table as OperationalError: "out of reach"
 def test_a_failing_record_step_still_answers(issued, monkeypatch):
     """The database refusing the INSERT (here: the table gone in this transaction) is logged;
     the reader still gets the GIF and the redirect, and that batch is dropped, not retried for
