@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import icalendar
 import recurring_ical_events
@@ -309,6 +309,23 @@ def _calendar(meeting: Meeting, overrides: list[MeetingOverride]) -> icalendar.C
     return cal
 
 
+def _in_windows(query, start: datetime, end: datetime):
+    """The occurrences overlapping [start, end) in order, expanded a window at a time (32
+    days, then twice as long each time) so a caller that stops early pays for little more
+    than it took. `between` walks the series once per call; `after` re-walked it for every
+    occurrence (500 occurrences of a daily series: ~40 s; a year of them by `between`: 0.15 s,
+    tests/capture/meetings/test_store.py)."""
+    low, span = start, timedelta(days=32)
+    while low < end:
+        high = min(end, low + span)
+        found = sorted(query.between(low, high), key=lambda c: _as_datetime(c["DTSTART"].dt))
+        for component in found:
+            # one that began before this window overlapped the previous one: already given
+            if low == start or _as_datetime(component["DTSTART"].dt) >= low:
+                yield component
+        low, span = high, span * 2
+
+
 def meeting_occurrences(
     meeting: Meeting, start: datetime, end: datetime, limit: int = MAX_OCCURRENCES
 ) -> list[Occurrence]:
@@ -323,7 +340,7 @@ def meeting_occurrences(
     try:
         query = recurring_ical_events.of(_calendar(meeting, list(moved.values())))
         out: list[Occurrence] = []
-        for component in query.after(start):
+        for component in _in_windows(query, start, end):
             begins = _as_datetime(component["DTSTART"].dt)
             if begins >= end or len(out) >= limit:
                 break

@@ -320,6 +320,24 @@ def test_an_update_through_a_metadata_only_mailbox_keeps_no_summary_or_location(
     assert (meeting.summary, meeting.location) == ("", "")
 
 
+def test_a_long_window_is_expanded_piecewise_without_gaps_or_repeats():
+    """Windows of 32, 64, 128 ... days: an occurrence running across a window's edge (here
+    each lasts 30 hours) comes once, and none is missing (the local time stays 10:00
+    across the DST change)."""
+    captured(series_invite(rrule="FREQ=DAILY;COUNT=150", exdate="", end="20250304T160000"))
+    meeting = Meeting.objects.get()
+    got = meeting_occurrences(meeting, MARCH, MARCH + timedelta(days=200))
+    assert len(got) == 150
+    assert [o.start.date() for o in got] == [
+        (datetime(2025, 3, 3) + timedelta(days=i)).date() for i in range(150)
+    ]
+    assert {(o.start.hour, o.start.minute) for o in got} == {(10, 0)}
+    # a window starting inside a running occurrence gives it first, once
+    inside = meeting_occurrences(meeting, datetime(2025, 4, 10, 12, tzinfo=UTC), MAY)
+    assert inside[0].start.date() == datetime(2025, 4, 9).date()
+    assert len({o.start for o in inside}) == len(inside)
+
+
 def test_expansion_is_capped_per_window():
     captured(series_invite(rrule="FREQ=DAILY", exdate=""))
     meeting = Meeting.objects.get()

@@ -33,7 +33,9 @@ def bodies_encrypted(settings):
 
 def assert_bodies_sealed() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT text_body, html_body, CAST(headers AS text) FROM capture_emailmessage")
+        cursor.execute(
+            "SELECT text_body, html_body, CAST(headers AS text) FROM capture_emailmessage"
+        )
         rows = cursor.fetchall()
     for text, html, headers in rows:
         assert text == "" or text.startswith(bodycrypt.SEALED)
