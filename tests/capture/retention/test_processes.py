@@ -22,7 +22,6 @@ from capture.retention import recompute
 from governance.models import AuditEvent
 from tests.capture.retention.helpers import capture, mail, policy, referenced_files, stored_files
 from tests.filestore import store_env
-from tests.services import require_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,8 +89,8 @@ def _acted_ids() -> list[int]:
     return ids
 
 
+@pytest.mark.postgres
 def test_two_purge_processes_act_on_each_due_row_exactly_once():
-    require_service(connection.vendor == "postgresql", "PostgreSQL")
     due, kept = _mail_with_files(48, 2)
     files_before = stored_files()
     with transaction.atomic(), connection.cursor() as cur:
@@ -128,8 +127,8 @@ def test_two_purge_processes_act_on_each_due_row_exactly_once():
     assert stored_files() < files_before
 
 
+@pytest.mark.postgres
 def test_a_purge_killed_mid_batch_leaves_no_orphan_and_no_missing_file_after_the_next_run():
-    require_service(connection.vendor == "postgresql", "PostgreSQL")
     due, kept = _mail_with_files(30, 2)
     # Killed in the window between a batch's commit and its file removal: rows gone, files
     # still there and named in the outbox.

@@ -80,8 +80,8 @@ def _other_mail_sharing_nothing() -> EmailMessage:
     )
 
 
+@pytest.mark.postgres
 def test_redaction_leaves_no_body_or_attachment_anywhere():
-    require_service(connection.vendor == "postgresql", "PostgreSQL (the dump is pg_dump's)")
     email = _the_mail()
     other = _other_mail_sharing_nothing()
     assert "QZX-SECRET-BODY-77" in dump_database()
@@ -104,8 +104,8 @@ def test_redaction_leaves_no_body_or_attachment_anywhere():
     assert stored_files() == referenced_files()
 
 
+@pytest.mark.postgres
 def test_anonymisation_leaves_no_address_or_name_anywhere():
-    require_service(connection.vendor == "postgresql", "PostgreSQL (the dump is pg_dump's)")
     email = _the_mail()
     _other_mail_sharing_nothing()
     assert ADDRESS in dump_database()

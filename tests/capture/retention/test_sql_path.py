@@ -7,13 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
 from capture import retention
 from capture.models import EmailMessage
 from capture.retention import Spec, compute_expiry, enabled_specs, recompute, sql_plan
 from tests.capture.retention.helpers import capture, mail, policy
-from tests.conftest import require_service
 
 pytestmark = pytest.mark.django_db
 
@@ -73,9 +71,9 @@ CASES = [
 ]
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("fields", CASES, ids=[c["action"] for c in CASES])
 def test_the_sql_path_gives_what_the_python_resolution_gives(fields):
-    require_service(connection.vendor == "postgresql", "PostgreSQL (the SQL path's home)")
     ids = stored_mail()
     p = policy("only", **fields)
     assert sql_plan(enabled_specs()) == Spec.of(p)
@@ -97,8 +95,8 @@ def test_the_sql_path_gives_what_the_python_resolution_gives(fields):
         assert (first.expiry_policy_id, first.expiry_rule) == (p.pk, "only_policy")
 
 
+@pytest.mark.postgres
 def test_with_no_policy_the_sql_path_clears_old_outcomes():
-    require_service(connection.vendor == "postgresql", "PostgreSQL (the SQL path's home)")
     ids = stored_mail()
     assert sql_plan([]) is None
     assert recompute()["changed"] == len(ids) - 2
