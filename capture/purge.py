@@ -177,7 +177,7 @@ def purge_expired(
             on_batch(batches, len(rows))
         if pause:
             time.sleep(pause)  # yield to capture (and the crash tests' window)
-        if yield_share and activity is not None and activity.arrived():
+        if activity is not None and activity.arrived():
             # mail arrived during the batch: rest as long as the batch took (times the share)
             time.sleep((time.monotonic() - batch_started) * yield_share)
         if progress is not None:

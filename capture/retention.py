@@ -556,61 +556,48 @@ def sql_plan(specs: list[Spec]) -> Spec | bool | None:
 
 
 def _sql_chunk(thread_ids: list[int], spec: Spec | None) -> tuple[int, int]:
-    """(messages, changed) of one chunk of threads, computed and written in one statement."""
+    """(messages, changed) of one chunk of threads, computed and written in one statement:
+    `s` says whether the policy applies to each message (`hit`), `m` gives its outcome, `u`
+    writes the rows whose outcome changed."""
     em = EmailMessage._meta.db_table
-    params: list[Any] = [sorted(thread_ids), sorted(FROZEN)]
-    if spec is None:
-        select = "NULL::timestamptz AS exp, NULL::bigint AS pol, ''::text AS act, ''::text AS rule"
-    else:
-        match = ["TRUE"]
+    match, match_params = ["TRUE"], []
+    outcome, outcome_params = "NULL::timestamptz, NULL::bigint, ''::text, ''::text", []
+    if spec is not None:
         if spec.directions:
             match.append("direction = ANY(%b::text[])")
+            match_params.append(sorted(spec.directions))
         if spec.stored_levels:
             match.append("stored = ANY(%b::text[])")
+            match_params.append(sorted(spec.stored_levels))
         done = {Action.REDACT: "redacted", Action.ANONYMISE: "anonymised"}.get(spec.action)
         if done:  # an action already applied to the message is not chosen again
             match.append(f"NOT '{done}' = ANY(string_to_array(disposition, ','))")
-        cond = " AND ".join(match)
         if spec.action == Action.RETAIN:
             expires, rule = "NULL::timestamptz", "longest_retention"
         else:
+            # the session's time zone is UTC (Django's), so a day is 24 hours as in Python;
+            # past 10,020 years every date is beyond year 9999 (Python's end of time)
             expires = (
                 "LEAST(date + make_interval(days => %b::int),"
                 " '9999-12-31 23:59:59.999999+00'::timestamptz)"
             )
+            outcome_params.append(min(spec.days, 3_660_000))
             rule = "only_policy"
-        select = (
-            f"CASE WHEN {cond} THEN {expires} END AS exp,"
-            f" CASE WHEN {cond} THEN %b::bigint END AS pol,"
-            f" CASE WHEN {cond} THEN %b::text ELSE '' END AS act,"
-            f" CASE WHEN {cond} THEN %b::text ELSE '' END AS rule"
+        outcome = (
+            f"CASE WHEN hit THEN {expires} END, CASE WHEN hit THEN %b::bigint END,"
+            " CASE WHEN hit THEN %b::text ELSE '' END, CASE WHEN hit THEN %b::text ELSE '' END"
         )
-        per_cond = ([sorted(spec.directions)] if spec.directions else []) + (
-            [sorted(spec.stored_levels)] if spec.stored_levels else []
-        )
-        # the session's time zone is UTC (Django's), so a day is 24 hours as in Python; past
-        # 10,020 years every date is beyond year 9999 (Python's end of time: INFINITY)
-        days = min(spec.days, 3_660_000)
-        expires_params = [*per_cond] + ([] if spec.action == Action.RETAIN else [days])
-        params = [
-            *expires_params,
-            *per_cond,
-            spec.id,
-            *per_cond,
-            spec.action,
-            *per_cond,
-            rule,
-            *params,
-        ]
-    rows = execute_binary(
-        f"WITH m AS (SELECT id, {select} FROM {em}"  # noqa: S608
+        outcome_params += [spec.id, spec.action, rule]
+    rows = execute_arrays(
+        f"WITH s AS (SELECT id, date, {' AND '.join(match)} AS hit FROM {em}"  # noqa: S608
         " WHERE thread_id = ANY(%b::bigint[]) AND NOT disposition = ANY(%b::text[])),"
+        f" m(id, exp, pol, act, rule) AS (SELECT id, {outcome} FROM s),"
         f" u AS (UPDATE {em} AS e SET expires_at = m.exp, expiry_policy_id = m.pol,"
         " expiry_action = m.act, expiry_rule = m.rule FROM m WHERE e.id = m.id AND"
         " (e.expires_at, e.expiry_policy_id, e.expiry_action, e.expiry_rule)"
         " IS DISTINCT FROM (m.exp, m.pol, m.act, m.rule) RETURNING 1)"
         " SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM u)",
-        params,
+        [*match_params, sorted(thread_ids), sorted(FROZEN), *outcome_params],
         fetch=True,
     )
     return rows[0][0], rows[0][1]

@@ -585,11 +585,7 @@ def open_blob(rel: str):
 
 
 def _delete(kind: str, rel: str) -> None:
-    from capture.models import DataKey
-
-    if rel.endswith(ENC_SUFFIX):
-        # The key first: once it is gone every copy of the file, backups included, is noise.
-        DataKey.objects.filter(name=f"{kind}/{rel}").delete()
+    forget_keys(kind, [rel])  # the key first
     backend(kind).delete(rel)
 
 
